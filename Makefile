@@ -1,0 +1,9 @@
+.PHONY: test tiny-models
+
+# Builds/reuses .venv/tf1 and .venv/torch, then runs ruff and the test suite in each.
+test:
+	bash scripts/test.sh
+
+# Small random models under the official names, for running everything without the real weights.
+tiny-models:
+	.venv/tf1/bin/python -m stylegan2 make-tiny --out models

@@ -1,0 +1,1 @@
+"""The torch engine: pure PyTorch ops (no custom CUDA extensions), NCHW, CPU or CUDA."""

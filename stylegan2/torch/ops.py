@@ -1,0 +1,82 @@
+"""PyTorch building blocks in NCHW (spec §3); the same functions as stylegan2.tf.ops."""
+from __future__ import annotations
+
+import math
+import os
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from ..filters import AFTER_TRANSPOSED_CONV_PAD, SKIP_UPSAMPLE_PAD, UP, fir_kernel
+
+LRELU_SLOPE = 0.2
+LRELU_GAIN = math.sqrt(2.0)
+DEMOD_EPS = 1e-8
+
+
+def default_device() -> torch.device:
+    """TOONIFY_DEVICE if set (cpu, cuda, cuda:1), else CUDA when available."""
+    name = os.environ.get("TOONIFY_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def lrelu_gain(x: torch.Tensor) -> torch.Tensor:
+    """√2·lrelu₀.₂ (spec §3.2)."""
+    return F.leaky_relu(x, LRELU_SLOPE) * LRELU_GAIN
+
+
+def fir(channels: int, device: torch.device) -> torch.Tensor:
+    """Depthwise FIR weight [C, 1, 4, 4] (×up²)."""
+    kernel = torch.as_tensor(fir_kernel(gain=UP * UP)[::-1, ::-1].copy(), device=device)
+    return kernel[None, None].repeat(channels, 1, 1, 1)
+
+
+def upfirdn(x: torch.Tensor, kernel: torch.Tensor, up: int, pad: Tuple[int, int]) -> torch.Tensor:
+    """upfirdn2d (spec §3.8) per channel: zero-insert ×up, pad, FIR (valid)."""
+    n, c, h, w = x.shape
+    if up > 1:
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+        x = x.reshape(n, c, h * up, w * up)
+    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
+    return F.conv2d(x, kernel, groups=c)
+
+
+def upsample_skip(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """upsample_2d of the RGB skip path: ×2 with pad (2, 1)."""
+    return upfirdn(img, kernel, UP, SKIP_UPSAMPLE_PAD)
+
+
+def styles(w: torch.Tensor, style_weight: torch.Tensor, style_bias: torch.Tensor) -> torch.Tensor:
+    """s = w·A' + (a + 1) (spec §3.4); [N, C_in]."""
+    return torch.addmm(style_bias, w, style_weight)
+
+
+def modulated_conv(
+    x: torch.Tensor,
+    s: torch.Tensor,
+    weight: torch.Tensor,
+    demod: Optional[torch.Tensor],
+    up_fir: Optional[torch.Tensor],
+) -> torch.Tensor:
+    """Non-fused modulated conv: scale inputs by s, convolve with the shared weight, scale outputs by d.
+
+    ``weight`` is OIHW for plain convs and, when ``up_fir`` is given, [in, out, kh, kw] already flipped for
+    conv_transpose2d (spec §3.6: transposed conv with the flipped weight, then FIR pad (1, 1)).
+    """
+    x = x * s[:, :, None, None]
+    if up_fir is not None:
+        x = F.conv_transpose2d(x, weight, stride=2)
+        x = upfirdn(x, up_fir, 1, AFTER_TRANSPOSED_CONV_PAD)
+    else:
+        x = F.conv2d(x, weight, padding=weight.shape[-1] // 2)
+    if demod is not None:
+        d = torch.rsqrt(torch.square(s) @ demod + DEMOD_EPS)
+        x = x * d[:, :, None, None]
+    return x
+
+
+def box_downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Mean over factor×factor blocks (the projector's 1024 → 256 step, spec §4)."""
+    return x if factor == 1 else F.avg_pool2d(x, factor)
