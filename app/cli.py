@@ -1,0 +1,92 @@
+"""``python -m app`` — align, paste (and the service commands)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .align import align_face, paste_faces
+from .errors import ToonifyError
+from .faces import FaceDetector
+from .imaging import decode_image
+
+
+def cmd_align(args: argparse.Namespace) -> int:
+    detector = FaceDetector()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report: Dict[str, dict] = {}
+    status = 0
+    for photo in args.photos:
+        path = Path(photo)
+        try:
+            rgb = decode_image(path.read_bytes())
+            faces = detector.usable_faces(rgb)
+        except ToonifyError as exc:
+            print("%s: %s" % (path.name, exc.message), file=sys.stderr)
+            report[path.name] = {"size": None, "faces": [], "error": {"code": exc.code, "message": exc.message}}
+            status = 1
+            continue
+        entries = []
+        for number, face in enumerate(faces, start=1):
+            aligned = align_face(rgb, face.landmarks, args.size)
+            name = "%s_%02d.png" % (path.stem, number)
+            Image.fromarray(aligned.image).save(str(out / name))
+            entries.append(dict(face.to_json(), quad=aligned.quad.round(3).tolist(), aligned=name))
+        report[path.name] = {"size": [int(rgb.shape[1]), int(rgb.shape[0])], "faces": entries}
+        print("%s: %d face(s)" % (path.name, len(entries)))
+    (out / "faces.json").write_text(json.dumps(report, indent=1))
+    return status
+
+
+def cmd_paste(args: argparse.Namespace) -> int:
+    path = Path(args.photo)
+    report = json.loads(Path(args.faces).read_text())
+    entry = report.get(path.name) or report.get(str(path))
+    if not entry or not entry["faces"]:
+        print("error: %s has no faces in %s" % (path.name, args.faces), file=sys.stderr)
+        return 2
+    results = [np.asarray(Image.open(p).convert("RGB")) for p in args.results.split(",")]
+    if len(results) > len(entry["faces"]):
+        print("error: %d results for %d faces" % (len(results), len(entry["faces"])), file=sys.stderr)
+        return 2
+    quads = [np.asarray(face["quad"], dtype=np.float64) for face in entry["faces"][: len(results)]]
+    photo = decode_image(path.read_bytes())
+    Image.fromarray(paste_faces(photo, results, quads)).save(args.out)
+    print("wrote %s" % args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description="Toonify: photo in, cartoon face out.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    align = sub.add_parser("align", help="find faces and write FFHQ-aligned crops + faces.json")
+    align.add_argument("photos", nargs="+")
+    align.add_argument("--out", required=True)
+    align.add_argument("--size", type=int, default=1024, help="output side (the model's resolution)")
+    align.set_defaults(func=cmd_align)
+    paste = sub.add_parser("paste", help="paste square results back into the photo")
+    paste.add_argument("photo")
+    paste.add_argument("--faces", required=True, help="faces.json written by align")
+    paste.add_argument("--results", required=True, help="comma-separated result images, in face order")
+    paste.add_argument("--out", required=True)
+    paste.set_defaults(func=cmd_paste)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ToonifyError, OSError, ValueError) as exc:
+        print("error: %s" % exc, file=sys.stderr)
+        return 2
+
+
+def run(argv: Optional[List[str]] = None) -> None:
+    sys.exit(main(argv))

@@ -1,0 +1,135 @@
+"""Face detection and 68-point landmarks with dlib, with false detections filtered out.
+
+The original Toonify pipeline aligned every dlib detection, including a mission patch on the astronaut
+photo (score 0.12 at upsample 1). Real faces, even small ones in crowded group photos, score ≳ 0.3, so we
+keep detections above a score threshold whose landmarks also have a plausible face geometry.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import dlib
+import numpy as np
+from PIL import Image
+
+from .errors import FaceTooSmall, NoFaceFound
+
+LANDMARK_FILE = "shape_predictor_68_face_landmarks.dat"
+MIN_SCORE = 0.2
+MIN_FACE_PX = 48  # dlib box width in photo pixels below which a face is too small to align usefully
+# Photos up to SMALL_PHOTO_SIDE are searched as the original does (upsample 1: faces from ~40 px). Larger ones
+# are searched on a copy scaled to LARGE_PHOTO_SIDE without upsampling (faces from ~80 px of that copy):
+# 0.17 s instead of 0.36 s on a 12-MP photo, on this 2-core CPU.
+SMALL_PHOTO_SIDE = 1000
+LARGE_PHOTO_SIDE = 1400
+
+
+@dataclass
+class Face:
+    """One detected face in photo coordinates."""
+
+    rect: List[int]  # [left, top, right, bottom]
+    score: float
+    landmarks: np.ndarray  # [68, 2] float (x, y)
+    problems: List[str] = field(default_factory=list)
+
+    @property
+    def width(self) -> int:
+        return self.rect[2] - self.rect[0]
+
+    def to_json(self) -> dict:
+        return {"rect": [int(v) for v in self.rect], "score": round(float(self.score), 4),
+                "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks]}
+
+
+def landmark_model_path(models_dir: Optional[Path] = None) -> Path:
+    """``models/shape_predictor_68_face_landmarks.dat`` if present, else the copy shipped by the PyPI package
+    face-recognition-models, found without importing it (its __init__ needs pkg_resources)."""
+    if models_dir is not None and (Path(models_dir) / LANDMARK_FILE).is_file():
+        return Path(models_dir) / LANDMARK_FILE
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is not None and spec.submodule_search_locations:
+        candidate = Path(list(spec.submodule_search_locations)[0]) / "models" / LANDMARK_FILE
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("%s not found: install face-recognition-models or put it in the models directory"
+                            % LANDMARK_FILE)
+
+
+def plausibility_problems(landmarks: np.ndarray, rect: Sequence[int]) -> List[str]:
+    """Geometric sanity of 68 landmarks against their box: eyes apart by a plausible share of the box width,
+    mouth below the eyes at a plausible distance, roughly perpendicular to the eye line."""
+    width = max(rect[2] - rect[0], 1)
+    eye_left, eye_right = landmarks[36:42].mean(0), landmarks[42:48].mean(0)
+    mouth = (landmarks[48] + landmarks[54]) / 2
+    eye_to_eye = eye_right - eye_left
+    eye_to_mouth = mouth - (eye_left + eye_right) / 2
+    eye_distance, mouth_distance = np.linalg.norm(eye_to_eye), np.linalg.norm(eye_to_mouth)
+    problems = []
+    if not 0.25 <= eye_distance / width <= 0.7:
+        problems.append("eye distance %.2f of the box width" % (eye_distance / width))
+    if not 0.5 <= mouth_distance / max(eye_distance, 1e-6) <= 1.6:
+        problems.append("eye-to-mouth %.2f of the eye distance" % (mouth_distance / max(eye_distance, 1e-6)))
+    cos = float(np.dot(eye_to_eye, eye_to_mouth) / max(eye_distance * mouth_distance, 1e-6))
+    if abs(cos) > 0.5:
+        problems.append("mouth not below the eyes (cos %.2f)" % cos)
+    return problems
+
+
+class FaceDetector:
+    """dlib's frontal detector + the 68-point shape predictor, loaded once."""
+
+    def __init__(self, models_dir: Optional[Path] = None, min_score: float = MIN_SCORE,
+                 min_face_px: int = MIN_FACE_PX) -> None:
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(str(landmark_model_path(models_dir)))
+        self.min_score = min_score
+        self.min_face_px = min_face_px
+
+    def _detect(self, rgb: np.ndarray):
+        """Detections (on a downscaled copy for large photos), boxes in photo coordinates."""
+        height, width = rgb.shape[:2]
+        scale, upsample, small = 1.0, 1, rgb
+        if max(height, width) > SMALL_PHOTO_SIDE:  # large photo: no upsampling, at most LARGE_PHOTO_SIDE
+            scale, upsample = min(1.0, LARGE_PHOTO_SIDE / float(max(height, width))), 0
+            size = (max(1, int(round(width * scale))), max(1, int(round(height * scale))))
+            small = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
+        rects, scores, _ = self._detector.run(small, upsample, -0.5)
+        for rect, score in zip(rects, scores):
+            box = [int(math.floor(rect.left() / scale)), int(math.floor(rect.top() / scale)),
+                   int(math.ceil(rect.right() / scale)), int(math.ceil(rect.bottom() / scale))]
+            yield box, score
+
+    def all_detections(self, rgb: np.ndarray) -> List[Face]:
+        """Every dlib detection with its landmarks and the reasons it would be rejected (largest first)."""
+        rgb = np.ascontiguousarray(rgb)
+        faces = []
+        for box, score in self._detect(rgb):
+            shape = self._predictor(rgb, dlib.rectangle(*box))
+            landmarks = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+            problems = plausibility_problems(landmarks, box)
+            if score < self.min_score:
+                problems.insert(0, "detector score %.2f below %.2f" % (score, self.min_score))
+            faces.append(Face(box, float(score), landmarks, problems))
+        faces.sort(key=lambda f: f.width, reverse=True)
+        return faces
+
+    def detect(self, rgb: np.ndarray) -> List[Face]:
+        """Genuine faces, largest first (too-small faces included; callers decide, see usable())."""
+        return [face for face in self.all_detections(rgb) if not face.problems]
+
+    def usable_faces(self, rgb: np.ndarray) -> List[Face]:
+        """Genuine faces big enough to toonify, largest first; a typed error when there are none."""
+        faces = self.detect(rgb)
+        usable = [face for face in faces if face.width >= self.min_face_px]
+        if usable:
+            return usable
+        if faces:
+            raise FaceTooSmall("the face is only %d px wide; it must be at least %d px — use a closer or larger photo"
+                               % (faces[0].width, self.min_face_px))
+        raise NoFaceFound("no face found — use a photo where the face is at least %d px wide, well lit and looking "
+                          "at the camera" % max(self.min_face_px, 128))

@@ -1,0 +1,52 @@
+"""Real dlib detection on real photos: genuine faces only, landmarks like the original's."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from app.errors import NoFaceFound
+from app.faces import FaceDetector
+from app.imaging import decode_image
+from tests.conftest import FIXTURES, PHOTOS
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+def _faces(detector, name):
+    return detector.detect(decode_image((PHOTOS / name).read_bytes()))
+
+
+@pytest.mark.parametrize("name, count", [("astronaut.png", 1), ("obama.jpg", 1), ("two-faces.jpg", 2),
+                                         ("chelsea.png", 0), ("obama-exif-rotated.jpg", 1)])
+def test_face_counts(detector, name, count):
+    assert len(_faces(detector, name)) == count
+
+
+def test_mission_patch_is_seen_but_rejected(detector):
+    everything = detector.all_detections(decode_image((PHOTOS / "astronaut.png").read_bytes()))
+    patch = [f for f in everything if f.rect[1] > 300 and f.score > 0.05]
+    assert patch and patch[0].problems and "score" in patch[0].problems[0]
+
+
+def test_cat_is_a_no_face_error(detector):
+    with pytest.raises(NoFaceFound) as err:
+        detector.usable_faces(decode_image((PHOTOS / "chelsea.png").read_bytes()))
+    assert err.value.code == "no_face" and "at least" in err.value.message
+
+
+def test_largest_face_first(detector):
+    faces = _faces(detector, "two-faces.jpg")
+    assert faces[0].width >= faces[1].width
+
+
+@pytest.mark.parametrize("name", ["astronaut.png", "obama.jpg"])
+def test_eye_and_mouth_landmarks_match_the_original(detector, name):
+    recorded = json.loads((FIXTURES / "alignment" / "alignment.json").read_text())[name]["faces"][0]
+    ours = _faces(detector, name)[0].landmarks
+    theirs = np.asarray(recorded["landmarks"], dtype=np.float64)
+    assert np.linalg.norm(ours[36:60] - theirs[36:60], axis=1).mean() <= 2.0
