@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -15,7 +16,9 @@ from .engines import ENGINES, engine_module
 from .errors import ModelError
 from .layout import describe
 from .perceptual import describe_perceptual
+from .projection import ProjectorConfig, StepInfo
 from .sampling import broadcast, latents_from_seeds, parse_seeds, to_uint8, truncate
+from .toonifier import ModelPaths, Toonifier, default_cache_dir
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
@@ -132,6 +135,100 @@ def cmd_make_tiny(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_targets(paths: Sequence[str], resolution: int) -> np.ndarray:
+    """Aligned face PNGs as uint8 [B, R, R, 3], Lanczos-resized to the model's resolution if needed."""
+    from PIL import Image
+
+    images = []
+    for path in paths:
+        image = Image.open(path).convert("RGB")
+        if image.size != (resolution, resolution):
+            image = image.resize((resolution, resolution), Image.LANCZOS)
+        images.append(np.asarray(image))
+    return np.stack(images)
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr: step/total, mean loss, seconds per step, ETA."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.start = label, time.perf_counter()
+        self.redraw = sys.stderr.isatty()
+
+    def __call__(self, info: StepInfo) -> None:
+        every = max(1, info.total // 10)
+        if not self.redraw and info.step % every and info.step != info.total:
+            return
+        per_step = (time.perf_counter() - self.start) / info.step
+        filled = int(30 * info.step / info.total)
+        line = "%s [%s%s] %d/%d loss %.4f %.2fs/step ETA %.0fs" % (
+            self.label, "#" * filled, "." * (30 - filled), info.step, info.total,
+            float(np.mean(info.losses)), per_step, per_step * (info.total - info.step))
+        end = "\n" if info.step == info.total or not self.redraw else ""
+        sys.stderr.write(("\r" if self.redraw else "") + line + end)
+        sys.stderr.flush()
+
+
+def _projection_batches(args: argparse.Namespace, toon: Optional[str]):
+    """Yield (stems, aligned targets, result, toonifier) per batch of targets; face k gets seed S + k."""
+    paths = ModelPaths(Path(args.pkl), Path(toon) if toon else None, Path(args.perceptual))
+    toonifier = Toonifier(args.engine, paths, default_cache_dir(paths.ffhq))
+    config = ProjectorConfig(steps=args.steps, space=args.space)
+    targets = list(args.target)
+    for first in range(0, len(targets), args.batch):
+        chunk = targets[first: first + args.batch]
+        aligned = _load_targets(chunk, toonifier.resolution)
+        seeds = [args.seed + first + i for i in range(len(chunk))]
+        label = "projecting %d-%d of %d" % (first + 1, first + len(chunk), len(targets))
+        result = toonifier.project(aligned, seeds, config, on_step=ProgressBar(label))
+        yield [Path(p).stem for p in chunk], aligned, result, toonifier
+
+
+def _write_projection(out: Path, stem: str, index: int, result, reconstruction: np.ndarray) -> None:
+    np.save(str(out / ("%s.npy" % stem)), result.latents[index])
+    _save_png(reconstruction[index], out / ("%s.png" % stem))
+    record = {"steps": result.steps_done, "loss": [step[index] for step in result.losses],
+              "step_seconds": result.step_seconds}
+    (out / ("%s.json" % stem)).write_text(json.dumps(record))
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for stems, _, result, toonifier in _projection_batches(args, None):
+        reconstruction = toonifier.projector(len(stems), ProjectorConfig(steps=args.steps, space=args.space))
+        images = reconstruction.reconstruction()
+        for index, stem in enumerate(stems):
+            _write_projection(out, stem, index, result, images)
+            print("%s: loss %.4f → %.4f, wrote %s.npy" % (stem, result.losses[0][index], result.losses[-1][index],
+                                                        out / stem))
+    return 0
+
+
+def cmd_toonify(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    args.pkl = args.ffhq
+    for stems, _, result, toonifier in _projection_batches(args, args.toon):
+        toons = toonifier.synthesize(result.latents, 1.0)
+        for index, stem in enumerate(stems):
+            np.save(str(out / ("%s.npy" % stem)), result.latents[index])
+            _save_png(toons[index], out / ("%s-toon.png" % stem))
+            print("%s: wrote %s" % (stem, out / ("%s-toon.png" % stem)))
+    return 0
+
+
+def _add_projection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--perceptual", required=True, help="vgg16_zhang_perceptual.pkl")
+    parser.add_argument("--target", action="append", required=True, help="aligned face PNG (repeatable)")
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0, help="face k of the request uses seed + k")
+    parser.add_argument("--space", choices=["wplus", "w"], default="wplus")
+    parser.add_argument("--batch", type=int, default=1, help="faces projected at once")
+    parser.add_argument("--engine", choices=sorted(ENGINES), default="tf1")
+    parser.add_argument("--out", required=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stylegan2", description="StyleGAN2 pickles without their code.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +265,17 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--out", required=True)
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(func=cmd_make_tiny)
+
+    project = sub.add_parser("project", help="find W+ latents of aligned faces (Toonify's projector)")
+    project.add_argument("--pkl", required=True, help="the FFHQ generator")
+    _add_projection_options(project)
+    project.set_defaults(func=cmd_project)
+
+    toonify = sub.add_parser("toonify", help="project with FFHQ, then render with the cartoon-blended model")
+    toonify.add_argument("--ffhq", required=True)
+    toonify.add_argument("--toon", required=True)
+    _add_projection_options(toonify)
+    toonify.set_defaults(func=cmd_toonify)
     return parser
 
 

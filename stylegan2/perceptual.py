@@ -108,19 +108,38 @@ def describe_perceptual(record: NetworkRecord) -> PerceptualSpec:
     return PerceptualSpec(blocks, linear)
 
 
+def _carry_kernel(in_channels: int, out_channels: int, rnd: np.random.RandomState) -> np.ndarray:
+    """3×3 kernel whose centre tap passes the first input channels through, plus small random mixing."""
+    kernel = rnd.randn(3, 3, in_channels, out_channels) * (0.05 / np.sqrt(9 * in_channels))
+    for channel in range(min(in_channels, out_channels)):
+        kernel[1, 1, channel, channel] += 1.0
+    return kernel
+
+
 def random_perceptual(seed: int, channels: Sequence[int] = TINY_CHANNELS) -> NetworkRecord:
-    """A VGG-shaped perceptual pickle record in the 13+5 layout, with He-scaled random kernels."""
+    """A VGG-shaped perceptual pickle record in the 13+5 layout for tests. Purely random VGG features,
+    unit-normalised, ignore brightness and contrast, so a projector "matches" images that look nothing alike.
+    This net is built to be a faithful small metric instead: conv1_1 splits each colour into ± ReLU channels
+    plus a constant channel (so normalised taps still encode colour), and later convs carry those through."""
     rnd = np.random.RandomState(seed)
     variables: "OrderedDict[str, np.ndarray]" = OrderedDict()
     in_channels = 3
     for block_index, (convs, out_channels) in enumerate(zip(VGG_BLOCKS, channels)):
         for conv_index in range(convs):
             scope = "conv%d_%d" % (block_index + 1, conv_index + 1)
-            std = np.sqrt(2.0 / (9 * in_channels))
-            variables[scope + "/weight"] = (rnd.randn(3, 3, in_channels, out_channels) * std).astype(np.float32)
-            variables[scope + "/bias"] = (rnd.randn(out_channels) * 0.01).astype(np.float32)
+            bias = np.zeros(out_channels)
+            if in_channels == 3:
+                kernel = rnd.randn(3, 3, 3, out_channels) * 0.05
+                for colour in range(3):
+                    kernel[1, 1, colour, colour] += 1.0
+                    kernel[1, 1, colour, colour + 3] -= 1.0
+                bias[6] = 1.0  # the constant channel
+            else:
+                kernel = _carry_kernel(in_channels, out_channels, rnd)
+            variables[scope + "/weight"] = kernel.astype(np.float32)
+            variables[scope + "/bias"] = bias.astype(np.float32)
             in_channels = out_channels
     for tap, out_channels in enumerate(channels):
-        variables["lin%d/weight" % tap] = np.abs(rnd.randn(1, 1, out_channels, 1) * 0.1).astype(np.float32)
+        variables["lin%d/weight" % tap] = np.abs(1.0 + 0.1 * rnd.randn(1, 1, out_channels, 1)).astype(np.float32)
     return NetworkRecord("vgg16_perceptual", {}, variables, build_func_name="lpips_vgg16", version=3,
                          build_module_src="# written by toonify's stylegan2.perceptual: carries no code\n")

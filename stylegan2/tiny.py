@@ -20,11 +20,16 @@ MARKER_FILE = "TINY-TEST-MODELS.txt"
 TINY_SETTINGS = {"resolution": 64, "fmap_base": 512, "fmap_max": 32}
 TINY_BLEND_RESOLUTION = 16
 CONFIG_F_SETTINGS = {"resolution": 1024, "fmap_base": 16 << 10, "fmap_max": 512}
+TORGB_SCALE = 0.3  # keeps random outputs mostly within [-1, 1], as a trained model's are
 SOURCE_NOTE = "# written by toonify's stylegan2.tiny: carries no code; networks are built from the variables\n"
 
 
-def _random_value(name: str, shape: Tuple[int, ...], rnd: np.random.RandomState) -> np.ndarray:
-    scale = 0.1 if name.endswith(("bias", "noise_strength")) else 1.0
+def _random_value(name: str, shape: Tuple[int, ...], rnd: np.random.RandomState, lrmul: float = 1.0) -> np.ndarray:
+    """Training's initialisation: N(0, 1/lrmul²) weights (runtime std 1/√fan_in); small random biases so
+    bias and noise bugs show; tamer ToRGB weights so images are not mostly saturated."""
+    scale = 0.1 if name.endswith(("bias", "noise_strength")) else 1.0 / lrmul
+    if name.endswith("ToRGB/weight"):
+        scale = TORGB_SCALE
     return np.asarray(rnd.standard_normal(shape) * scale, dtype=np.float32)
 
 
@@ -51,7 +56,8 @@ def random_generator(seed: int, settings: Optional[Dict[str, int]] = None) -> Tu
         (name, _random_value(name, shape, rnd)) for name, shape in expected_synthesis_shapes(layers, 512).items()
     )
     mapping_vars = OrderedDict(
-        (name, _random_value(name, shape, rnd)) for name, shape in expected_mapping_shapes(kw).items()
+        (name, _random_value(name, shape, rnd, kw["mapping_lrmul"]))
+        for name, shape in expected_mapping_shapes(kw).items()
     )
     num_ws = max(layer.w_index for layer in layers) + 1
     synthesis = NetworkRecord("G_synthesis", dict(static), synthesis_vars, build_func_name="G_synthesis_stylegan2",

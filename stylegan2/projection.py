@@ -1,0 +1,165 @@
+"""Engine-neutral parts of the projector (spec §4): configuration, schedules, w statistics and their cache,
+per-face random streams, the noise-pyramid depth. Engines implement the optimisation itself."""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .layout import GeneratorSpec
+
+W_AVG_SAMPLES = 10000
+W_AVG_SEED = 123
+PERCEPTUAL_SIZE = 256
+NOISE_PYRAMID_MIN = 8
+
+StepCallback = Callable[["StepInfo"], None]
+CancelCheck = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class ProjectorConfig:
+    """Pinkney's W+ projector (the Toonify default); ``space='w'`` gives the NVlabs W variant."""
+
+    steps: int = 500
+    space: str = "wplus"
+    initial_learning_rate: float = 0.1
+    initial_noise_factor: float = 0.05
+    lr_rampdown_length: float = 0.25
+    lr_rampup_length: float = 0.05
+    noise_ramp_length: float = 0.75
+    regularize_noise_weight: float = 1e5
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    w_avg_samples: int = W_AVG_SAMPLES
+    preview_every: int = 0  # 0 = no preview images in the callback
+
+    def __post_init__(self) -> None:
+        if self.space not in ("wplus", "w"):
+            raise ValueError("space must be 'wplus' or 'w'; got %r" % self.space)
+        if self.steps < 1:
+            raise ValueError("steps must be at least 1; got %r" % self.steps)
+
+
+@dataclass
+class StepInfo:
+    step: int  # 1-based: steps done so far
+    total: int
+    losses: List[float]  # perceptual distance per face at this step
+    preview: Optional[np.ndarray] = None  # uint8 [B, H, W, 3] every ``preview_every`` steps
+
+
+@dataclass
+class ProjectionResult:
+    latents: np.ndarray  # [B, num_ws, w_dim] float32
+    losses: List[List[float]] = field(default_factory=list)  # per step, per face
+    step_seconds: List[float] = field(default_factory=list)
+    cancelled: bool = False
+
+    @property
+    def steps_done(self) -> int:
+        return len(self.losses)
+
+
+def learning_rate(t: float, config: ProjectorConfig) -> float:
+    """lr at progress t = step/steps: cosine ramp-down over the last 25 %, linear ramp-up over the first 5 %."""
+    ramp = min(1.0, (1.0 - t) / config.lr_rampdown_length)
+    ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
+    ramp = ramp * min(1.0, t / config.lr_rampup_length)
+    return config.initial_learning_rate * ramp
+
+
+def noise_strength(t: float, w_std: float, config: ProjectorConfig) -> float:
+    """σ of the latent perturbation: w_std · 0.05 · max(0, 1 − t/0.75)²."""
+    return w_std * config.initial_noise_factor * max(0.0, 1.0 - t / config.noise_ramp_length) ** 2
+
+
+def pyramid_levels(resolution: int) -> int:
+    """Levels of the noise regulariser for a map of this size: halve until the level ≤ 8 has been used."""
+    levels, size = 1, resolution
+    while size > NOISE_PYRAMID_MIN:
+        size //= 2
+        levels += 1
+    return levels
+
+
+def perceptual_factor(resolution: int) -> int:
+    """Box-downsampling factor before the perceptual net (1024 → 256; smaller images untouched)."""
+    return max(1, resolution // PERCEPTUAL_SIZE)
+
+
+def latent_shape(spec: GeneratorSpec, config: ProjectorConfig) -> Tuple[int, int]:
+    """Rows of the optimised latent: num_ws for W+, one tiled row for W."""
+    return (spec.num_ws if config.space == "wplus" else 1, spec.w_dim)
+
+
+def w_statistics(map_fn: Callable[[np.ndarray], np.ndarray], spec: GeneratorSpec,
+                 samples: int = W_AVG_SAMPLES) -> Tuple[np.ndarray, float]:
+    """(w_avg [w_dim], w_std) over ``samples`` mapped z from RandomState(123); w_std is the RMS distance
+    ‖w − w_avg‖ over the 512 dims (the W variant's σ scale)."""
+    z = np.random.RandomState(W_AVG_SEED).randn(samples, spec.z_dim).astype(np.float32)
+    w = np.concatenate([map_fn(z[i: i + 1000]) for i in range(0, samples, 1000)]).astype(np.float64)
+    w_avg = w.mean(axis=0)
+    w_std = float(np.sqrt(np.sum((w - w_avg) ** 2) / samples))
+    return w_avg.astype(np.float32), w_std
+
+
+def sigma_scale(w_std: float, spec: GeneratorSpec, config: ProjectorConfig) -> float:
+    """W+ measures σ over all num_ws×512 dims (√num_ws × the W figure, spec §4 table)."""
+    return w_std * math.sqrt(spec.num_ws) if config.space == "wplus" else w_std
+
+
+def file_digest(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(str(path), "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cached_w_statistics(map_fn: Callable[[np.ndarray], np.ndarray], spec: GeneratorSpec, model_path: Path,
+                        cache_dir: Optional[Path], samples: int = W_AVG_SAMPLES) -> Tuple[np.ndarray, float]:
+    """w statistics keyed by the model file's sha256, so service start-up doesn't redo 10 000 samples."""
+    if cache_dir is None:
+        return w_statistics(map_fn, spec, samples)
+    key = "wstats-%s-%d-%d.npz" % (file_digest(model_path)[:16], samples, W_AVG_SEED)
+    path = Path(cache_dir) / key
+    if path.is_file():
+        with np.load(str(path)) as stored:
+            return stored["w_avg"].astype(np.float32), float(stored["w_std"])
+    w_avg, w_std = w_statistics(map_fn, spec, samples)
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part.npz")
+    np.savez(str(tmp), w_avg=w_avg, w_std=np.float64(w_std))
+    tmp.replace(path)
+    return w_avg, w_std
+
+
+class FaceStreams:
+    """One RandomState per face (seed + index within the whole request), so a face's result does not depend
+    on which batch it was projected in."""
+
+    def __init__(self, seeds: Sequence[int]) -> None:
+        self.streams = [np.random.RandomState(seed) for seed in seeds]
+
+    def initial_noise(self, spec: GeneratorSpec) -> List[np.ndarray]:
+        """Per map, [B, H, W] of N(0, 1): each face draws its maps in order from its own stream."""
+        per_face = [[rnd.randn(res, res) for res in spec.noise_resolutions] for rnd in self.streams]
+        return [np.stack([face[i] for face in per_face]).astype(np.float32) for i in range(len(spec.noise_resolutions))]
+
+    def perturbation(self, shape: Tuple[int, int], sigma: float) -> np.ndarray:
+        """[B, rows, w_dim] of N(0, σ²) for this step."""
+        return (np.stack([rnd.randn(*shape) for rnd in self.streams]) * sigma).astype(np.float32)
+
+
+def targets_to_perceptual_input(targets: np.ndarray) -> np.ndarray:
+    """uint8 [B, H, W, 3] (or float NCHW in [0, 255]) → float32 NCHW in [0, 255]."""
+    targets = np.asarray(targets)
+    if targets.dtype == np.uint8:
+        return targets.transpose(0, 3, 1, 2).astype(np.float32)
+    return targets.astype(np.float32)

@@ -1,0 +1,164 @@
+"""The W+/W projector in TF 1.15 graph mode (spec §4), batched: per-face latents, noise maps and Adam state."""
+from __future__ import annotations
+
+import time
+from typing import List, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from ..perceptual import PerceptualSpec
+from ..projection import (
+    CancelCheck,
+    FaceStreams,
+    ProjectionResult,
+    ProjectorConfig,
+    StepCallback,
+    StepInfo,
+    latent_shape,
+    learning_rate,
+    noise_strength,
+    perceptual_factor,
+    pyramid_levels,
+    sigma_scale,
+    targets_to_perceptual_input,
+)
+from ..sampling import to_uint8
+from . import ops
+from .lpips import LPIPS
+from .networks import Generator, synthesis_graph
+
+
+def noise_regularization(noise: tf.Tensor) -> tf.Tensor:
+    """Per sample: Σ over pyramid levels of mean(v·roll_x v)² + mean(v·roll_y v)² (noise [B, H, W, 1])."""
+    total = 0.0
+    size = noise.shape.as_list()[1]
+    v = noise
+    for _ in range(pyramid_levels(size)):
+        total += tf.square(tf.reduce_mean(v * tf.roll(v, shift=1, axis=2), axis=[1, 2, 3]))
+        total += tf.square(tf.reduce_mean(v * tf.roll(v, shift=1, axis=1), axis=[1, 2, 3]))
+        if size <= 8:
+            break
+        size //= 2
+        v = tf.nn.avg_pool2d(v, ksize=2, strides=2, padding="VALID")
+    return total
+
+
+class Projector:
+    """Built once for a batch size; ``project`` may be called many times (state is re-initialised)."""
+
+    def __init__(self, generator: Generator, perceptual: PerceptualSpec, config: ProjectorConfig,
+                 w_avg: np.ndarray, w_std: float, batch: int) -> None:
+        self.generator, self.config, self.batch = generator, config, batch
+        spec = generator.spec
+        self.w_avg, self.sigma = w_avg, sigma_scale(w_std, spec, config)
+        rows, w_dim = latent_shape(spec, config)
+        self.factor = perceptual_factor(spec.resolution)
+        with generator.graph.as_default(), tf.name_scope("projector"):
+            self.lpips = LPIPS(perceptual)
+            self._latent = tf.Variable(tf.zeros([batch, rows, w_dim]), name="latent")
+            self._noise = [tf.Variable(tf.zeros([batch, res, res, 1]), name="noise%d" % i)
+                           for i, res in enumerate(spec.noise_resolutions)]
+            self._perturb = tf.placeholder(tf.float32, [batch, rows, w_dim], name="perturb")
+            self._lr = tf.placeholder(tf.float32, [], name="lr")
+            ws = self._latent + self._perturb
+            if rows == 1:
+                ws = tf.tile(ws, [1, spec.num_ws, 1])
+            self._images = synthesis_graph(ws, self._noise, generator.synthesis_params, spec)
+            self._target = tf.placeholder(tf.float32, [batch, 3, spec.resolution, spec.resolution], name="target")
+            target_taps = self.lpips.features(self._downsample(self._target))
+            self._target_taps = [tf.Variable(tf.zeros(t.shape), trainable=False) for t in target_taps]
+            self._store_target = tf.group(*[v.assign(t) for v, t in zip(self._target_taps, target_taps)])
+            self._dist = self.lpips.distance_to(self._downsample((self._images + 1) * 127.5), self._target_taps)
+            reg = tf.add_n([noise_regularization(n) for n in self._noise])
+            loss = tf.reduce_sum(self._dist) + config.regularize_noise_weight * tf.reduce_sum(reg)
+            optimizer = tf.train.AdamOptimizer(self._lr, config.adam_beta1, config.adam_beta2, config.adam_epsilon)
+            self._train = optimizer.minimize(loss, var_list=[self._latent] + self._noise)
+            self._normalize = tf.group(*[n.assign(self._unit(n)) for n in self._noise])
+            self._init = tf.variables_initializer([self._latent] + self._noise + optimizer.variables())
+            self._noise_feeds = [tf.placeholder(tf.float32, n.shape) for n in self._noise]
+            start = tf.tile(tf.constant(self.w_avg)[None, None], [batch, rows, 1])
+            self._set_state = tf.group(self._latent.assign(start),
+                                       *[n.assign(f) for n, f in zip(self._noise, self._noise_feeds)])
+        generator.session.run(tf.variables_initializer(self._target_taps))
+
+    def _downsample(self, images: tf.Tensor) -> tf.Tensor:
+        nhwc = ops.box_downsample(tf.transpose(images, [0, 2, 3, 1]), self.factor)
+        return tf.transpose(nhwc, [0, 3, 1, 2])
+
+    @staticmethod
+    def _unit(noise: tf.Variable) -> tf.Tensor:
+        centred = noise - tf.reduce_mean(noise, axis=[1, 2, 3], keepdims=True)
+        return centred * tf.rsqrt(tf.reduce_mean(tf.square(centred), axis=[1, 2, 3], keepdims=True))
+
+    def project(self, targets: np.ndarray, seeds: Sequence[int], on_step: Optional[StepCallback] = None,
+                should_cancel: Optional[CancelCheck] = None) -> ProjectionResult:
+        """targets: uint8 [B, H, W, 3] aligned faces. Returns W+ latents [B, num_ws, w_dim]."""
+        session, spec, config = self.generator.session, self.generator.spec, self.config
+        target = targets_to_perceptual_input(targets)
+        if len(target) != self.batch or len(seeds) != self.batch:
+            raise ValueError("this projector was built for %d faces; got %d targets, %d seeds"
+                             % (self.batch, len(target), len(seeds)))
+        streams = FaceStreams(seeds)
+        session.run(self._init)
+        session.run(self._store_target, {self._target: target})
+        noise = streams.initial_noise(spec)
+        session.run(self._set_state, {f: n[..., None] for f, n in zip(self._noise_feeds, noise)})
+        result = ProjectionResult(latents=np.zeros(0, np.float32))
+        shape = latent_shape(spec, config)
+        for step in range(config.steps):
+            start = time.perf_counter()
+            t = step / config.steps
+            feed = {self._lr: learning_rate(t, config),
+                    self._perturb: streams.perturbation(shape, noise_strength(t, self.sigma, config))}
+            _, dist = session.run([self._train, self._dist], feed)
+            session.run(self._normalize)
+            result.losses.append([float(d) for d in dist])
+            result.step_seconds.append(time.perf_counter() - start)
+            if on_step is not None:
+                preview = None
+                if config.preview_every and (step + 1) % config.preview_every == 0:
+                    preview = self.reconstruction()
+                on_step(StepInfo(step + 1, config.steps, result.losses[-1], preview))
+            if should_cancel is not None and should_cancel():
+                result.cancelled = True
+                break
+        result.latents = self.latents()
+        return result
+
+    def noise_maps(self) -> List[np.ndarray]:
+        """Current per-face noise maps, [B, H, W] each."""
+        return [n[..., 0] for n in self.generator.session.run(self._noise)]
+
+    def latents(self) -> np.ndarray:
+        latent = self.generator.session.run(self._latent)
+        return np.repeat(latent, self.generator.spec.num_ws // latent.shape[1], axis=1).astype(np.float32)
+
+    def reconstruction(self) -> np.ndarray:
+        """uint8 [B, H, W, 3] of the current latents with the optimised noise (what project_images.py saves)."""
+        zero = np.zeros(self._perturb.shape.as_list(), np.float32)
+        return to_uint8(self.generator.session.run(self._images, {self._perturb: zero}))
+
+
+def build_projector(generator: Generator, perceptual: PerceptualSpec, config: ProjectorConfig,
+                    w_avg: np.ndarray, w_std: float, batch: int) -> Projector:
+    return Projector(generator, perceptual, config, w_avg, w_std, batch)
+
+
+def regularization_value(noise: np.ndarray) -> np.ndarray:
+    """The noise regulariser of [B, H, W] maps, per face (for tests and tools)."""
+    graph = tf.Graph()
+    with graph.as_default(), tf.Session(graph=graph) as session:
+        return session.run(noise_regularization(tf.constant(noise[..., None].astype(np.float32))))
+
+
+def lpips_distance(perceptual: PerceptualSpec, images0: np.ndarray, images1: np.ndarray) -> List[float]:
+    """Standalone LPIPS on two NCHW [0, 255] batches (for tests and tools)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        lpips = LPIPS(perceptual)
+        a = tf.placeholder(tf.float32, images0.shape)
+        b = tf.placeholder(tf.float32, images1.shape)
+        dist = lpips.distance(a, b)
+        with tf.Session(graph=graph) as session:
+            return [float(d) for d in session.run(dist, {a: images0, b: images1})]

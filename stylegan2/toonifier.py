@@ -1,0 +1,102 @@
+"""Load the three Toonify models once and offer what the product needs: project aligned faces with the FFHQ
+generator, synthesise latents with the cartoon-blended one (or between the two at a toon strength)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import pickles
+from .blending import interpolate_variables
+from .engines import engine_module
+from .layout import describe
+from .perceptual import describe_perceptual
+from .projection import CancelCheck, ProjectionResult, ProjectorConfig, StepCallback, cached_w_statistics
+from .sampling import to_uint8
+
+
+@dataclass(frozen=True)
+class ModelPaths:
+    ffhq: Path
+    toon: Optional[Path]  # None: projection only
+    perceptual: Path
+
+    @classmethod
+    def in_dir(cls, models_dir: Path) -> "ModelPaths":
+        from .tiny import FFHQ_FILE, PERCEPTUAL_FILE, TOON_FILE
+
+        models_dir = Path(models_dir)
+        return cls(models_dir / FFHQ_FILE, models_dir / TOON_FILE, models_dir / PERCEPTUAL_FILE)
+
+
+def default_cache_dir(model_path: Path) -> Optional[Path]:
+    """TOONIFY_CACHE_DIR, else ``.cache`` beside the model when that folder is writable, else no cache."""
+    configured = os.environ.get("TOONIFY_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    folder = Path(model_path).resolve().parent
+    return folder / ".cache" if os.access(str(folder), os.W_OK) else None
+
+
+class Toonifier:
+    """Models loaded once per process; engine ``tf1`` or ``torch``."""
+
+    def __init__(self, engine: str, paths: ModelPaths, cache_dir: Optional[Path] = None) -> None:
+        networks = engine_module(engine, "networks")
+        self.engine, self.paths = engine, paths
+        self._projector_module = engine_module(engine, "projector")
+        self.ffhq_spec = describe(pickles.load_generator(paths.ffhq))
+        self.perceptual = describe_perceptual(pickles.load(paths.perceptual))
+        self.ffhq = networks.Generator(self.ffhq_spec)
+        self.toon_spec = self.ffhq_spec
+        self.toon = self._mix = self.ffhq
+        if paths.toon is not None:
+            self.toon_spec = describe(pickles.load_generator(paths.toon))
+            if (self.toon_spec.resolution, self.toon_spec.num_ws) != (self.resolution, self.num_ws):
+                raise pickles.ModelFileError("%s and %s have different resolutions" % (paths.ffhq, paths.toon))
+            self.toon = networks.Generator(self.toon_spec)
+            self._mix = networks.Generator(self.toon_spec)
+        self._mix_strength: Optional[float] = None
+        self.w_avg, self.w_std = cached_w_statistics(self.ffhq.map, self.ffhq_spec, paths.ffhq, cache_dir)
+        self._projectors: Dict[Tuple[int, ProjectorConfig], object] = {}
+
+    @property
+    def resolution(self) -> int:
+        return self.ffhq_spec.resolution
+
+    @property
+    def num_ws(self) -> int:
+        return self.ffhq_spec.num_ws
+
+    def projector(self, batch: int, config: ProjectorConfig):
+        """Projectors are cached per (batch, config): building one is costly in the tf1 engine."""
+        key = (batch, config)
+        if key not in self._projectors:
+            self._projectors[key] = self._projector_module.build_projector(
+                self.ffhq, self.perceptual, config, self.w_avg, self.w_std, batch)
+        return self._projectors[key]
+
+    def project(self, aligned: np.ndarray, seeds: Sequence[int], config: ProjectorConfig,
+                on_step: Optional[StepCallback] = None,
+                should_cancel: Optional[CancelCheck] = None) -> ProjectionResult:
+        """aligned: uint8 [B, R, R, 3] at the model's resolution."""
+        if aligned.shape[1:3] != (self.resolution, self.resolution):
+            raise ValueError("aligned faces must be %d×%d; got %s" % (self.resolution, self.resolution, aligned.shape))
+        return self.projector(len(aligned), config).project(aligned, list(seeds), on_step, should_cancel)
+
+    def synthesize(self, latents: np.ndarray, strength: float = 1.0) -> np.ndarray:
+        """uint8 [B, R, R, 3]: 1.0 = the blended model (the original Toonify output), 0.0 = the FFHQ model."""
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError("strength must be within [0, 1]; got %r" % strength)
+        if strength == 1.0:
+            return to_uint8(self.toon.synthesize(latents))
+        if strength == 0.0:
+            return to_uint8(self.ffhq.synthesize(latents))
+        if self._mix_strength != strength:
+            self._mix.load_synthesis(interpolate_variables(self.ffhq_spec.synthesis_vars,
+                                                           self.toon_spec.synthesis_vars, strength))
+            self._mix_strength = strength
+        return to_uint8(self._mix.synthesize(latents))

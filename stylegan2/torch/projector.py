@@ -1,0 +1,148 @@
+"""The W+/W projector in PyTorch (spec §4), batched: per-face latents, noise maps and Adam state."""
+from __future__ import annotations
+
+import time
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..perceptual import PerceptualSpec
+from ..projection import (
+    CancelCheck,
+    FaceStreams,
+    ProjectionResult,
+    ProjectorConfig,
+    StepCallback,
+    StepInfo,
+    latent_shape,
+    learning_rate,
+    noise_strength,
+    perceptual_factor,
+    pyramid_levels,
+    sigma_scale,
+    targets_to_perceptual_input,
+)
+from ..sampling import to_uint8
+from . import ops
+from .lpips import LPIPS
+from .networks import Generator
+
+
+def noise_regularization(noise: torch.Tensor) -> torch.Tensor:
+    """Per sample: Σ over pyramid levels of mean(v·roll_x v)² + mean(v·roll_y v)² (noise [B, 1, H, W])."""
+    total = 0.0
+    v = noise
+    for _ in range(pyramid_levels(noise.shape[-1])):
+        total = total + torch.square(torch.mean(v * torch.roll(v, shifts=1, dims=3), dim=(1, 2, 3)))
+        total = total + torch.square(torch.mean(v * torch.roll(v, shifts=1, dims=2), dim=(1, 2, 3)))
+        if v.shape[-1] <= 8:
+            break
+        v = F.avg_pool2d(v, 2)
+    return total
+
+
+class Projector:
+    """Same contract as stylegan2.tf.projector.Projector."""
+
+    def __init__(self, generator: Generator, perceptual: PerceptualSpec, config: ProjectorConfig,
+                 w_avg: np.ndarray, w_std: float, batch: int) -> None:
+        self.generator, self.config, self.batch = generator, config, batch
+        self.device = generator.device
+        spec = generator.spec
+        self.sigma = sigma_scale(w_std, spec, config)
+        self.w_avg = torch.as_tensor(w_avg, device=self.device)
+        self.factor = perceptual_factor(spec.resolution)
+        self.lpips = LPIPS(perceptual, self.device)
+        self._latent: Optional[torch.Tensor] = None
+        self._noise: List[torch.Tensor] = []
+
+    def _perceptual_input(self, images: torch.Tensor) -> torch.Tensor:
+        return ops.box_downsample(images, self.factor)
+
+    def _synthesize(self, perturb: Optional[torch.Tensor]) -> torch.Tensor:
+        ws = self._latent if perturb is None else self._latent + perturb
+        ws = ws.expand(-1, self.generator.spec.num_ws, -1) if ws.shape[1] == 1 else ws
+        return self.generator.run_synthesis(ws, self._noise)
+
+    def project(self, targets: np.ndarray, seeds: Sequence[int], on_step: Optional[StepCallback] = None,
+                should_cancel: Optional[CancelCheck] = None) -> ProjectionResult:
+        """targets: uint8 [B, H, W, 3] aligned faces. Returns W+ latents [B, num_ws, w_dim]."""
+        spec, config = self.generator.spec, self.config
+        target = torch.as_tensor(targets_to_perceptual_input(targets), device=self.device)
+        if len(target) != self.batch or len(seeds) != self.batch:
+            raise ValueError("this projector was built for %d faces; got %d targets, %d seeds"
+                             % (self.batch, len(target), len(seeds)))
+        streams = FaceStreams(seeds)
+        with torch.no_grad():
+            target_taps = self.lpips.features(self._perceptual_input(target))
+        rows, w_dim = latent_shape(spec, config)
+        self._noise = [torch.as_tensor(n[:, None], device=self.device).requires_grad_(True)
+                       for n in streams.initial_noise(spec)]
+        self._latent = self.w_avg[None, None].repeat(self.batch, rows, 1).requires_grad_(True)
+        optimizer = torch.optim.Adam([self._latent] + self._noise, lr=config.initial_learning_rate,
+                                     betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon)
+        result = ProjectionResult(latents=np.zeros(0, np.float32))
+        for step in range(config.steps):
+            start = time.perf_counter()
+            t = step / config.steps
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(t, config)
+            perturb = torch.as_tensor(streams.perturbation((rows, w_dim), noise_strength(t, self.sigma, config)),
+                                      device=self.device)
+            images = self._synthesize(perturb)
+            dist = self.lpips.distance_to(self._perceptual_input((images + 1) * 127.5), target_taps)
+            reg = sum(noise_regularization(n) for n in self._noise)
+            loss = dist.sum() + config.regularize_noise_weight * reg.sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                for noise in self._noise:
+                    noise -= noise.mean(dim=(1, 2, 3), keepdim=True)
+                    noise *= torch.rsqrt(torch.square(noise).mean(dim=(1, 2, 3), keepdim=True))
+            result.losses.append([float(d) for d in dist.detach().cpu()])
+            result.step_seconds.append(time.perf_counter() - start)
+            if on_step is not None:
+                preview = None
+                if config.preview_every and (step + 1) % config.preview_every == 0:
+                    preview = self.reconstruction()
+                on_step(StepInfo(step + 1, config.steps, result.losses[-1], preview))
+            if should_cancel is not None and should_cancel():
+                result.cancelled = True
+                break
+        result.latents = self.latents()
+        return result
+
+    def noise_maps(self) -> List[np.ndarray]:
+        """Current per-face noise maps, [B, H, W] each."""
+        return [n.detach()[:, 0].cpu().numpy() for n in self._noise]
+
+    def latents(self) -> np.ndarray:
+        latent = self._latent.detach()
+        return latent.expand(-1, self.generator.spec.num_ws, -1).cpu().numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def reconstruction(self) -> np.ndarray:
+        """uint8 [B, H, W, 3] of the current latents with the optimised noise."""
+        return to_uint8(self._synthesize(None).cpu().numpy())
+
+
+def build_projector(generator: Generator, perceptual: PerceptualSpec, config: ProjectorConfig,
+                    w_avg: np.ndarray, w_std: float, batch: int) -> Projector:
+    return Projector(generator, perceptual, config, w_avg, w_std, batch)
+
+
+def regularization_value(noise: np.ndarray) -> np.ndarray:
+    """The noise regulariser of [B, H, W] maps, per face (for tests and tools)."""
+    return noise_regularization(torch.as_tensor(noise[:, None].astype(np.float32))).numpy()
+
+
+def lpips_distance(perceptual: PerceptualSpec, images0: np.ndarray, images1: np.ndarray) -> List[float]:
+    """Standalone LPIPS on two NCHW [0, 255] batches (for tests and tools)."""
+    lpips = LPIPS(perceptual, torch.device("cpu"))
+    with torch.no_grad():
+        dist = lpips.distance(torch.as_tensor(images0, dtype=torch.float32),
+                              torch.as_tensor(images1, dtype=torch.float32))
+    return [float(d) for d in dist]
