@@ -1,8 +1,9 @@
-"""``python -m app`` — align, paste (and the service commands)."""
+"""``python -m app`` — serve, toonify, align, paste."""
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -62,6 +63,52 @@ def cmd_paste(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .api import create_app
+    from .config import Settings
+
+    settings = Settings.from_env()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=args.host or settings.host, port=args.port or settings.port,
+                log_level="info")
+    return 0
+
+
+def cmd_toonify(args: argparse.Namespace) -> int:
+    from stylegan2.cli import ProgressBar
+    from stylegan2.projection import StepInfo
+
+    from .config import Settings
+    from .engine import Engine
+    from .pipeline import ToonifyOptions, toonify
+
+    settings = Settings.from_env()
+    engine = Engine(args.engine or settings.engine, Path(args.models or settings.models_dir))
+    detector = FaceDetector(Path(args.models or settings.models_dir))
+    options = ToonifyOptions(face=args.face, steps=args.steps, seed=args.seed, strength=args.strength)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    status = 0
+    for photo in args.photos:
+        path = Path(photo)
+        bar = ProgressBar(path.name)
+        try:
+            result = toonify(engine, detector, path.read_bytes(), options,
+                             on_step=lambda step, total, losses: bar(StepInfo(step, total, losses)),
+                             batch_size=settings.batch_size)
+        except ToonifyError as exc:
+            print("%s: %s" % (path.name, exc.message), file=sys.stderr)
+            status = 1
+            continue
+        for index, toon in enumerate(result.toons):
+            Image.fromarray(toon).save(str(out / ("%s_%02d-toon.png" % (path.stem, index + 1))))
+        Image.fromarray(result.pasted).save(str(out / ("%s-paste.png" % path.stem)))
+        print("%s: %d face(s) → %s" % (path.name, len(result.toons), out))
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description="Toonify: photo in, cartoon face out.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
     paste.add_argument("--results", required=True, help="comma-separated result images, in face order")
     paste.add_argument("--out", required=True)
     paste.set_defaults(func=cmd_paste)
+    serve = sub.add_parser("serve", help="run the HTTP service (uvicorn); settings from TOONIFY_* variables")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(func=cmd_serve)
+    toon = sub.add_parser("toonify", help="the whole pipeline on photos, no server")
+    toon.add_argument("photos", nargs="+")
+    toon.add_argument("--out", required=True)
+    toon.add_argument("--face", default="largest", help="largest, all, or an index")
+    toon.add_argument("--steps", type=int, default=500)
+    toon.add_argument("--seed", type=int, default=0)
+    toon.add_argument("--strength", type=float, default=1.0)
+    toon.add_argument("--engine", choices=["tf1", "torch"], default=None)
+    toon.add_argument("--models", default=None, help="models directory (default TOONIFY_MODELS_DIR or models/)")
+    toon.set_defaults(func=cmd_toonify)
     return parser
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -89,6 +90,7 @@ class FaceDetector:
         self._predictor = dlib.shape_predictor(str(landmark_model_path(models_dir)))
         self.min_score = min_score
         self.min_face_px = min_face_px
+        self._lock = threading.Lock()  # request handlers and the worker share one detector
 
     def _detect(self, rgb: np.ndarray):
         """Detections (on a downscaled copy for large photos), boxes in photo coordinates."""
@@ -108,8 +110,10 @@ class FaceDetector:
         """Every dlib detection with its landmarks and the reasons it would be rejected (largest first)."""
         rgb = np.ascontiguousarray(rgb)
         faces = []
-        for box, score in self._detect(rgb):
-            shape = self._predictor(rgb, dlib.rectangle(*box))
+        with self._lock:
+            detections = list(self._detect(rgb))
+            shapes = [self._predictor(rgb, dlib.rectangle(*box)) for box, _ in detections]
+        for (box, score), shape in zip(detections, shapes):
             landmarks = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
             problems = plausibility_problems(landmarks, box)
             if score < self.min_score:

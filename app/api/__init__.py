@@ -1,0 +1,80 @@
+"""The FastAPI application: ``create_app(settings)``."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Optional
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+
+from ..config import Settings
+from ..errors import ToonifyError
+from .errors import ApiError, error_response
+from .middleware import ServiceMiddleware
+from .routes import router
+from .state import Service
+
+log = logging.getLogger("toonify")
+PURGE_EVERY_S = 60
+
+
+def create_app(settings: Optional[Settings] = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    svc = Service(settings)
+    app = FastAPI(title="Toonify", version="0.1.0",
+                  description="POST a photo of a person to /toonify; get a cartoon version of their face.")
+    app.state.service = svc
+    app.include_router(router)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request, exc: ApiError):
+        return error_response(exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(ToonifyError)
+    async def _toonify_error(_request, exc: ToonifyError):
+        return error_response(exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request, exc: RequestValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "body", "path"))
+        return error_response("invalid_option", "%s: %s" % (where or "request", first.get("msg", "invalid")))
+
+    @app.exception_handler(HTTPException)
+    async def _http(_request, exc: HTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+        response = error_response(code, str(exc.detail))
+        response.status_code = exc.status_code
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request, exc: Exception):
+        log.exception("unhandled error")
+        return error_response("internal_error", "something went wrong on the server; try again later")
+
+    @app.on_event("startup")
+    async def _start() -> None:
+        svc.start()
+
+        async def purge() -> None:
+            while True:
+                await run_in_threadpool(svc.store.purge_expired, settings.result_ttl_s)
+                await asyncio.sleep(PURGE_EVERY_S)
+
+        app.state.purger = asyncio.get_event_loop().create_task(purge())
+
+    @app.on_event("shutdown")
+    async def _stop() -> None:
+        app.state.purger.cancel()
+        svc.stop()
+
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
+                           allow_headers=["*"], expose_headers=["Location", "X-Toonify-Job", "X-Toonify-Faces"])
+    app.add_middleware(ServiceMiddleware, max_body_bytes=settings.max_upload_bytes + 1_000_000,
+                       api_keys=settings.api_keys, metrics=svc.metrics)
+    return app

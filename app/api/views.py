@@ -1,0 +1,49 @@
+"""JSON views of jobs, as the API returns them."""
+from __future__ import annotations
+
+import time
+from statistics import median
+from typing import Any, Dict
+
+from ..jobs.store import Job, JobStore
+
+
+def eta_seconds(job: Job, store: JobStore) -> Any:
+    if job.status == "running" and job.stage == "projecting" and job.step > 0 and job.started_at:
+        elapsed = time.time() - job.started_at
+        return round(elapsed * (job.total - job.step) / job.step, 1)
+    if job.status == "queued":
+        durations = store.recent_durations()
+        return round(median(durations) * (store.position(job) + 1), 1) if durations else None
+    return 0 if job.finished else None
+
+
+def job_view(job: Job, store: JobStore) -> Dict[str, Any]:
+    base = "/jobs/%s" % job.id
+    view: Dict[str, Any] = {
+        "id": job.id,
+        "status": job.status,
+        "stage": job.stage,
+        "step": job.step,
+        "total": job.total,
+        "progress": round(job.step / job.total, 4) if job.total else (1.0 if job.status == "succeeded" else 0.0),
+        "eta_s": eta_seconds(job, store),
+        "queue_position": store.position(job),
+        "faces": [{"index": i, "rect": f["rect"], "score": f["score"]} for i, f in enumerate(job.faces)],
+        "options": job.options,
+        "attempts": job.attempts,
+        "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+        "links": {"self": base, "events": base + "/events"},
+    }
+    if job.status == "succeeded":
+        view["links"]["results"] = [
+            {"face": i, "toon": "%s/result?face=%d&kind=toon" % (base, i),
+             "aligned": "%s/result?face=%d&kind=aligned" % (base, i),
+             "reconstruction": "%s/result?face=%d&kind=reconstruction" % (base, i)}
+            for i in range(len(job.faces))
+        ]
+        view["links"]["paste"] = base + "/result?kind=paste"
+        view["links"]["render"] = base + "/render?strength=0.5"
+    return view

@@ -1,0 +1,61 @@
+"""Settings from TOONIFY_* environment variables, read once into one object (documented in the README)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, FrozenSet, Mapping, Optional, Tuple
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    return default if value in (None, "") else int(value)
+
+
+def _list(env: Mapping[str, str], name: str) -> Tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    engine: str = "tf1"
+    models_dir: Path = Path("models")
+    data_dir: Path = Path("data")
+    queue: str = "local"
+    redis_url: str = "redis://localhost:6379/0"
+    max_queue: int = 32
+    batch_size: int = 4
+    default_steps: int = 500
+    max_steps: int = 2000
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_pixels: int = 50_000_000
+    result_ttl_s: int = 24 * 3600
+    job_attempts: int = 3
+    sync_timeout_s: int = 3600
+    api_keys: FrozenSet[str] = field(default_factory=frozenset)
+    cors_origins: Tuple[str, ...] = ()
+    host: str = "0.0.0.0"
+    port: int = 8000
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
+        env = os.environ if env is None else env
+        values: Dict[str, object] = dict(
+            engine=env.get("TOONIFY_ENGINE", cls.engine),
+            models_dir=Path(env.get("TOONIFY_MODELS_DIR", str(cls.models_dir))),
+            data_dir=Path(env.get("TOONIFY_DATA_DIR", str(cls.data_dir))),
+            queue=env.get("TOONIFY_QUEUE", cls.queue),
+            redis_url=env.get("TOONIFY_REDIS_URL", cls.redis_url),
+            api_keys=frozenset(_list(env, "TOONIFY_API_KEYS")),
+            cors_origins=_list(env, "TOONIFY_CORS_ORIGINS"),
+            host=env.get("TOONIFY_HOST", cls.host),
+        )
+        for name in ("max_queue", "batch_size", "default_steps", "max_steps", "max_upload_bytes", "max_pixels",
+                     "result_ttl_s", "job_attempts", "sync_timeout_s", "port"):
+            values[name] = _int(env, "TOONIFY_" + name.upper(), getattr(cls, name))
+        settings = cls(**values)  # type: ignore[arg-type]
+        if settings.engine not in ("tf1", "torch"):
+            raise ValueError("TOONIFY_ENGINE must be tf1 or torch; got %r" % settings.engine)
+        if settings.queue not in ("local", "redis"):
+            raise ValueError("TOONIFY_QUEUE must be local or redis; got %r" % settings.queue)
+        return settings

@@ -1,0 +1,82 @@
+"""Run one job: the pipeline with progress and cancellation, results written to the job's folder. Shared
+by the in-process worker and the Redis workers."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+from PIL import Image
+
+from ..engine import Engine, ProjectionCancelled
+from ..errors import ToonifyError
+from ..faces import FaceDetector
+from ..imaging import ImageLimits
+from ..metrics import Metrics
+from ..pipeline import ToonifyOptions, ToonifyResult, toonify
+from .store import Job, JobStore
+
+log = logging.getLogger("toonify.jobs")
+
+
+def write_results(folder: Path, result: ToonifyResult) -> None:
+    """Everything a user may download later; the photo itself is not kept."""
+    np.save(str(folder / "latents.npy"), result.latents)
+    for index, (toon, aligned, reconstruction) in enumerate(zip(result.toons, result.aligned,
+                                                                result.reconstructions)):
+        Image.fromarray(toon).save(str(folder / ("toon_%02d.png" % index)))
+        Image.fromarray(aligned).save(str(folder / ("aligned_%02d.png" % index)))
+        Image.fromarray(reconstruction).save(str(folder / ("reconstruction_%02d.png" % index)))
+    Image.fromarray(result.pasted).save(str(folder / "paste.png"))
+    faces = [dict(face.to_json(), quad=quad.round(3).tolist()) for face, quad in zip(result.faces, result.quads)]
+    (folder / "faces.json").write_text(json.dumps(faces))
+
+
+def run_job(job: Job, store: JobStore, engine: Engine, detector: FaceDetector, limits: ImageLimits,
+            metrics: Metrics, batch_size: int, worker: str,
+            externally_cancelled: Optional[Callable[[], bool]] = None) -> str:
+    """Returns the job's outcome: succeeded, failed or cancelled."""
+    folder = store.job_dir(job.id)
+    options = ToonifyOptions(**job.options)
+
+    def cancelled() -> bool:
+        return store.is_cancelled(job.id) or bool(externally_cancelled and externally_cancelled())
+
+    def on_stage(stage: str, seconds: float) -> None:
+        metrics.stage_seconds.labels(stage).observe(seconds)
+        store.progress(job.id, {"decode": "detecting", "detect": "aligning", "align": "projecting",
+                                "project": "synthesizing", "synthesize": "pasting"}.get(stage, stage))
+
+    def on_step(step: int, total: int, _losses) -> None:
+        store.progress(job.id, "projecting", step, total)
+
+    outcome, reason = "succeeded", ""
+    try:
+        upload = (folder / "upload.bin").read_bytes()
+        store.progress(job.id, "decoding")
+        result = toonify(engine, detector, upload, options, limits, on_stage, on_step, cancelled, batch_size)
+        if cancelled():
+            raise ProjectionCancelled()
+        write_results(folder, result)
+        store.finish(job.id, "succeeded")
+    except ProjectionCancelled:
+        outcome, reason = "cancelled", "cancelled"
+        store.delete_files(job.id)
+    except ToonifyError as exc:
+        outcome, reason = "failed", exc.code
+        store.finish(job.id, "failed", exc.code, exc.message)
+    except FileNotFoundError:
+        outcome, reason = "failed", "upload_missing"
+        store.finish(job.id, "failed", "upload_missing", "the uploaded photo is gone; send it again")
+    except Exception:  # the job fails with a reason; the worker lives on
+        log.exception("job %s failed", job.id)
+        outcome, reason = "failed", "internal_error"
+        store.finish(job.id, "failed", "internal_error", "toonification failed on the server; try again later")
+    if store.is_cancelled(job.id):
+        store.delete_files(job.id)
+        outcome, reason = "cancelled", "cancelled"
+    metrics.jobs.labels(outcome, reason).inc()
+    metrics.worker_jobs.labels(worker, outcome).inc()
+    return outcome

@@ -1,0 +1,209 @@
+"""SQLite (WAL) job table + a folder per job. Survives restarts: queued jobs stay queued, a job that was
+running is re-queued (up to its attempt limit), finished results stay until their TTL."""
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    stage TEXT NOT NULL DEFAULT 'queued',
+    step INTEGER NOT NULL DEFAULT 0,
+    total INTEGER NOT NULL DEFAULT 0,
+    options TEXT NOT NULL,
+    cache_key TEXT NOT NULL,
+    faces TEXT NOT NULL DEFAULT '[]',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error_code TEXT,
+    error_message TEXT,
+    worker TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    updated_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
+CREATE INDEX IF NOT EXISTS jobs_cache ON jobs (cache_key, status);
+"""
+
+
+@dataclass
+class Job:
+    id: str
+    status: str
+    stage: str
+    step: int
+    total: int
+    options: Dict[str, Any]
+    cache_key: str
+    faces: List[Dict[str, Any]]
+    attempts: int
+    error_code: Optional[str]
+    error_message: Optional[str]
+    worker: Optional[str]
+    created_at: float
+    started_at: Optional[float]
+    updated_at: float
+    finished_at: Optional[float]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+
+def new_job_id() -> str:
+    """128 random bits, URL-safe: unguessable."""
+    return secrets.token_urlsafe(16)
+
+
+class JobStore:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.jobs_dir = self.data_dir / "jobs"
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.data_dir / "jobs.sqlite3"), check_same_thread=False,
+                                   isolation_level=None, timeout=30)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+
+    def _query(self, sql: str, args: tuple = ()) -> List[sqlite3.Row]:
+        with self._lock:
+            cursor = self._db.execute(sql, args)
+            return cursor.fetchall()
+
+    def _row(self, row: tuple) -> Job:
+        (id_, status, stage, step, total, options, cache_key, faces, attempts, error_code, error_message, worker,
+         created_at, started_at, updated_at, finished_at) = row
+        return Job(id_, status, stage, step, total, json.loads(options), cache_key, json.loads(faces), attempts,
+                   error_code, error_message, worker, created_at, started_at, updated_at, finished_at)
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id
+
+    def create(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
+               upload: bytes) -> Job:
+        folder = self.job_dir(job_id)
+        folder.mkdir(parents=True)
+        (folder / "upload.bin").write_bytes(upload)
+        now = time.time()
+        self._query("INSERT INTO jobs (id, status, options, cache_key, faces, created_at, updated_at) "
+                    "VALUES (?, 'queued', ?, ?, ?, ?, ?)", (job_id, json.dumps(options), cache_key,
+                                                            json.dumps(faces), now, now))
+        return self.get(job_id)  # type: ignore[return-value]
+
+    def get(self, job_id: str) -> Optional[Job]:
+        rows = self._query("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return self._row(rows[0]) if rows else None
+
+    def find_reusable(self, cache_key: str) -> Optional[Job]:
+        """A succeeded job (its files still there) or a live one with the same input and options."""
+        rows = self._query("SELECT * FROM jobs WHERE cache_key = ? AND status IN ('succeeded', 'queued', 'running') "
+                           "ORDER BY created_at DESC", (cache_key,))
+        for row in rows:
+            job = self._row(row)
+            if job.status != "succeeded" or (self.job_dir(job.id) / "latents.npy").exists():
+                return job
+        return None
+
+    def claim_next(self, worker: str) -> Optional[Job]:
+        """Atomically move the oldest queued job to running."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1"
+                                       ).fetchone()
+                if row is not None:
+                    self._db.execute("UPDATE jobs SET status = 'running', stage = 'starting', attempts = attempts + 1, "
+                                     "worker = ?, started_at = ?, updated_at = ? WHERE id = ?",
+                                     (worker, now, now, row[0]))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return self.get(row[0]) if row is not None else None
+
+    def progress(self, job_id: str, stage: str, step: int = 0, total: int = 0) -> None:
+        self._query("UPDATE jobs SET stage = ?, step = ?, total = ?, updated_at = ? WHERE id = ? AND status = 'running'",
+                    (stage, step, total, time.time(), job_id))
+
+    def finish(self, job_id: str, status: str, error_code: Optional[str] = None,
+               error_message: Optional[str] = None) -> None:
+        now = time.time()
+        self._query("UPDATE jobs SET status = ?, stage = ?, error_code = ?, error_message = ?, updated_at = ?, "
+                    "finished_at = ? WHERE id = ? AND status NOT IN ('cancelled')",
+                    (status, status, error_code, error_message, now, now, job_id))
+        upload = self.job_dir(job_id) / "upload.bin"
+        if upload.exists():
+            upload.unlink()  # privacy: the photo is not kept once the job is over
+
+    def cancel(self, job_id: str) -> Optional[Job]:
+        now = time.time()
+        self._query("UPDATE jobs SET status = 'cancelled', stage = 'cancelled', updated_at = ?, finished_at = ? "
+                    "WHERE id = ? AND status IN ('queued', 'running')", (now, now, job_id))
+        return self.get(job_id)
+
+    def delete_files(self, job_id: str) -> None:
+        shutil.rmtree(str(self.job_dir(job_id)), ignore_errors=True)
+
+    def delete(self, job_id: str) -> None:
+        self.delete_files(job_id)
+        self._query("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def is_cancelled(self, job_id: str) -> bool:
+        rows = self._query("SELECT status FROM jobs WHERE id = ?", (job_id,))
+        return not rows or rows[0][0] == "cancelled"
+
+    def requeue_interrupted(self, max_attempts: int) -> List[str]:
+        """After a crash: running jobs go back to the queue, or fail once out of attempts."""
+        now = time.time()
+        rows = self._query("SELECT id, attempts FROM jobs WHERE status = 'running'")
+        for job_id, attempts in rows:
+            if attempts < max_attempts:
+                self._query("UPDATE jobs SET status = 'queued', stage = 'queued', step = 0, updated_at = ? WHERE id = ?",
+                            (now, job_id))
+            else:
+                self.finish(job_id, "failed", "worker_lost",
+                            "the job was interrupted %d times (server restarts or crashes); send the photo again"
+                            % attempts)
+        return [row[0] for row in rows]
+
+    def queue_depth(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')")[0][0])
+
+    def position(self, job: Job) -> int:
+        """0 = running or next; n = n jobs ahead of it."""
+        if job.status != "queued":
+            return 0
+        return int(self._query("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running') AND created_at < ?",
+                               (job.created_at,))[0][0])
+
+    def recent_durations(self, limit: int = 20) -> List[float]:
+        rows = self._query("SELECT finished_at - started_at FROM jobs WHERE status = 'succeeded' AND started_at IS "
+                           "NOT NULL ORDER BY finished_at DESC LIMIT ?", (limit,))
+        return [float(r[0]) for r in rows]
+
+    def purge_expired(self, ttl_s: float, now: Optional[float] = None) -> List[str]:
+        """Delete finished jobs (rows and files) older than the TTL."""
+        cutoff = (time.time() if now is None else now) - ttl_s
+        rows = self._query("SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?", (cutoff,))
+        for (job_id,) in rows:
+            self.delete(job_id)
+        return [row[0] for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,125 @@
+"""The toonify pipeline as one plain function over arrays: decode → faces → align → project → synthesise →
+paste. The CLI and the job worker both call it; only its two ends touch bytes."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+from pydantic import BaseModel, Field, field_validator
+
+from .align import align_face, paste_faces
+from .engine import Engine, StepCallback
+from .errors import FaceNotFound
+from .faces import Face, FaceDetector
+from .imaging import ImageLimits, decode_image
+
+OUTPUT_KINDS = ("toon", "paste", "aligned", "reconstruction")
+StageCallback = Callable[[str, float], None]  # (stage name, seconds it took)
+
+
+class ToonifyOptions(BaseModel):
+    """What a user may choose per request; validated with messages that say what is allowed."""
+
+    face: str = Field("largest", description="largest, all, or the index of a face (0 = largest)")
+    steps: int = Field(500, ge=1, le=2000, description="projection steps (the original Toonify uses 500)")
+    seed: int = Field(0, ge=0, le=2 ** 31 - 1)
+    strength: float = Field(1.0, ge=0.0, le=1.0, description="1.0 = the original Toonify look, 0.0 = the photo")
+    output: str = Field("toon", description="toon, paste, aligned or reconstruction")
+    format: str = Field("png", description="png, jpeg or webp")
+
+    @field_validator("face")
+    @classmethod
+    def _face(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value in ("largest", "all") or (value.isdigit() and int(value) < 64):
+            return value
+        raise ValueError("face must be 'largest', 'all' or a face index from 0")
+
+    @field_validator("output")
+    @classmethod
+    def _output(cls, value: str) -> str:
+        if value not in OUTPUT_KINDS:
+            raise ValueError("output must be one of %s" % ", ".join(OUTPUT_KINDS))
+        return value
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        value = value.lower().replace("jpg", "jpeg")
+        if value not in ("png", "jpeg", "webp"):
+            raise ValueError("format must be png, jpeg or webp")
+        return value
+
+    def projection_key(self) -> str:
+        """The options that change the projection (the rest only change how results are rendered)."""
+        return "face=%s;steps=%d;seed=%d" % (self.face, self.steps, self.seed)
+
+
+@dataclass
+class ToonifyResult:
+    photo: np.ndarray  # RGB uint8, upright
+    faces: List[Face]
+    aligned: List[np.ndarray]
+    quads: List[np.ndarray]
+    latents: np.ndarray  # [F, num_ws, 512]
+    toons: List[np.ndarray]
+    reconstructions: List[np.ndarray]
+    pasted: np.ndarray
+    stage_seconds: Dict[str, float] = field(default_factory=dict)
+
+
+def select_faces(faces: List[Face], choice: str) -> List[Face]:
+    if choice == "all":
+        return list(faces)
+    index = 0 if choice == "largest" else int(choice)
+    if index >= len(faces):
+        raise FaceNotFound("face %d was asked for, but the photo has %d face(s) (0 is the largest)"
+                           % (index, len(faces)))
+    return [faces[index]]
+
+
+def render(engine: Engine, latents: np.ndarray, strength: float) -> List[np.ndarray]:
+    return list(engine.synthesize(latents, strength))
+
+
+def toonify(engine: Engine, detector: FaceDetector, data: bytes, options: ToonifyOptions,
+            limits: Optional[ImageLimits] = None, on_stage: Optional[StageCallback] = None,
+            on_step: Optional[StepCallback] = None, should_cancel: Optional[Callable[[], bool]] = None,
+            batch_size: int = 4) -> ToonifyResult:
+    """Photo bytes → cartoon faces (and the rest). Raises the typed errors of app.errors."""
+    seconds: Dict[str, float] = {}
+
+    def stage(name: str, started: float) -> None:
+        seconds[name] = time.perf_counter() - started
+        if on_stage is not None:
+            on_stage(name, seconds[name])
+
+    started = time.perf_counter()
+    photo = decode_image(data, limits)
+    stage("decode", started)
+    started = time.perf_counter()
+    faces = select_faces(detector.usable_faces(photo), options.face)
+    stage("detect", started)
+    started = time.perf_counter()
+    aligned_faces = [align_face(photo, face.landmarks, engine.resolution) for face in faces]
+    aligned = np.stack([a.image for a in aligned_faces])
+    stage("align", started)
+    started = time.perf_counter()
+    latents = []
+    for first in range(0, len(aligned), batch_size):
+        chunk = aligned[first: first + batch_size]
+        seeds = [options.seed + first + i for i in range(len(chunk))]
+        latents.append(engine.project(chunk, options.steps, seeds, on_step, should_cancel))
+    all_latents = np.concatenate(latents)
+    stage("project", started)
+    started = time.perf_counter()
+    toons = render(engine, all_latents, options.strength)
+    reconstructions = render(engine, all_latents, 0.0)
+    stage("synthesize", started)
+    started = time.perf_counter()
+    pasted = paste_faces(photo, toons, [a.quad for a in aligned_faces])
+    stage("paste", started)
+    return ToonifyResult(photo, faces, list(aligned), [a.quad for a in aligned_faces], all_latents, toons,
+                         reconstructions, pasted, seconds)
