@@ -94,9 +94,12 @@ def cmd_toonify(args: argparse.Namespace) -> int:
     for photo in args.photos:
         path = Path(photo)
         bar = ProgressBar(path.name)
+
+        def on_step(step: int, total: int, losses, bar=bar) -> None:
+            bar(StepInfo(step, total, losses))
+
         try:
-            result = toonify(engine, detector, path.read_bytes(), options,
-                             on_step=lambda step, total, losses: bar(StepInfo(step, total, losses)),
+            result = toonify(engine, detector, path.read_bytes(), options, on_step=on_step,
                              batch_size=settings.batch_size)
         except ToonifyError as exc:
             print("%s: %s" % (path.name, exc.message), file=sys.stderr)

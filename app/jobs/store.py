@@ -127,8 +127,9 @@ class JobStore:
                 row = self._db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1"
                                        ).fetchone()
                 if row is not None:
-                    self._db.execute("UPDATE jobs SET status = 'running', stage = 'starting', attempts = attempts + 1, "
-                                     "worker = ?, started_at = ?, updated_at = ? WHERE id = ?",
+                    self._db.execute("UPDATE jobs SET status = 'running', stage = 'starting', step = 0, total = 0, "
+                                     "attempts = attempts + 1, worker = ?, started_at = ?, updated_at = ? "
+                                     "WHERE id = ?",
                                      (worker, now, now, row[0]))
                 self._db.execute("COMMIT")
             except BaseException:
@@ -136,9 +137,10 @@ class JobStore:
                 raise
         return self.get(row[0]) if row is not None else None
 
-    def progress(self, job_id: str, stage: str, step: int = 0, total: int = 0) -> None:
-        self._query("UPDATE jobs SET stage = ?, step = ?, total = ?, updated_at = ? WHERE id = ? AND status = 'running'",
-                    (stage, step, total, time.time(), job_id))
+    def progress(self, job_id: str, stage: str, step: Optional[int] = None, total: Optional[int] = None) -> None:
+        """Stage changes keep the last step/total, so a finished job still says how far it projected."""
+        self._query("UPDATE jobs SET stage = ?, step = COALESCE(?, step), total = COALESCE(?, total), updated_at = ? "
+                    "WHERE id = ? AND status = 'running'", (stage, step, total, time.time(), job_id))
 
     def finish(self, job_id: str, status: str, error_code: Optional[str] = None,
                error_message: Optional[str] = None) -> None:
@@ -173,8 +175,8 @@ class JobStore:
         rows = self._query("SELECT id, attempts FROM jobs WHERE status = 'running'")
         for job_id, attempts in rows:
             if attempts < max_attempts:
-                self._query("UPDATE jobs SET status = 'queued', stage = 'queued', step = 0, updated_at = ? WHERE id = ?",
-                            (now, job_id))
+                self._query("UPDATE jobs SET status = 'queued', stage = 'queued', step = 0, updated_at = ? "
+                            "WHERE id = ?", (now, job_id))
             else:
                 self.finish(job_id, "failed", "worker_lost",
                             "the job was interrupted %d times (server restarts or crashes); send the photo again"

@@ -1,0 +1,76 @@
+"""A real uvicorn server on a loopback port, as a subprocess (so tests can SIGKILL and restart it)."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, Optional
+
+import httpx
+
+from tests.conftest import REPO
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(self, engine: str, models: Path, data: Path, cache: Path, **settings: object) -> None:
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.env = dict(os.environ, TOONIFY_ENGINE=engine, TOONIFY_MODELS_DIR=str(models),
+                        TOONIFY_DATA_DIR=str(data), TOONIFY_CACHE_DIR=str(cache), TF_CPP_MIN_LOG_LEVEL="2",
+                        PYTHONPATH=str(REPO), TOONIFY_DEFAULT_STEPS="20")
+        self.env.update({"TOONIFY_" + k.upper(): str(v) for k, v in settings.items()})
+        self.log = data.parent / ("server-%d.log" % self.port)
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self, timeout_s: float = 120) -> "Server":
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=str(REPO), env=self.env, stdout=open(str(self.log), "ab"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("server exited: %s" % self.log.read_text()[-2000:])
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("server not ready after %ss: %s" % (timeout_s, self.log.read_text()[-2000:]))
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=kwargs.pop("timeout", 120), **kwargs)
+
+
+def wait_for(client: httpx.Client, job_id: str, statuses=("succeeded", "failed", "cancelled"),
+             timeout_s: float = 120) -> Dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = client.get("/jobs/%s" % job_id).json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.1)
+    raise AssertionError("job %s did not reach %s: %s" % (job_id, statuses, job))
