@@ -1,4 +1,4 @@
-.PHONY: test tiny-models
+.PHONY: test tiny-models serve
 
 # Builds/reuses .venv/tf1 and .venv/torch, then runs ruff and the test suite in each.
 test:
@@ -7,3 +7,7 @@ test:
 # Small random models under the official names, for running everything without the real weights.
 tiny-models:
 	.venv/tf1/bin/python -m stylegan2 make-tiny --out models
+
+# Runs the service on :8000 with .venv/tf1 (tiny test models unless models/ holds the real ones).
+serve:
+	bash scripts/serve.sh

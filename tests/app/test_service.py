@@ -107,7 +107,8 @@ def test_strength_rerender(client):
 
 
 def test_healthz_stays_fast_while_projecting(client):
-    job_id = client.post("/toonify?async=1", files=_photo("obama.jpg"), data={"steps": "400", "seed": "77"}).json()["id"]
+    job_id = client.post("/toonify?async=1", files=_photo("obama.jpg"), data={"steps": "400", "seed": "77"})
+    job_id = job_id.json()["id"]
     wait_for(client, job_id, statuses=("running",))
     while client.get("/jobs/%s" % job_id).json()["step"] < 2:
         time.sleep(0.05)
@@ -122,7 +123,8 @@ def test_healthz_stays_fast_while_projecting(client):
 
 
 def test_cancel_stops_within_one_step_and_deletes_files(client, server):
-    job_id = client.post("/toonify?async=1", files=_photo("astronaut.png"), data={"steps": "2000", "seed": "5"}).json()["id"]
+    response = client.post("/toonify?async=1", files=_photo("astronaut.png"), data={"steps": "2000", "seed": "5"})
+    job_id = response.json()["id"]
     while client.get("/jobs/%s" % job_id).json()["step"] < 3:
         time.sleep(0.05)
     assert client.delete("/jobs/%s" % job_id).json()["status"] == "cancelled"
