@@ -1,14 +1,15 @@
-#!/usr/bin/env bash
-# STUB until the packaging issue: will fetch and verify the three model files into TOONIFY_MODELS_DIR.
-# Today it only says what is missing and how to get test models.
-set -euo pipefail
-dir="${TOONIFY_MODELS_DIR:-models}"
-missing=0
-for f in stylegan2-ffhq-config-f.pkl ffhq-cartoon-blended-64.pkl vgg16_zhang_perceptual.pkl; do
-  if [ ! -s "$dir/$f" ]; then echo "missing: $dir/$f"; missing=1; fi
-done
-if [ "$missing" = 1 ]; then
-  echo "preload.sh cannot download yet (stub). For test models: python -m stylegan2 make-tiny --out $dir" >&2
-  exit 1
+#!/bin/sh
+# Fetch and verify the model files into TOONIFY_MODELS_DIR (default: models/).
+#   TOONIFY_MODEL_MIRROR=https://host/path   base URL holding all three files
+#   TOONIFY_URL_FFHQ / TOONIFY_URL_TOON / TOONIFY_URL_VGG   per-file URLs
+#   TOONIFY_LOCAL_MODELS=DIR   copy from DIR instead of downloading (the Docker build uses this)
+# Resumable, idempotent, atomic; sha256 recorded in models/manifest.json. Options: --verify-only, --no-structural.
+set -eu
+cd "$(dirname "$0")"
+PYTHON="${TOONIFY_PYTHON:-}"
+if [ -z "$PYTHON" ]; then
+  for candidate in .venv/tf1/bin/python .venv/torch/bin/python python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then PYTHON="$candidate"; break; fi
+  done
 fi
-echo "all model files present in $dir"
+exec "$PYTHON" -m app.preload "$@"

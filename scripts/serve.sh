@@ -3,16 +3,9 @@
 # absent), then run the service.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYENV_ROOT="$(pyenv root 2>/dev/null || echo "${HOME}/.pyenv")"
-PY37="${TOONIFY_PY37:-${PYENV_ROOT}/versions/3.7.16/bin/python3.7}"
-stamp=.venv/tf1/.requirements.sha256
-want=$( { sha256sum requirements/tf1.txt; "$PY37" --version 2>&1; } | sha256sum | cut -d' ' -f1)
-if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
-  rm -rf .venv/tf1 && "$PY37" -m venv .venv/tf1
-  .venv/tf1/bin/python -m pip install -q --upgrade "pip==23.3.2"
-  .venv/tf1/bin/python -m pip install -q -r requirements/tf1.txt
-  echo "$want" >"$stamp"
-fi
+# shellcheck source=scripts/venvs.sh
+source scripts/venvs.sh
+ensure_venv tf1 "$PY37"
 models="${TOONIFY_MODELS_DIR:-models}"
 if [[ ! -s "$models/stylegan2-ffhq-config-f.pkl" ]]; then
   echo "no real weights in $models: writing tiny TEST models (run preload.sh for the real ones)"

