@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 # shellcheck source=scripts/venvs.sh
 source scripts/venvs.sh
-# Debian packages the tests drive for real: linters for the packaging files, a real redis-server.
-read -r -a DEBIAN_PACKAGES <<<"${TOONIFY_TEST_DEBS:-shellcheck docker-compose redis-server}"
+# Debian packages the tests drive for real: linters for the packaging files, redis-server, headless chromium.
+read -r -a DEBIAN_PACKAGES <<<"${TOONIFY_TEST_DEBS:-shellcheck docker-compose redis-server chromium}"
 
 ensure_debs() {
   local missing=()
