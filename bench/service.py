@@ -1,0 +1,84 @@
+"""Service overhead with tiny models: requests/s and p50/p99 for /healthz and for cached /toonify hits under
+32 concurrent clients, and a full job's wall time vs calling the pipeline directly.
+
+    python -m bench.service [--engine torch] [--requests 640] [--steps 50]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import httpx
+
+from app.engine import Engine
+from app.faces import FaceDetector
+from app.pipeline import ToonifyOptions, toonify
+from bench.common import report
+from stylegan2.tiny import write_tiny_models
+from tests.app.server import Server
+from tests.conftest import PHOTOS
+
+CLIENTS = 32
+
+
+def load(fn: Callable[[httpx.Client], httpx.Response], url: str, total: int) -> Dict[str, float]:
+    latencies: List[float] = []
+
+    def worker(count: int) -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for _ in range(count):
+                start = time.perf_counter()
+                assert fn(client).status_code == 200
+                latencies.append(time.perf_counter() - start)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(worker, [total // CLIENTS] * CLIENTS))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50_ms": 1000 * statistics.median(latencies),
+            "p99_ms": 1000 * latencies[int(0.99 * len(latencies)) - 1]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--engine", default="torch")
+    parser.add_argument("--requests", type=int, default=640)
+    parser.add_argument("--steps", type=int, default=50)
+    args = parser.parse_args()
+    photo = (PHOTOS / "astronaut.png").read_bytes()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        models = Path(tmp) / "models"
+        write_tiny_models(models, 0)
+        server = Server(args.engine, models, Path(tmp) / "data", Path(tmp) / "cache").start()
+        try:
+            files = {"image": ("a.png", photo, "image/png")}
+            with httpx.Client(base_url=server.url, timeout=300) as client:
+                started = time.perf_counter()
+                assert client.post("/toonify", files=files, data={"steps": str(args.steps)}).status_code == 200
+                job_s = time.perf_counter() - started
+            rows.append(dict(load(lambda c: c.get("/healthz"), server.url, args.requests), endpoint="/healthz"))
+            hit = load(lambda c: c.post("/toonify", files=files, data={"steps": str(args.steps)}), server.url,
+                       args.requests // 4)
+            rows.append(dict(hit, endpoint="/toonify (cached)"))
+        finally:
+            server.stop()
+        engine = Engine(args.engine, models)
+        detector = FaceDetector()
+        started = time.perf_counter()
+        toonify(engine, detector, photo, ToonifyOptions(steps=args.steps))
+        direct_s = time.perf_counter() - started
+    rows.append({"endpoint": "full job (%d steps)" % args.steps, "job_s": job_s, "direct_pipeline_s": direct_s,
+                 "overhead_s": job_s - direct_s})
+    report("service", rows, ["endpoint", "requests", "rps", "p50_ms", "p99_ms", "job_s", "direct_pipeline_s",
+                             "overhead_s"])
+
+
+if __name__ == "__main__":
+    main()
