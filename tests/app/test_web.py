@@ -39,7 +39,9 @@ def test_upload_progress_and_toon_in_headless_chromium(server):
                                timeout=60000)
         moving = page.eval_on_selector("#bar", "b => b.value")
         page.wait_for_selector("#toon img", timeout=120000)
-        page.wait_for_function("document.querySelector('#toon img').naturalWidth > 0", timeout=30000)
+        page.wait_for_function("['#toon img', '#paste img', '#aligned img'].every(s => "
+                               "document.querySelector(s) && document.querySelector(s).naturalWidth > 0)",
+                               timeout=30000)
         assert 0 < moving < 1
         assert page.eval_on_selector("#toon img", "img => img.naturalWidth") == 64
         assert page.eval_on_selector("#paste img", "img => img.naturalWidth") == 512
