@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -155,6 +156,24 @@ class FaceStreams:
     def perturbation(self, shape: Tuple[int, int], sigma: float) -> np.ndarray:
         """[B, rows, w_dim] of N(0, σ²) for this step."""
         return (np.stack([rnd.randn(*shape) for rnd in self.streams]) * sigma).astype(np.float32)
+
+
+def run_steps(config: ProjectorConfig, step: Callable[[int], List[float]], preview: Callable[[], np.ndarray],
+              on_step: Optional[StepCallback], should_cancel: Optional[CancelCheck]) -> ProjectionResult:
+    """The step loop both engines share: timing, losses, callback (with a preview every k steps), cancel.
+    ``step(i)`` runs optimisation step i and returns the perceptual distance per face."""
+    result = ProjectionResult(latents=np.zeros(0, np.float32))
+    for index in range(config.steps):
+        start = time.perf_counter()
+        result.losses.append([float(d) for d in step(index)])
+        result.step_seconds.append(time.perf_counter() - start)
+        if on_step is not None:
+            image = preview() if config.preview_every and (index + 1) % config.preview_every == 0 else None
+            on_step(StepInfo(index + 1, config.steps, result.losses[-1], image))
+        if should_cancel is not None and should_cancel():
+            result.cancelled = True
+            break
+    return result
 
 
 def targets_to_perceptual_input(targets: np.ndarray) -> np.ndarray:

@@ -1,7 +1,6 @@
 """The W+/W projector in TF 1.15 graph mode (spec §4), batched: per-face latents, noise maps and Adam state."""
 from __future__ import annotations
 
-import time
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -14,12 +13,12 @@ from ..projection import (
     ProjectionResult,
     ProjectorConfig,
     StepCallback,
-    StepInfo,
     latent_shape,
     learning_rate,
     noise_strength,
     perceptual_factor,
     pyramid_levels,
+    run_steps,
     sigma_scale,
     targets_to_perceptual_input,
 )
@@ -104,25 +103,17 @@ class Projector:
         session.run(self._store_target, {self._target: target})
         noise = streams.initial_noise(spec)
         session.run(self._set_state, {f: n[..., None] for f, n in zip(self._noise_feeds, noise)})
-        result = ProjectionResult(latents=np.zeros(0, np.float32))
         shape = latent_shape(spec, config)
-        for step in range(config.steps):
-            start = time.perf_counter()
-            t = step / config.steps
+
+        def step(index: int) -> List[float]:
+            t = index / config.steps
             feed = {self._lr: learning_rate(t, config),
                     self._perturb: streams.perturbation(shape, noise_strength(t, self.sigma, config))}
             _, dist = session.run([self._train, self._dist], feed)
             session.run(self._normalize)
-            result.losses.append([float(d) for d in dist])
-            result.step_seconds.append(time.perf_counter() - start)
-            if on_step is not None:
-                preview = None
-                if config.preview_every and (step + 1) % config.preview_every == 0:
-                    preview = self.reconstruction()
-                on_step(StepInfo(step + 1, config.steps, result.losses[-1], preview))
-            if should_cancel is not None and should_cancel():
-                result.cancelled = True
-                break
+            return list(dist)
+
+        result = run_steps(config, step, self.reconstruction, on_step, should_cancel)
         result.latents = self.latents()
         return result
 

@@ -1,7 +1,6 @@
 """The W+/W projector in PyTorch (spec §4), batched: per-face latents, noise maps and Adam state."""
 from __future__ import annotations
 
-import time
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -15,12 +14,12 @@ from ..projection import (
     ProjectionResult,
     ProjectorConfig,
     StepCallback,
-    StepInfo,
     latent_shape,
     learning_rate,
     noise_strength,
     perceptual_factor,
     pyramid_levels,
+    run_steps,
     sigma_scale,
     targets_to_perceptual_input,
 )
@@ -83,10 +82,9 @@ class Projector:
         self._latent = self.w_avg[None, None].repeat(self.batch, rows, 1).requires_grad_(True)
         optimizer = torch.optim.Adam([self._latent] + self._noise, lr=config.initial_learning_rate,
                                      betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon)
-        result = ProjectionResult(latents=np.zeros(0, np.float32))
-        for step in range(config.steps):
-            start = time.perf_counter()
-            t = step / config.steps
+
+        def step(index: int) -> List[float]:
+            t = index / config.steps
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(t, config)
             perturb = torch.as_tensor(streams.perturbation((rows, w_dim), noise_strength(t, self.sigma, config)),
@@ -102,16 +100,9 @@ class Projector:
                 for noise in self._noise:
                     noise -= noise.mean(dim=(1, 2, 3), keepdim=True)
                     noise *= torch.rsqrt(torch.square(noise).mean(dim=(1, 2, 3), keepdim=True))
-            result.losses.append([float(d) for d in dist.detach().cpu()])
-            result.step_seconds.append(time.perf_counter() - start)
-            if on_step is not None:
-                preview = None
-                if config.preview_every and (step + 1) % config.preview_every == 0:
-                    preview = self.reconstruction()
-                on_step(StepInfo(step + 1, config.steps, result.losses[-1], preview))
-            if should_cancel is not None and should_cancel():
-                result.cancelled = True
-                break
+            return dist.detach().cpu().tolist()
+
+        result = run_steps(config, step, self.reconstruction, on_step, should_cancel)
         result.latents = self.latents()
         return result
 
