@@ -87,8 +87,9 @@ def render(engine: Engine, latents: np.ndarray, strength: float) -> List[np.ndar
 def toonify(engine: Engine, detector: FaceDetector, data: bytes, options: ToonifyOptions,
             limits: Optional[ImageLimits] = None, on_stage: Optional[StageCallback] = None,
             on_step: Optional[StepCallback] = None, should_cancel: Optional[Callable[[], bool]] = None,
-            batch_size: int = 4) -> ToonifyResult:
-    """Photo bytes → cartoon faces (and the rest). Raises the typed errors of app.errors."""
+            batch_size: int = 4, faces: Optional[List[Face]] = None) -> ToonifyResult:
+    """Photo bytes → cartoon faces (and the rest). Raises the typed errors of app.errors. ``faces``: the
+    faces already chosen for this photo (the API detects them when it accepts a job); else detect here."""
     seconds: Dict[str, float] = {}
 
     def stage(name: str, started: float) -> None:
@@ -99,9 +100,10 @@ def toonify(engine: Engine, detector: FaceDetector, data: bytes, options: Toonif
     started = time.perf_counter()
     photo = decode_image(data, limits)
     stage("decode", started)
-    started = time.perf_counter()
-    faces = select_faces(detector.usable_faces(photo), options.face)
-    stage("detect", started)
+    if faces is None:
+        started = time.perf_counter()
+        faces = select_faces(detector.usable_faces(photo), options.face)
+        stage("detect", started)
     started = time.perf_counter()
     aligned_faces = [align_face(photo, face.landmarks, engine.resolution) for face in faces]
     aligned = np.stack([a.image for a in aligned_faces])

@@ -170,7 +170,7 @@ class ProgressBar:
 
 
 def _projection_batches(args: argparse.Namespace, toon: Optional[str]):
-    """Yield (stems, aligned targets, result, toonifier) per batch of targets; face k gets seed S + k."""
+    """Yield (stems, result, toonifier, projector) per batch of targets; face k gets seed S + k."""
     paths = ModelPaths(Path(args.pkl), Path(toon) if toon else None, Path(args.perceptual))
     toonifier = Toonifier(args.engine, paths, default_cache_dir(paths.ffhq))
     config = ProjectorConfig(steps=args.steps, space=args.space)
@@ -181,7 +181,7 @@ def _projection_batches(args: argparse.Namespace, toon: Optional[str]):
         seeds = [args.seed + first + i for i in range(len(chunk))]
         label = "projecting %d-%d of %d" % (first + 1, first + len(chunk), len(targets))
         result = toonifier.project(aligned, seeds, config, on_step=ProgressBar(label))
-        yield [Path(p).stem for p in chunk], aligned, result, toonifier
+        yield [Path(p).stem for p in chunk], result, toonifier, toonifier.projector(len(chunk), config)
 
 
 def _write_projection(out: Path, stem: str, index: int, result, reconstruction: np.ndarray) -> None:
@@ -195,9 +195,8 @@ def _write_projection(out: Path, stem: str, index: int, result, reconstruction: 
 def cmd_project(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for stems, _, result, toonifier in _projection_batches(args, None):
-        reconstruction = toonifier.projector(len(stems), ProjectorConfig(steps=args.steps, space=args.space))
-        images = reconstruction.reconstruction()
+    for stems, result, _, projector in _projection_batches(args, None):
+        images = projector.reconstruction()
         for index, stem in enumerate(stems):
             _write_projection(out, stem, index, result, images)
             print("%s: loss %.4f → %.4f, wrote %s.npy" % (stem, result.losses[0][index], result.losses[-1][index],
@@ -209,7 +208,7 @@ def cmd_toonify(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     args.pkl = args.ffhq
-    for stems, _, result, toonifier in _projection_batches(args, args.toon):
+    for stems, result, toonifier, _ in _projection_batches(args, args.toon):
         toons = toonifier.synthesize(result.latents, 1.0)
         for index, stem in enumerate(stems):
             np.save(str(out / ("%s.npy" % stem)), result.latents[index])

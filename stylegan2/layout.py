@@ -98,10 +98,6 @@ class GeneratorSpec:
     def noise_names(self) -> List[str]:
         return ["noise%d" % i for i in range(len(self.noise_resolutions))]
 
-    def stored_noise(self) -> List[np.ndarray]:
-        """The pickle's noise buffers as [1, H, W] arrays (used with ``noise='const'``)."""
-        return [self.synthesis_vars[n][0] for n in self.noise_names]
-
 
 def _kwargs(record: NetworkRecord) -> Dict[str, Any]:
     """Defaults overlaid with each network's static kwargs; every network is checked on its own."""

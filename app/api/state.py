@@ -23,7 +23,9 @@ class Service:
         self.metrics = Metrics()
         self.limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
         self.store = JobStore(settings.data_dir)
-        self.requeued = self.store.requeue_interrupted(settings.job_attempts)
+        requeued = self.store.requeue_interrupted(settings.job_attempts)
+        if requeued:
+            log.info("jobs interrupted by the last stop: %s", ", ".join(requeued))
         self.detector = FaceDetector(settings.models_dir)
         self.engine: Optional[Engine] = None
         self.engine_error: Optional[str] = None

@@ -12,7 +12,7 @@ from PIL import Image
 
 from ..engine import Engine, ProjectionCancelled
 from ..errors import ToonifyError
-from ..faces import FaceDetector
+from ..faces import Face, FaceDetector
 from ..imaging import ImageLimits
 from ..metrics import Metrics
 from ..pipeline import ToonifyOptions, ToonifyResult, toonify
@@ -46,7 +46,7 @@ def run_job(job: Job, store: JobStore, engine: Engine, detector: FaceDetector, l
 
     def on_stage(stage: str, seconds: float) -> None:
         metrics.stage_seconds.labels(stage).observe(seconds)
-        store.progress(job.id, {"decode": "detecting", "detect": "aligning", "align": "projecting",
+        store.progress(job.id, {"decode": "aligning", "detect": "aligning", "align": "projecting",
                                 "project": "synthesizing", "synthesize": "pasting"}.get(stage, stage))
 
     def on_step(step: int, total: int, _losses) -> None:
@@ -56,7 +56,8 @@ def run_job(job: Job, store: JobStore, engine: Engine, detector: FaceDetector, l
     try:
         upload = (folder / "upload.bin").read_bytes()
         store.progress(job.id, "decoding")
-        result = toonify(engine, detector, upload, options, limits, on_stage, on_step, cancelled, batch_size)
+        known = [Face.from_json(face) for face in job.faces] or None
+        result = toonify(engine, detector, upload, options, limits, on_stage, on_step, cancelled, batch_size, known)
         if cancelled():
             raise ProjectionCancelled()
         write_results(folder, result)

@@ -205,7 +205,3 @@ class JobStore:
         for (job_id,) in rows:
             self.delete(job_id)
         return [row[0] for row in rows]
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()

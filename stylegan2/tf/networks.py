@@ -140,6 +140,3 @@ class Generator:
     def load_synthesis(self, variables: Mapping[str, np.ndarray]) -> None:
         """Swap in other synthesis variables of the same shapes (blends, interpolations)."""
         self.synthesis_params.load(self.session, tf_layout(self.spec, variables))
-
-    def close(self) -> None:
-        self.session.close()

@@ -111,6 +111,3 @@ class Generator:
     def load_synthesis(self, variables: Mapping[str, np.ndarray]) -> None:
         """Swap in other synthesis variables of the same shapes (blends, interpolations)."""
         self.params = torch_layout(self.spec, self.device, variables)
-
-    def close(self) -> None:
-        self.params = {}
