@@ -76,6 +76,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .config import Settings
+    from .jobs.rq_worker import default_worker_name, run_worker
+
+    settings = Settings.from_env()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_worker(settings, args.name or default_worker_name(), burst=args.burst, metrics_port=args.metrics_port)
+
+
 def cmd_toonify(args: argparse.Namespace) -> int:
     from stylegan2.cli import ProgressBar
     from stylegan2.projection import StepInfo
@@ -130,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.set_defaults(func=cmd_serve)
+    worker = sub.add_parser("worker", help="run a GPU worker for TOONIFY_QUEUE=redis (loads the models once)")
+    worker.add_argument("--name", default=None, help="unique worker name (default: host.pid)")
+    worker.add_argument("--burst", action="store_true", help="exit once the queues are empty")
+    worker.add_argument("--metrics-port", type=int, default=None, help="serve this worker's Prometheus metrics")
+    worker.set_defaults(func=cmd_worker)
     toon = sub.add_parser("toonify", help="the whole pipeline on photos, no server")
     toon.add_argument("photos", nargs="+")
     toon.add_argument("--out", required=True)

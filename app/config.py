@@ -31,6 +31,8 @@ class Settings:
     max_pixels: int = 50_000_000
     result_ttl_s: int = 24 * 3600
     job_attempts: int = 3
+    job_timeout_s: int = 3600
+    worker_ttl_s: int = 60
     sync_timeout_s: int = 3600
     api_keys: FrozenSet[str] = field(default_factory=frozenset)
     cors_origins: Tuple[str, ...] = ()
@@ -51,7 +53,7 @@ class Settings:
             host=env.get("TOONIFY_HOST", cls.host),
         )
         for name in ("max_queue", "batch_size", "default_steps", "max_steps", "max_upload_bytes", "max_pixels",
-                     "result_ttl_s", "job_attempts", "sync_timeout_s", "port"):
+                     "result_ttl_s", "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "port"):
             values[name] = _int(env, "TOONIFY_" + name.upper(), getattr(cls, name))
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.engine not in ("tf1", "torch"):

@@ -57,3 +57,21 @@ class FaceNotFound(FaceError):
     """A face index was asked for that the photo does not have."""
 
     code = "face_index_out_of_range"
+
+
+class JobTimedOut(ToonifyError):
+    """A worker gave up on a job that ran longer than TOONIFY_JOB_TIMEOUT_S."""
+
+    code = "job_timeout"
+
+
+class ResultNotReady(ToonifyError):
+    """The job has not (or not successfully) finished, so it has no results."""
+
+    code = "not_finished"
+
+
+class ResultNotFound(ToonifyError):
+    """The job has no such face, or its results expired."""
+
+    code = "not_found"

@@ -16,7 +16,7 @@ from ..errors import ToonifyError
 from .errors import ApiError, error_response
 from .middleware import ServiceMiddleware
 from .routes import router
-from .state import Service
+from .state import REDIS_DOWN, create_service
 
 log = logging.getLogger("toonify")
 PURGE_EVERY_S = 60
@@ -24,7 +24,7 @@ PURGE_EVERY_S = 60
 
 def create_app(settings: Optional[Settings] = None) -> FastAPI:
     settings = settings or Settings.from_env()
-    svc = Service(settings)
+    svc = create_service(settings)
     app = FastAPI(title="Toonify", version="0.1.0",
                   description="POST a photo of a person to /toonify; get a cartoon version of their face.")
     app.state.service = svc
@@ -37,6 +37,14 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     @app.exception_handler(ToonifyError)
     async def _toonify_error(_request, exc: ToonifyError):
         return error_response(exc.code, exc.message)
+
+    async def _queue_down(_request, exc: Exception):
+        log.warning("Redis unreachable: %s", exc)
+        return error_response("queue_unavailable", "the job queue cannot be reached right now; try again shortly",
+                              {"Retry-After": "5"})
+
+    for redis_error in REDIS_DOWN:
+        app.add_exception_handler(redis_error, _queue_down)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request, exc: RequestValidationError):

@@ -25,6 +25,8 @@ STATUS_BY_CODE: Dict[str, int] = {
     "cancelled": 409,
     "queue_full": 429,
     "not_ready": 503,
+    "queue_unavailable": 503,
+    "job_timeout": 500,
     "worker_lost": 500,
     "upload_missing": 410,
     "internal_error": 500,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import time
 from typing import Optional
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from ..imaging import decode_image, encode_image, media_type
-from ..jobs.store import Job, new_job_id
+from ..jobs.job import Job, new_job_id
 from ..pipeline import OUTPUT_KINDS, ToonifyOptions, select_faces
 from ..web import PAGE
 from .errors import ApiError
@@ -67,22 +68,10 @@ def _result_image(svc: Service, job: Job, kind: str, face: int) -> np.ndarray:
     if kind != "paste" and not 0 <= face < len(job.faces):
         raise ApiError("not_found", "job %s has %d face(s); face %d does not exist" % (job.id, len(job.faces), face))
     name = "paste.png" if kind == "paste" else "%s_%02d.png" % (kind, face)
-    path = svc.store.job_dir(job.id) / name
-    if not path.exists():
+    data = svc.store.read_file(job.id, name)
+    if data is None:
         raise ApiError("not_found", "the results of job %s have expired" % job.id)
-    return np.asarray(Image.open(str(path)).convert("RGB"))
-
-
-async def _render(svc: Service, job: Job, strength: float, face: int) -> np.ndarray:
-    if svc.engine is None:
-        raise ApiError("not_ready", "the models are still loading; try again shortly", {"Retry-After": "10"})
-    latents_path = svc.store.job_dir(job.id) / "latents.npy"
-    if job.status != "succeeded" or not latents_path.exists():
-        raise ApiError("not_finished", "job %s has no latents yet (status %s)" % (job.id, job.status))
-    latents = np.load(str(latents_path))
-    if not 0 <= face < len(latents):
-        raise ApiError("not_found", "job %s has %d face(s); face %d does not exist" % (job.id, len(latents), face))
-    return (await run_in_threadpool(svc.engine.synthesize, latents[face: face + 1], strength))[0]
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -95,25 +84,19 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: models loaded and a warm-up synthesis passed")
+@router.get("/readyz", summary="Readiness: models loaded and a warm-up synthesis passed (local), or Redis "
+                               "reachable and at least one live worker (redis)")
 async def readyz(request: Request) -> JSONResponse:
-    svc = service(request)
-    if svc.engine is None:
-        reason = svc.engine_error or "loading the models"
-        return JSONResponse({"ready": False, "reason": reason}, status_code=503, headers={"Retry-After": "10"})
-    body = {"ready": True, "engine": svc.engine.name, "models": svc.engine.model_files,
-            "resolution": svc.engine.resolution, "load_seconds": round(svc.engine.load_seconds, 2),
-            "queue_depth": svc.store.queue_depth()}
-    if svc.engine.tiny:
-        body["warning"] = ("these are tiny random TEST models (make-tiny): results are noise, not faces; "
-                           "run preload.sh for the real weights")
+    ready, body = await run_in_threadpool(service(request).readiness)
+    if not ready:
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "10"})
     return JSONResponse(body)
 
 
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
     svc = service(request)
-    svc.metrics.queue_depth.set(svc.store.queue_depth())
+    await run_in_threadpool(svc.refresh_gauges)
     return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -138,9 +121,7 @@ async def toonify(
         raise ApiError("too_many_files", "send one photo per request (got %d in 'image')" % len(uploads))
     options = _options(form, svc.settings)
     data = await uploads[0].read()
-    if svc.engine is None:
-        raise ApiError("not_ready", "the service is still loading its models; try again shortly",
-                       {"Retry-After": "10"})
+    svc.check_accepting()
     photo = await run_in_threadpool(decode_image, data, svc.limits)
     faces = select_faces(await run_in_threadpool(svc.detector.usable_faces, photo), options.face)
     cache_key = hashlib.sha256(data).hexdigest() + ";" + options.projection_key()
@@ -153,9 +134,8 @@ async def toonify(
             retry = max(1, int(np.median(svc.store.recent_durations() or [30.0])))
             raise ApiError("queue_full", "the queue is full (%d jobs); try again in %d s" % (depth, retry),
                            {"Retry-After": str(retry)})
-        stored = options.model_dump()
-        job = svc.store.create(new_job_id(), stored, cache_key, [f.to_json() for f in faces], data)
-        svc.worker.wake.set()
+        job = await run_in_threadpool(svc.submit, new_job_id(), options.model_dump(), cache_key,
+                                      [f.to_json() for f in faces], data)
     wants_async = async_ in ("1", "true", "yes") or "respond-async" in request.headers.get("prefer", "").lower()
     if wants_async:
         status = 200 if job.finished else 202
@@ -171,7 +151,7 @@ async def toonify(
         raise ApiError("cancelled" if job.status == "cancelled" else "not_finished",
                        "job %s is %s" % (job.id, job.status))
     if options.output == "toon" and options.strength != 1.0:
-        rgb = await _render(svc, job, options.strength, 0)
+        rgb = await svc.render(job, 0, options.strength)
     else:
         rgb = _result_image(svc, job, options.output, 0)
     return _image_response(rgb, options.format, job, len(job.faces))
@@ -227,7 +207,7 @@ async def job_render(request: Request, job_id: str, strength: float = Query(...,
     svc = service(request)
     job = _job_or_404(svc, job_id)
     fmt = ToonifyOptions(format=format).format
-    return _image_response(await _render(svc, job, strength, face), fmt, job, len(job.faces))
+    return _image_response(await svc.render(job, face, strength), fmt, job, len(job.faces))
 
 
 @router.delete("/jobs/{job_id}", summary="Cancel the job (within one projection step) and delete its files")

@@ -1,32 +1,82 @@
-"""What one service process holds: settings, job store, metrics, face detector, the engine (loaded in the
-background so liveness answers at once), and the worker."""
+"""What one API process holds: settings, job store, metrics, face detector, and how jobs get run.
+
+``local`` (the default): SQLite + an in-process worker; the engine loads in a background thread so liveness
+answers at once. ``redis``: jobs go through Redis to ``python -m app worker`` processes on any machine; this
+process loads no models and does no GPU work (re-renders run on a worker too)."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from typing import Optional
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+from fastapi.concurrency import run_in_threadpool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from rq.job import JobStatus
 
 from ..config import Settings
 from ..engine import Engine
 from ..faces import FaceDetector
 from ..imaging import ImageLimits
+from ..jobs.job import Job
 from ..jobs.local import LocalWorker
+from ..jobs.redis_store import RedisJobStore, connect
+from ..jobs.results import read_latents
 from ..jobs.store import JobStore
 from ..metrics import Metrics
+from .errors import ApiError
 
 log = logging.getLogger("toonify")
+RENDER_WAIT_S = 120
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+TINY_WARNING = ("these are tiny random TEST models (make-tiny): results are noise, not faces; run preload.sh for the "
+                "real weights")
+Readiness = Tuple[bool, Dict[str, Any]]
 
 
 class Service:
+    store: Any  # JobStore or RedisJobStore: the same methods
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
         self.limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
+        self.detector = FaceDetector(settings.models_dir)
+
+    def start(self) -> None:
+        """Start background work (called once the event loop runs)."""
+
+    def stop(self) -> None:
+        """Stop background work."""
+
+    def submit(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
+               upload: bytes) -> Job:
+        raise NotImplementedError
+
+    def check_accepting(self) -> None:
+        """Raise ApiError(not_ready) when new jobs cannot be taken yet."""
+
+    async def render(self, job: Job, face: int, strength: float) -> np.ndarray:
+        raise NotImplementedError
+
+    def readiness(self) -> Readiness:
+        raise NotImplementedError
+
+    def refresh_gauges(self) -> None:
+        self.metrics.queue_depth.set(self.store.queue_depth())
+
+
+class LocalService(Service):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
         self.store = JobStore(settings.data_dir)
+        self.metrics.count_jobs_from(self.store.job_counts)
         requeued = self.store.requeue_interrupted(settings.job_attempts)
         if requeued:
             log.info("jobs interrupted by the last stop: %s", ", ".join(requeued))
-        self.detector = FaceDetector(settings.models_dir)
         self.engine: Optional[Engine] = None
         self.engine_error: Optional[str] = None
         self.worker = LocalWorker(self.store, lambda: self.engine, self.detector, self.limits, self.metrics,
@@ -48,3 +98,81 @@ class Service:
         except Exception as exc:  # readiness reports it; the process stays up for ops to see why
             log.exception("loading the models failed")
             self.engine_error = "%s: %s" % (type(exc).__name__, exc)
+
+    def submit(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
+               upload: bytes) -> Job:
+        job = self.store.create(job_id, options, cache_key, faces, upload)
+        self.worker.wake.set()
+        return job
+
+    def check_accepting(self) -> None:
+        if self.engine is None:
+            raise ApiError("not_ready", "the service is still loading its models; try again shortly",
+                           {"Retry-After": "10"})
+
+    async def render(self, job: Job, face: int, strength: float) -> np.ndarray:
+        engine = self.engine
+        if engine is None:
+            raise ApiError("not_ready", "the models are still loading; try again shortly", {"Retry-After": "10"})
+        return (await run_in_threadpool(engine.synthesize, read_latents(self.store, job, face), strength))[0]
+
+    def readiness(self) -> Readiness:
+        engine = self.engine
+        if engine is None:
+            return False, {"ready": False, "reason": self.engine_error or "loading the models"}
+        body = {"ready": True, "queue": "local", "engine": engine.name, "models": engine.model_files,
+                "resolution": engine.resolution, "load_seconds": round(engine.load_seconds, 2),
+                "queue_depth": self.store.queue_depth()}
+        if engine.tiny:
+            body["warning"] = TINY_WARNING
+        return True, body
+
+
+class RedisService(Service):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.redis = connect(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+        self.store = RedisJobStore(self.redis, settings.result_ttl_s, settings.job_timeout_s, settings.job_attempts)
+        self.metrics.count_jobs_from(self.store.job_counts)
+
+    def submit(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
+               upload: bytes) -> Job:
+        return self.store.create(job_id, options, cache_key, faces, upload)
+
+    async def render(self, job: Job, face: int, strength: float) -> np.ndarray:
+        read_latents(self.store, job, face)  # a clear 409/404 here rather than a failed task on a worker
+        task = await run_in_threadpool(self.store.enqueue_render, job.id, face, strength, RENDER_WAIT_S)
+        deadline = time.monotonic() + RENDER_WAIT_S
+        while time.monotonic() < deadline:
+            status = await run_in_threadpool(task.get_status, True)
+            if status == JobStatus.FINISHED:
+                return await run_in_threadpool(task.return_value, True)
+            if status in (JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED):
+                raise ApiError("internal_error", "re-rendering failed on the worker; try again later")
+            await asyncio.sleep(0.05)
+        raise ApiError("not_ready", "no worker was free to re-render within %d s; try again" % RENDER_WAIT_S,
+                       {"Retry-After": "30"})
+
+    def refresh_gauges(self) -> None:
+        super().refresh_gauges()
+        self.metrics.live_workers.set(len(self.store.live_workers()))
+
+    def readiness(self) -> Readiness:
+        try:
+            workers = self.store.live_workers()
+            depth = self.store.queue_depth()
+        except REDIS_DOWN as exc:
+            return False, {"ready": False, "queue": "redis", "reason": "Redis cannot be reached: %s" % exc}
+        body: Dict[str, Any] = {"queue": "redis", "queue_depth": depth, "workers": workers}
+        if not workers:
+            body.update(ready=False, reason="no live worker: start one with 'python -m app worker' "
+                                            "(docker compose --profile scale up --scale worker=N)")
+            return False, body
+        body["ready"] = True
+        if any(worker.get("tiny") for worker in workers):
+            body["warning"] = TINY_WARNING
+        return True, body
+
+
+def create_service(settings: Settings) -> Service:
+    return RedisService(settings) if settings.queue == "redis" else LocalService(settings)

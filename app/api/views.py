@@ -5,10 +5,10 @@ import time
 from statistics import median
 from typing import Any, Dict
 
-from ..jobs.store import Job, JobStore
+from ..jobs.job import Job
 
 
-def eta_seconds(job: Job, store: JobStore) -> Any:
+def eta_seconds(job: Job, store: Any) -> Any:
     if job.status == "running" and job.stage == "projecting" and job.step > 0 and job.started_at:
         elapsed = time.time() - job.started_at
         return round(elapsed * (job.total - job.step) / job.step, 1)
@@ -18,7 +18,7 @@ def eta_seconds(job: Job, store: JobStore) -> Any:
     return 0 if job.finished else None
 
 
-def job_view(job: Job, store: JobStore) -> Dict[str, Any]:
+def job_view(job: Job, store: Any) -> Dict[str, Any]:
     base = "/jobs/%s" % job.id
     view: Dict[str, Any] = {
         "id": job.id,
@@ -32,6 +32,7 @@ def job_view(job: Job, store: JobStore) -> Dict[str, Any]:
         "faces": [{"index": i, "rect": f["rect"], "score": f["score"]} for i, f in enumerate(job.faces)],
         "options": job.options,
         "attempts": job.attempts,
+        "worker": job.worker,
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
         "created_at": job.created_at,
         "finished_at": job.finished_at,

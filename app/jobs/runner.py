@@ -2,43 +2,31 @@
 by the in-process worker and the Redis workers."""
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
-from typing import Callable, Optional
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from ..engine import Engine, ProjectionCancelled
 from ..errors import ToonifyError
 from ..faces import Face, FaceDetector
 from ..imaging import ImageLimits
 from ..metrics import Metrics
-from ..pipeline import ToonifyOptions, ToonifyResult, toonify
-from .store import Job, JobStore
+from ..pipeline import ToonifyOptions, toonify
+from .job import UPLOAD, Job
+from .results import write_results
+from .store import JobStore
+
+if TYPE_CHECKING:
+    from .redis_store import RedisJobStore
+
+AnyStore = Union[JobStore, "RedisJobStore"]
 
 log = logging.getLogger("toonify.jobs")
 
 
-def write_results(folder: Path, result: ToonifyResult) -> None:
-    """Everything a user may download later; the photo itself is not kept."""
-    np.save(str(folder / "latents.npy"), result.latents)
-    for index, (toon, aligned, reconstruction) in enumerate(zip(result.toons, result.aligned,
-                                                                result.reconstructions)):
-        Image.fromarray(toon).save(str(folder / ("toon_%02d.png" % index)))
-        Image.fromarray(aligned).save(str(folder / ("aligned_%02d.png" % index)))
-        Image.fromarray(reconstruction).save(str(folder / ("reconstruction_%02d.png" % index)))
-    Image.fromarray(result.pasted).save(str(folder / "paste.png"))
-    faces = [dict(face.to_json(), quad=quad.round(3).tolist()) for face, quad in zip(result.faces, result.quads)]
-    (folder / "faces.json").write_text(json.dumps(faces))
-
-
-def run_job(job: Job, store: JobStore, engine: Engine, detector: FaceDetector, limits: ImageLimits,
+def run_job(job: Job, store: AnyStore, engine: Engine, detector: FaceDetector, limits: ImageLimits,
             metrics: Metrics, batch_size: int, worker: str,
             externally_cancelled: Optional[Callable[[], bool]] = None) -> str:
     """Returns the job's outcome: succeeded, failed or cancelled."""
-    folder = store.job_dir(job.id)
     options = ToonifyOptions(**job.options)
 
     def cancelled() -> bool:
@@ -54,13 +42,15 @@ def run_job(job: Job, store: JobStore, engine: Engine, detector: FaceDetector, l
 
     outcome, reason = "succeeded", ""
     try:
-        upload = (folder / "upload.bin").read_bytes()
+        upload = store.read_file(job.id, UPLOAD)
+        if upload is None:
+            raise FileNotFoundError(UPLOAD)
         store.progress(job.id, "decoding")
         known = [Face.from_json(face) for face in job.faces] or None
         result = toonify(engine, detector, upload, options, limits, on_stage, on_step, cancelled, batch_size, known)
         if cancelled():
             raise ProjectionCancelled()
-        write_results(folder, result)
+        write_results(store, job.id, result)
         store.finish(job.id, "succeeded")
     except ProjectionCancelled:
         outcome, reason = "cancelled", "cancelled"
@@ -78,6 +68,5 @@ def run_job(job: Job, store: JobStore, engine: Engine, detector: FaceDetector, l
     if store.is_cancelled(job.id):
         store.delete_files(job.id)
         outcome, reason = "cancelled", "cancelled"
-    metrics.jobs.labels(outcome, reason).inc()
-    metrics.worker_jobs.labels(worker, outcome).inc()
+    store.count_job(worker, outcome, reason)
     return outcome

@@ -3,16 +3,15 @@ running is re-queued (up to its attempt limit), finished results stay until thei
 from __future__ import annotations
 
 import json
-import secrets
 import shutil
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+from .job import LATENTS, UPLOAD, Job, JobCounts, worker_lost_message
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -34,39 +33,19 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_cache ON jobs (cache_key, status);
+CREATE TABLE IF NOT EXISTS job_counts (
+    worker TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (worker, outcome, reason)
+);
 """
 
 
-@dataclass
-class Job:
-    id: str
-    status: str
-    stage: str
-    step: int
-    total: int
-    options: Dict[str, Any]
-    cache_key: str
-    faces: List[Dict[str, Any]]
-    attempts: int
-    error_code: Optional[str]
-    error_message: Optional[str]
-    worker: Optional[str]
-    created_at: float
-    started_at: Optional[float]
-    updated_at: float
-    finished_at: Optional[float]
-
-    @property
-    def finished(self) -> bool:
-        return self.status in TERMINAL
-
-
-def new_job_id() -> str:
-    """128 random bits, URL-safe: unguessable."""
-    return secrets.token_urlsafe(16)
-
-
 class JobStore:
+    """The single-machine store: the in-process worker claims jobs from it."""
+
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self.jobs_dir = self.data_dir / "jobs"
@@ -97,7 +76,7 @@ class JobStore:
                upload: bytes) -> Job:
         folder = self.job_dir(job_id)
         folder.mkdir(parents=True)
-        (folder / "upload.bin").write_bytes(upload)
+        (folder / UPLOAD).write_bytes(upload)
         now = time.time()
         self._query("INSERT INTO jobs (id, status, options, cache_key, faces, created_at, updated_at) "
                     "VALUES (?, 'queued', ?, ?, ?, ?, ?)", (job_id, json.dumps(options), cache_key,
@@ -114,7 +93,7 @@ class JobStore:
                            "ORDER BY created_at DESC", (cache_key,))
         for row in rows:
             job = self._row(row)
-            if job.status != "succeeded" or (self.job_dir(job.id) / "latents.npy").exists():
+            if job.status != "succeeded" or (self.job_dir(job.id) / LATENTS).exists():
                 return job
         return None
 
@@ -148,9 +127,16 @@ class JobStore:
         self._query("UPDATE jobs SET status = ?, stage = ?, error_code = ?, error_message = ?, updated_at = ?, "
                     "finished_at = ? WHERE id = ? AND status NOT IN ('cancelled')",
                     (status, status, error_code, error_message, now, now, job_id))
-        upload = self.job_dir(job_id) / "upload.bin"
+        upload = self.job_dir(job_id) / UPLOAD
         if upload.exists():
             upload.unlink()  # privacy: the photo is not kept once the job is over
+
+    def write_file(self, job_id: str, name: str, data: bytes) -> None:
+        (self.job_dir(job_id) / name).write_bytes(data)
+
+    def read_file(self, job_id: str, name: str) -> Optional[bytes]:
+        path = self.job_dir(job_id) / name
+        return path.read_bytes() if path.is_file() else None
 
     def cancel(self, job_id: str) -> Optional[Job]:
         now = time.time()
@@ -178,9 +164,7 @@ class JobStore:
                 self._query("UPDATE jobs SET status = 'queued', stage = 'queued', step = 0, updated_at = ? "
                             "WHERE id = ?", (now, job_id))
             else:
-                self.finish(job_id, "failed", "worker_lost",
-                            "the job was interrupted %d times (server restarts or crashes); send the photo again"
-                            % attempts)
+                self.finish(job_id, "failed", "worker_lost", worker_lost_message(attempts))
         return [row[0] for row in rows]
 
     def queue_depth(self) -> int:
@@ -197,6 +181,14 @@ class JobStore:
         rows = self._query("SELECT finished_at - started_at FROM jobs WHERE status = 'succeeded' AND started_at IS "
                            "NOT NULL ORDER BY finished_at DESC LIMIT ?", (limit,))
         return [float(r[0]) for r in rows]
+
+    def count_job(self, worker: str, outcome: str, reason: str) -> None:
+        self._query("INSERT INTO job_counts (worker, outcome, reason, count) VALUES (?, ?, ?, 1) "
+                    "ON CONFLICT (worker, outcome, reason) DO UPDATE SET count = count + 1", (worker, outcome, reason))
+
+    def job_counts(self) -> JobCounts:
+        rows = self._query("SELECT worker, outcome, reason, count FROM job_counts")
+        return {(worker, outcome, reason): int(count) for worker, outcome, reason, count in rows}
 
     def purge_expired(self, ttl_s: float, now: Optional[float] = None) -> List[str]:
         """Delete finished jobs (rows and files) older than the TTL."""

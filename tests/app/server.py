@@ -32,21 +32,29 @@ class Server:
         self.log = data.parent / ("server-%d.log" % self.port)
         self.process: Optional[subprocess.Popen] = None
 
-    def start(self, timeout_s: float = 120) -> "Server":
+    def spawn(self) -> "Server":
         self.process = subprocess.Popen(
             [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=str(REPO), env=self.env, stdout=open(str(self.log), "ab"), stderr=subprocess.STDOUT)
+        return self
+
+    def wait_until(self, path: str = "/readyz", timeout_s: float = 120) -> "Server":
+        """Until ``path`` answers 200 (readiness by default)."""
+        assert self.process is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("server exited: %s" % self.log.read_text()[-2000:])
             try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                if httpx.get(self.url + path, timeout=2).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
-        raise RuntimeError("server not ready after %ss: %s" % (timeout_s, self.log.read_text()[-2000:]))
+        raise RuntimeError("%s not 200 after %ss: %s" % (path, timeout_s, self.log.read_text()[-2000:]))
+
+    def start(self, timeout_s: float = 120) -> "Server":
+        return self.spawn().wait_until("/readyz", timeout_s)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -1,0 +1,45 @@
+"""What a job is, whichever store holds it."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+UPLOAD = "upload.bin"
+LATENTS = "latents.npy"
+JobCounts = Dict[Tuple[str, str, str], int]  # (worker, outcome, reason) → finished jobs
+
+
+@dataclass
+class Job:
+    id: str
+    status: str
+    stage: str
+    step: int
+    total: int
+    options: Dict[str, Any]
+    cache_key: str
+    faces: List[Dict[str, Any]]
+    attempts: int
+    error_code: Optional[str]
+    error_message: Optional[str]
+    worker: Optional[str]
+    created_at: float
+    started_at: Optional[float]
+    updated_at: float
+    finished_at: Optional[float]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+
+def new_job_id() -> str:
+    """128 random bits, URL-safe: unguessable."""
+    return secrets.token_urlsafe(16)
+
+
+def worker_lost_message(attempts: int) -> str:
+    return ("the job was interrupted %d times (workers or servers stopped while running it); send the photo again"
+            % attempts)

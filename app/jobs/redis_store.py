@@ -1,0 +1,257 @@
+"""Jobs in Redis, delivered to GPU workers through RQ (``TOONIFY_QUEUE=redis``).
+
+Every job is a hash (state, progress, options, faces) plus a hash of its files (the upload until the job ends,
+then the results), so any API process on any machine can answer for any job. Finished jobs and their files
+expire after the result TTL (Redis does the purging). State changes that race with a cancel are Lua scripts,
+so they are atomic. Creating a job and enqueueing its RQ job happen in one transaction: a job is never
+recorded without being delivered, or delivered without being recorded.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Dict, List, Optional
+
+from redis import Redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry as RedisRetry
+from rq import Queue, Retry
+from rq.job import Callback
+from rq.job import Job as RQJob
+
+from .job import LATENTS, UPLOAD, Job, JobCounts
+
+PREFIX = "toonify:"
+JOBS_QUEUE = "toonify"
+RENDER_QUEUE = "toonify-render"  # re-renders: short, interactive; workers take them first
+ACTIVE = PREFIX + "active"  # sorted set: queued and running job ids by creation time
+DURATIONS = PREFIX + "durations"  # the last 20 successful run times, for ETAs and Retry-After
+COUNTS = PREFIX + "job-counts"  # "worker\x1foutcome\x1freason" → finished jobs
+WORKERS = PREFIX + "worker:"  # + name → the worker's presence (JSON), expires unless renewed
+TASKS = "app.jobs.rq_tasks."
+SEPARATOR = "\x1f"
+
+_CLAIM = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'queued' and status ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'running', 'stage', 'starting', 'step', 0, 'total', 0,
+           'worker', ARGV[1], 'started_at', ARGV[2], 'updated_at', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+return 1
+"""
+_PROGRESS = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'stage', ARGV[1], 'updated_at', ARGV[4])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'step', ARGV[2]) end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'total', ARGV[3]) end
+return 1
+"""
+_FINISH = """
+redis.call('HDEL', KEYS[2], ARGV[7])
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'stage', ARGV[2], 'updated_at', ARGV[5], 'finished_at', ARGV[5])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error_code', ARGV[3], 'error_message', ARGV[4]) end
+local started = redis.call('HGET', KEYS[1], 'started_at')
+if ARGV[2] == 'succeeded' and started then
+  redis.call('LPUSH', KEYS[4], tostring(tonumber(ARGV[5]) - tonumber(started)))
+  redis.call('LTRIM', KEYS[4], 0, 19)
+end
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+return 1
+"""
+_CANCEL = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'queued' and status ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'cancelled', 'stage', 'cancelled', 'updated_at', ARGV[2],
+           'finished_at', ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('DEL', KEYS[2])
+return 1
+"""
+_REQUEUE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'stage', 'queued', 'step', 0, 'updated_at', ARGV[1])
+return 1
+"""
+
+
+def connect(url: str, **options: Any) -> Redis:
+    """A client that rides out a short Redis restart (a few retries with backoff) instead of failing at once."""
+    return Redis.from_url(url, retry=RedisRetry(ExponentialBackoff(cap=1.0, base=0.05), 4),
+                          retry_on_error=[RedisConnectionError, RedisTimeoutError], **options)
+
+
+def job_key(job_id: str) -> str:
+    return PREFIX + "job:" + job_id
+
+
+def files_key(job_id: str) -> str:
+    return job_key(job_id) + ":files"
+
+
+def cache_pointer(cache_key: str) -> str:
+    return PREFIX + "cache:" + cache_key
+
+
+def _text(value: Optional[bytes]) -> Optional[str]:
+    return None if value is None else value.decode()
+
+
+def _number(value: Optional[bytes]) -> Optional[float]:
+    return None if value is None else float(value)
+
+
+def job_from_hash(job_id: str, fields: Dict[bytes, bytes]) -> Job:
+    get = fields.get
+    return Job(job_id, _text(get(b"status")) or "queued", _text(get(b"stage")) or "queued",
+               int(get(b"step", 0)), int(get(b"total", 0)), json.loads(get(b"options", b"{}")),
+               _text(get(b"cache_key")) or "", json.loads(get(b"faces", b"[]")), int(get(b"attempts", 0)),
+               _text(get(b"error_code")), _text(get(b"error_message")), _text(get(b"worker")),
+               float(get(b"created_at", 0)), _number(get(b"started_at")), float(get(b"updated_at", 0)),
+               _number(get(b"finished_at")))
+
+
+class RedisJobStore:
+    """The job store of the scaled-out service; the same methods as the SQLite store, plus delivery."""
+
+    def __init__(self, redis: Redis, result_ttl_s: int, job_timeout_s: int, job_attempts: int) -> None:
+        self.redis = redis
+        self.result_ttl_s, self.job_timeout_s, self.job_attempts = result_ttl_s, job_timeout_s, job_attempts
+        self.jobs_queue = Queue(JOBS_QUEUE, connection=redis)
+        self.render_queue = Queue(RENDER_QUEUE, connection=redis)
+        self._claim = redis.register_script(_CLAIM)
+        self._progress = redis.register_script(_PROGRESS)
+        self._finish = redis.register_script(_FINISH)
+        self._cancel = redis.register_script(_CANCEL)
+        self._requeue = redis.register_script(_REQUEUE)
+
+    # -- the job's life -------------------------------------------------------------------------------
+    def create(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
+               upload: bytes) -> Job:
+        """Record the job and enqueue its delivery, atomically. A worker that dies holding it loses its
+        lease; RQ then delivers it again, up to ``job_attempts`` runs in all."""
+        now = time.time()
+        fields = {"status": "queued", "stage": "queued", "step": 0, "total": 0, "attempts": 0,
+                  "options": json.dumps(options), "cache_key": cache_key, "faces": json.dumps(faces),
+                  "created_at": repr(now), "updated_at": repr(now)}
+        retry = Retry(max=self.job_attempts - 1) if self.job_attempts > 1 else None
+        with self.redis.pipeline(transaction=True) as pipe:
+            # RQ starts the MULTI itself; everything below joins the same transaction
+            self.jobs_queue.enqueue_call(TASKS + "process_job", args=(job_id,), job_id=job_id,
+                                         timeout=self.job_timeout_s, result_ttl=0, failure_ttl=self.result_ttl_s,
+                                         retry=retry, on_failure=Callback(TASKS + "job_failed"), pipeline=pipe)
+            pipe.hset(job_key(job_id), mapping=fields)
+            pipe.hset(files_key(job_id), UPLOAD, upload)
+            pipe.zadd(ACTIVE, {job_id: now})
+            pipe.set(cache_pointer(cache_key), job_id, ex=self.result_ttl_s + self.job_timeout_s)
+            pipe.execute()
+        return self.get(job_id)  # type: ignore[return-value]
+
+    def get(self, job_id: str) -> Optional[Job]:
+        fields = self.redis.hgetall(job_key(job_id))
+        return job_from_hash(job_id, fields) if fields else None
+
+    def find_reusable(self, cache_key: str) -> Optional[Job]:
+        """The latest job with the same input and options, if it is live or succeeded with its files there."""
+        job_id = self.redis.get(cache_pointer(cache_key))
+        job = self.get(job_id.decode()) if job_id else None
+        if job is None or job.status in ("failed", "cancelled"):
+            return None
+        if job.status == "succeeded" and not self.redis.hexists(files_key(job.id), LATENTS):
+            return None
+        return job
+
+    def claim(self, job_id: str, worker: str) -> Optional[Job]:
+        """Start a run of a queued job, or a new run of one whose last worker died; None if it is over."""
+        if not self._claim(keys=[job_key(job_id)], args=[worker, repr(time.time())]):
+            return None
+        return self.get(job_id)
+
+    def progress(self, job_id: str, stage: str, step: Optional[int] = None, total: Optional[int] = None) -> None:
+        self._progress(keys=[job_key(job_id)], args=[stage, "" if step is None else step,
+                                                     "" if total is None else total, repr(time.time())])
+
+    def finish(self, job_id: str, status: str, error_code: Optional[str] = None,
+               error_message: Optional[str] = None) -> None:
+        """Only a running job finishes (not a cancelled one, nor one finished already). The upload goes
+        either way, and the results expire after the TTL."""
+        self._finish(keys=[job_key(job_id), files_key(job_id), ACTIVE, DURATIONS],
+                     args=[job_id, status, error_code or "", error_message or "", repr(time.time()),
+                           self.result_ttl_s, UPLOAD])
+
+    def requeue(self, job_id: str) -> None:
+        """Its worker died and RQ delivers it again: show it as queued meanwhile."""
+        self._requeue(keys=[job_key(job_id)], args=[repr(time.time())])
+
+    def cancel(self, job_id: str) -> Optional[Job]:
+        self._cancel(keys=[job_key(job_id), files_key(job_id), ACTIVE], args=[job_id, repr(time.time()),
+                                                                              self.result_ttl_s])
+        return self.get(job_id)
+
+    def is_cancelled(self, job_id: str) -> bool:
+        status = self.redis.hget(job_key(job_id), "status")
+        return status is None or status == b"cancelled"
+
+    def delete_files(self, job_id: str) -> None:
+        self.redis.delete(files_key(job_id))
+
+    def delete(self, job_id: str) -> None:
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(job_key(job_id), files_key(job_id))
+            pipe.zrem(ACTIVE, job_id)
+            pipe.execute()
+
+    def purge_expired(self, ttl_s: float, now: Optional[float] = None) -> List[str]:
+        """Nothing to do: finished jobs carry a Redis expiry."""
+        return []
+
+    # -- files ----------------------------------------------------------------------------------------
+    def write_file(self, job_id: str, name: str, data: bytes) -> None:
+        self.redis.hset(files_key(job_id), name, data)
+
+    def read_file(self, job_id: str, name: str) -> Optional[bytes]:
+        return self.redis.hget(files_key(job_id), name)
+
+    # -- the queue as a whole -------------------------------------------------------------------------
+    def queue_depth(self) -> int:
+        return int(self.redis.zcard(ACTIVE))
+
+    def position(self, job: Job) -> int:
+        """0 = running or next; n = n jobs (queued or running) were created before it."""
+        if job.status != "queued":
+            return 0
+        return int(self.redis.zcount(ACTIVE, "-inf", "(%r" % job.created_at))
+
+    def recent_durations(self, limit: int = 20) -> List[float]:
+        return [float(value) for value in self.redis.lrange(DURATIONS, 0, limit - 1)]
+
+    def count_job(self, worker: str, outcome: str, reason: str) -> None:
+        self.redis.hincrby(COUNTS, SEPARATOR.join((worker, outcome, reason)), 1)
+
+    def job_counts(self) -> JobCounts:
+        counts: JobCounts = {}
+        for field, count in self.redis.hgetall(COUNTS).items():
+            worker, outcome, reason = field.decode().split(SEPARATOR)
+            counts[(worker, outcome, reason)] = int(count)
+        return counts
+
+    def live_workers(self) -> List[Dict[str, Any]]:
+        """Workers whose presence was renewed within their TTL (see app.jobs.rq_worker)."""
+        found = []
+        for key in self.redis.scan_iter(match=WORKERS + "*", count=100):
+            value = self.redis.get(key)
+            if value is not None:
+                found.append(json.loads(value))
+        return sorted(found, key=lambda worker: worker["name"])
+
+    # -- re-renders -----------------------------------------------------------------------------------
+    def enqueue_render(self, job_id: str, face: int, strength: float, timeout_s: int) -> RQJob:
+        """A re-render runs on a worker (the API holds no models); it is dropped if no worker starts it in time."""
+        return self.render_queue.enqueue_call(TASKS + "render_face", args=(job_id, face, strength),
+                                              timeout=timeout_s, ttl=timeout_s, result_ttl=timeout_s,
+                                              failure_ttl=timeout_s)

@@ -1,0 +1,50 @@
+"""A job's result files (the same names in either store) and reading them back."""
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..errors import ResultNotFound, ResultNotReady
+from ..pipeline import ToonifyResult
+from .job import LATENTS, Job
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def write_results(store: Any, job_id: str, result: ToonifyResult) -> None:
+    """Everything a user may download later; the photo itself is not kept. Latents go last: their presence
+    is what marks a result set complete."""
+    for index, (toon, aligned, reconstruction) in enumerate(zip(result.toons, result.aligned,
+                                                                result.reconstructions)):
+        store.write_file(job_id, "toon_%02d.png" % index, png_bytes(toon))
+        store.write_file(job_id, "aligned_%02d.png" % index, png_bytes(aligned))
+        store.write_file(job_id, "reconstruction_%02d.png" % index, png_bytes(reconstruction))
+    store.write_file(job_id, "paste.png", png_bytes(result.pasted))
+    faces = [dict(face.to_json(), quad=quad.round(3).tolist()) for face, quad in zip(result.faces, result.quads)]
+    store.write_file(job_id, "faces.json", json.dumps(faces).encode())
+    store.write_file(job_id, LATENTS, npy_bytes(result.latents))
+
+
+def read_latents(store: Any, job: Job, face: int) -> np.ndarray:
+    """The W+ latents [1, num_ws, 512] of one face of a succeeded job."""
+    data = store.read_file(job.id, LATENTS) if job.status == "succeeded" else None
+    if data is None:
+        raise ResultNotReady("job %s has no latents (status %s)" % (job.id, job.status))
+    latents = np.load(io.BytesIO(data))
+    if not 0 <= face < len(latents):
+        raise ResultNotFound("job %s has %d face(s); face %d does not exist" % (job.id, len(latents), face))
+    return latents[face: face + 1]

@@ -1,0 +1,82 @@
+"""The functions RQ runs on a worker, by their import path. The worker installs its context (store, loaded
+engine, detector) once at start, so each job reuses the models already on the GPU."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from ..engine import Engine
+from ..faces import FaceDetector
+from ..imaging import ImageLimits
+from ..metrics import Metrics
+from .job import worker_lost_message
+from .redis_store import RedisJobStore
+from .results import read_latents
+from .runner import run_job
+
+log = logging.getLogger("toonify.worker")
+
+
+@dataclass
+class WorkerContext:
+    store: RedisJobStore
+    engine: Engine
+    detector: FaceDetector
+    limits: ImageLimits
+    metrics: Metrics
+    batch_size: int
+    name: str
+
+
+_context: Optional[WorkerContext] = None
+
+
+def install(context: WorkerContext) -> None:
+    global _context
+    _context = context
+
+
+def context() -> WorkerContext:
+    if _context is None:
+        raise RuntimeError("toonify tasks run inside 'python -m app worker', which loads the models first")
+    return _context
+
+
+def process_job(job_id: str) -> str:
+    """One delivery of a toonify job. A job that was cancelled, deleted or finished meanwhile is skipped."""
+    ctx = context()
+    job = ctx.store.claim(job_id, ctx.name)
+    if job is None:
+        return "skipped"
+    log.info("job %s: attempt %d on %s", job_id, job.attempts, ctx.name)
+    return run_job(job, ctx.store, ctx.engine, ctx.detector, ctx.limits, ctx.metrics, ctx.batch_size, ctx.name)
+
+
+def render_face(job_id: str, face: int, strength: float) -> np.ndarray:
+    """Re-render one face of a succeeded job at another toon strength: uint8 [R, R, 3]."""
+    ctx = context()
+    job = ctx.store.get(job_id)
+    if job is None:
+        raise LookupError("job %s is gone" % job_id)
+    return ctx.engine.synthesize(read_latents(ctx.store, job, face), strength)[0]
+
+
+def job_failed(rq_job: Any, _connection: Any, exc_type: type, _exc: BaseException, _traceback: Any) -> None:
+    """RQ's failure callback: a process_job run raised, or its worker died holding it (RQ's cleanup found
+    the lease expired). If RQ will deliver it again the job shows as queued; otherwise it fails with a
+    reason. Never raises: RQ's cleanup must go on to re-enqueue the job."""
+    try:
+        store = context().store
+        if rq_job.retries_left:
+            store.requeue(rq_job.id)
+            return
+        job = store.get(rq_job.id)
+        if exc_type.__name__ == "AbandonedJobError":
+            store.finish(rq_job.id, "failed", "worker_lost", worker_lost_message(job.attempts if job else 0))
+        else:
+            store.finish(rq_job.id, "failed", "internal_error", "toonification failed on the server; try again later")
+    except Exception:
+        log.exception("recording the failure of job %s failed", rq_job.id)

@@ -1,0 +1,104 @@
+"""Real processes for the scaled-out service: Debian's redis-server (append-only file on) on a loopback port,
+and ``python -m app worker`` processes, each its own subprocess so tests can SIGKILL them."""
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import redis
+
+from tests.app.server import free_port
+from tests.conftest import REPO
+
+
+class RedisServer:
+    def __init__(self, folder: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: run the README's test command (make test), "
+                               "which installs Debian's redis-server")
+        self.binary, self.folder, self.port = binary, folder, free_port()
+        self.url = "redis://127.0.0.1:%d/0" % self.port
+        self.process: Optional[subprocess.Popen] = None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> "RedisServer":
+        """Persistence by the append-only file alone (no RDB snapshots), fsync'd every second."""
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes"],
+            stdout=open(str(self.folder / "redis.log"), "ab"), stderr=subprocess.STDOUT)
+        client = self.client()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start: %s" % (self.folder / "redis.log").read_text())
+                time.sleep(0.05)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+
+class Workers:
+    """``python -m app worker`` processes by name, sharing one environment (the API's)."""
+
+    def __init__(self, env: Dict[str, str], logs: Path) -> None:
+        self.env, self.logs = env, logs
+        self.processes: Dict[str, subprocess.Popen] = {}
+
+    def start(self, *names: str) -> None:
+        for name in names:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "app", "worker", "--name", name], cwd=str(REPO), env=self.env,
+                stdout=open(str(self.logs / ("worker-%s.log" % name)), "ab"), stderr=subprocess.STDOUT)
+
+    def kill(self, name: str) -> None:
+        process = self.processes[name]
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def log(self, name: str) -> str:
+        return (self.logs / ("worker-%s.log" % name)).read_text()
+
+
+def live_worker_names(readyz: Dict) -> List[str]:
+    return [worker["name"] for worker in readyz.get("workers", [])]
+
+
+def metric_values(text: str, name: str) -> Dict[str, float]:
+    """Prometheus text → {label set: value} for one metric family."""
+    values = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            labels, value = line[len(name):].rsplit(" ", 1)
+            values[labels] = float(value)
+    return values

@@ -1,0 +1,162 @@
+"""TOONIFY_QUEUE=redis: one API, GPU workers as separate processes, a real redis-server in between."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+
+from tests.app.scale import RedisServer, Workers, live_worker_names, metric_values
+from tests.app.server import Server, wait_for
+from tests.conftest import PHOTOS
+
+TTL_S = 4  # a dead worker is noticed, and its job delivered again, within a few seconds
+
+
+class Cluster:
+    def __init__(self, engine: str, tiny_models: Path, folder: Path, cache: Path, **settings: object) -> None:
+        self.redis = RedisServer(folder / "redis").start()
+        api_models = folder / "api-models"  # empty: the API in this mode loads no models
+        api_models.mkdir()
+        self.api = Server(engine, api_models, folder / "data", cache, queue="redis", redis_url=self.redis.url,
+                          worker_ttl_s=TTL_S, **settings).spawn().wait_until("/healthz")
+        self.workers = Workers(dict(self.api.env, TOONIFY_MODELS_DIR=str(tiny_models)), folder)
+
+    def wait_for_workers(self, client, names: List[str], timeout_s: float = 180) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            ready = client.get("/readyz")
+            if ready.status_code == 200 and sorted(live_worker_names(ready.json())) == sorted(names):
+                return ready.json()
+            time.sleep(0.2)
+        raise AssertionError("workers %s not live: %s\n%s" % (names, ready.json(), self.logs()))
+
+    def logs(self) -> str:
+        return "\n".join("--- %s\n%s" % (name, self.workers.log(name)[-3000:]) for name in self.workers.processes)
+
+    def close(self) -> None:
+        self.workers.stop_all()
+        self.api.stop()
+        self.redis.stop()
+
+
+@pytest.fixture
+def cluster(engine, tiny_models, tmp_path, tmp_path_factory) -> Iterator:
+    made: List[Cluster] = []
+
+    def make(**settings: object) -> Cluster:
+        made.append(Cluster(engine, tiny_models, tmp_path, tmp_path_factory.getbasetemp() / "scale-wstats",
+                            **settings))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
+
+
+def _post(client, steps: int, seed: int = 0, photo: str = "astronaut.png"):
+    files = {"image": (photo, (PHOTOS / photo).read_bytes(), "image/png")}
+    response = client.post("/toonify?async=1", files=files, data={"steps": str(steps), "seed": str(seed)})
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def _worker_counts(client) -> dict:
+    return metric_values(client.get("/metrics").text, "toonify_worker_jobs_total")
+
+
+def _wait_step(client, job_id: str, step: int, timeout_s: float = 120) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = client.get("/jobs/%s" % job_id).json()
+        if job["status"] == "running" and job["step"] >= step:
+            return job
+        time.sleep(0.02)
+    raise AssertionError("job %s never reached step %d: %s" % (job_id, step, job))
+
+
+def test_six_jobs_spread_over_two_workers_and_results_come_back_through_redis(cluster):
+    c = cluster()
+    c.workers.start("w1", "w2")
+    with c.api.client() as client:
+        ready = c.wait_for_workers(client, ["w1", "w2"])
+        assert ready["queue"] == "redis" and "warning" in ready  # the workers report tiny test models
+        ids = [_post(client, steps=40, seed=seed) for seed in range(6)]
+        jobs = [wait_for(client, job_id, timeout_s=240) for job_id in ids]
+        assert [job["status"] for job in jobs] == ["succeeded"] * 6, jobs
+        assert {job["worker"] for job in jobs} == {"w1", "w2"}
+        counts = _worker_counts(client)
+        assert counts['{outcome="succeeded",worker="w1"}'] + counts['{outcome="succeeded",worker="w2"}'] == 6
+        toon = client.get("/jobs/%s/result" % ids[0])
+        assert toon.status_code == 200 and toon.headers["content-type"] == "image/png"
+        rendered = client.post("/jobs/%s/render?strength=0.5" % ids[0])  # runs on a worker, not the API
+        assert rendered.status_code == 200 and rendered.content != toon.content
+
+
+def test_sigkilled_worker_job_is_delivered_again_and_succeeds_once_on_the_other(cluster):
+    c = cluster()
+    c.workers.start("w1", "w2")
+    with c.api.client() as client:
+        c.wait_for_workers(client, ["w1", "w2"])
+        job_id = _post(client, steps=400)
+        victim = _wait_step(client, job_id, 3)["worker"]
+        survivor = ({"w1", "w2"} - {victim}).pop()
+        c.workers.kill(victim)
+        job = wait_for(client, job_id, timeout_s=180)
+        assert job["status"] == "succeeded", (job, c.logs())
+        assert job["attempts"] == 2 and job["worker"] == survivor
+        assert client.get("/jobs/%s/result" % job_id).status_code == 200
+        counts = _worker_counts(client)
+        assert counts == {'{outcome="succeeded",worker="%s"}' % survivor: 1.0}  # one result, no duplicate
+        c.wait_for_workers(client, [survivor])  # the dead worker's presence expired
+
+
+def test_cancel_from_the_api_stops_the_job_on_the_worker_within_a_step(cluster):
+    c = cluster()
+    c.workers.start("w1")
+    with c.api.client() as client:
+        c.wait_for_workers(client, ["w1"])
+        job_id = _post(client, steps=2000)
+        first = _wait_step(client, job_id, 3)
+        later = _wait_step(client, job_id, first["step"] + 10)
+        cancelled_at = time.monotonic()
+        assert client.delete("/jobs/%s" % job_id).json()["status"] == "cancelled"
+        key = '{outcome="cancelled",worker="w1"}'
+        while _worker_counts(client).get(key) != 1.0:
+            assert time.monotonic() - cancelled_at < 10, c.logs()
+            time.sleep(0.05)
+        stopped_s = time.monotonic() - cancelled_at
+        remaining_s = (2000 - later["step"]) * 0.001  # far longer than this even at 1 ms a step
+        assert stopped_s < 10 and later["step"] < 2000, (stopped_s, remaining_s)
+        after = wait_for(client, _post(client, steps=5, seed=1))  # the worker is free for the next job
+        assert after["status"] == "succeeded" and after["worker"] == "w1"
+        assert client.get("/jobs/%s" % job_id).json()["status"] == "cancelled"
+
+
+def test_queued_jobs_survive_a_redis_restart(cluster):
+    c = cluster()
+    with c.api.client() as client:
+        unready = client.get("/readyz")
+        assert unready.status_code == 503 and "no live worker" in unready.json()["reason"]
+        ids = [_post(client, steps=10, seed=seed) for seed in range(3)]
+        time.sleep(1.5)  # past the append-only file's once-a-second fsync
+        c.redis.kill()
+        down = client.get("/jobs/%s" % ids[0])
+        assert down.status_code == 503 and down.json()["code"] == "queue_unavailable"
+        assert client.get("/readyz").status_code == 503
+        c.redis.start()
+        assert [client.get("/jobs/%s" % job_id).json()["status"] for job_id in ids] == ["queued"] * 3
+        c.workers.start("w1")
+        c.wait_for_workers(client, ["w1"])
+        assert [wait_for(client, job_id)["status"] for job_id in ids] == ["succeeded"] * 3
+
+
+def test_full_queue_answers_429_with_retry_after(cluster):
+    c = cluster(max_queue=1)
+    with c.api.client() as client:
+        _post(client, steps=10)
+        refused = client.post("/toonify?async=1", data={"steps": "10", "seed": "7"},
+                              files={"image": ("a.png", (PHOTOS / "astronaut.png").read_bytes(), "image/png")})
+        assert refused.status_code == 429 and refused.json()["code"] == "queue_full"
+        assert int(refused.headers["retry-after"]) >= 1
