@@ -41,7 +41,8 @@ class RedisServer:
                 return self
             except redis.ConnectionError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start: %s" % (self.folder / "redis.log").read_text())
+                    log = (self.folder / "redis.log").read_text()
+                    raise RuntimeError("redis-server did not start: %s" % log) from None
                 time.sleep(0.05)
 
     def client(self) -> redis.Redis:
