@@ -85,6 +85,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(settings, args.name or default_worker_name(), burst=args.burst, metrics_port=args.metrics_port)
 
 
+def cmd_workers(args: argparse.Namespace) -> int:
+    import socket
+
+    from .config import Settings
+    from .jobs.redis_store import RedisJobStore, connect
+
+    settings = Settings.from_env()
+    store = RedisJobStore(connect(settings.redis_url, socket_timeout=5), settings.result_ttl_s,
+                          settings.job_timeout_s, settings.job_attempts)
+    workers = [w for w in store.live_workers() if not args.this_host or w["host"] == socket.gethostname()]
+    for worker in workers:
+        print("%s  engine=%s  job=%s" % (worker["name"], worker["engine"], worker["job"] or "-"))
+    print("%d live worker(s); %d job(s) queued or running" % (len(workers), store.queue_depth()))
+    return 0 if workers else 1
+
+
 def cmd_toonify(args: argparse.Namespace) -> int:
     from stylegan2.cli import ProgressBar
     from stylegan2.projection import StepInfo
@@ -144,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", help="exit once the queues are empty")
     worker.add_argument("--metrics-port", type=int, default=None, help="serve this worker's Prometheus metrics")
     worker.set_defaults(func=cmd_worker)
+    workers = sub.add_parser("workers", help="list the live workers (TOONIFY_QUEUE=redis); exit 1 if none")
+    workers.add_argument("--this-host", action="store_true", help="only this machine's (a container healthcheck)")
+    workers.set_defaults(func=cmd_workers)
     toon = sub.add_parser("toonify", help="the whole pipeline on photos, no server")
     toon.add_argument("photos", nargs="+")
     toon.add_argument("--out", required=True)

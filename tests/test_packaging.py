@@ -181,3 +181,15 @@ def test_compose_files_are_valid():
         result = subprocess.run(args, cwd=str(REPO), capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert "nvidia" in result.stdout and "toonify-data" in result.stdout
+
+
+def test_compose_scale_profile_runs_redis_with_its_append_only_file_an_api_and_gpu_workers():
+    result = subprocess.run([_tool("docker-compose"), "--profile", "scale", "config"], cwd=str(REPO),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    services = "\n" + ("\n" + result.stdout).split("\nservices:\n", 1)[1]
+    for name in ("redis", "api", "worker"):
+        assert "\n  %s:\n" % name in services
+    assert "--appendonly" in result.stdout and "TOONIFY_QUEUE: redis" in result.stdout
+    worker = services.split("\n  worker:\n", 1)[1]
+    assert "- worker" in worker and "nvidia" in worker

@@ -1,6 +1,8 @@
 """TOONIFY_QUEUE=redis: one API, GPU workers as separate processes, a real redis-server in between."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Iterator, List
@@ -9,7 +11,7 @@ import pytest
 
 from tests.app.scale import RedisServer, Workers, live_worker_names, metric_values
 from tests.app.server import Server, wait_for
-from tests.conftest import PHOTOS
+from tests.conftest import PHOTOS, REPO
 
 TTL_S = 4  # a dead worker is noticed, and its job delivered again, within a few seconds
 
@@ -92,6 +94,9 @@ def test_six_jobs_spread_over_two_workers_and_results_come_back_through_redis(cl
         assert toon.status_code == 200 and toon.headers["content-type"] == "image/png"
         rendered = client.post("/jobs/%s/render?strength=0.5" % ids[0])  # runs on a worker, not the API
         assert rendered.status_code == 200 and rendered.content != toon.content
+    listed = subprocess.run([sys.executable, "-m", "app", "workers"], env=c.api.env, cwd=str(REPO),
+                            capture_output=True, text=True)
+    assert listed.returncode == 0 and "w1" in listed.stdout and "w2" in listed.stdout, listed.stderr
 
 
 def test_sigkilled_worker_job_is_delivered_again_and_succeeds_once_on_the_other(cluster):
