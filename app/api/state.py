@@ -163,7 +163,9 @@ class RedisService(Service):
             depth = self.store.queue_depth()
         except REDIS_DOWN as exc:
             return False, {"ready": False, "queue": "redis", "reason": "Redis cannot be reached: %s" % exc}
-        body: Dict[str, Any] = {"queue": "redis", "queue_depth": depth, "workers": workers}
+        # public endpoint: no job ids (they are the keys to users' results), hosts or pids
+        listed = [{"name": w["name"], "engine": w["engine"], "busy": w["job"] is not None} for w in workers]
+        body: Dict[str, Any] = {"queue": "redis", "queue_depth": depth, "workers": listed}
         if not workers:
             body.update(ready=False, reason="no live worker: start one with 'python -m app worker' "
                                             "(docker compose --profile scale up --scale worker=N)")

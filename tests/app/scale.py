@@ -8,11 +8,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import redis
 
-from tests.app.server import free_port
+from tests.app.server import Server, free_port
 from tests.conftest import REPO
 
 
@@ -66,10 +66,10 @@ class Workers:
         self.env, self.logs = env, logs
         self.processes: Dict[str, subprocess.Popen] = {}
 
-    def start(self, *names: str) -> None:
+    def start(self, *names: str, options: Sequence[str] = ()) -> None:
         for name in names:
             self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "app", "worker", "--name", name], cwd=str(REPO), env=self.env,
+                [sys.executable, "-m", "app", "worker", "--name", name] + list(options), cwd=str(REPO), env=self.env,
                 stdout=open(str(self.logs / ("worker-%s.log" % name)), "ab"), stderr=subprocess.STDOUT)
 
     def kill(self, name: str) -> None:
@@ -103,3 +103,33 @@ def metric_values(text: str, name: str) -> Dict[str, float]:
             labels, value = line[len(name):].rsplit(" ", 1)
             values[labels] = float(value)
     return values
+
+
+TTL_S = 4  # a dead worker is noticed, and its job delivered again, within a few seconds
+
+
+class Cluster:
+    def __init__(self, engine: str, tiny_models: Path, folder: Path, cache: Path, **settings: object) -> None:
+        self.redis = RedisServer(folder / "redis").start()
+        api_models = folder / "api-models"  # empty: the API in this mode loads no models
+        api_models.mkdir()
+        self.api = Server(engine, api_models, folder / "data", cache, queue="redis", redis_url=self.redis.url,
+                          worker_ttl_s=TTL_S, **settings).spawn().wait_until("/healthz")
+        self.workers = Workers(dict(self.api.env, TOONIFY_MODELS_DIR=str(tiny_models)), folder)
+
+    def wait_for_workers(self, client, names: List[str], timeout_s: float = 180) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            ready = client.get("/readyz")
+            if ready.status_code == 200 and sorted(live_worker_names(ready.json())) == sorted(names):
+                return ready.json()
+            time.sleep(0.2)
+        raise AssertionError("workers %s not live: %s\n%s" % (names, ready.json(), self.logs()))
+
+    def logs(self) -> str:
+        return "\n".join("--- %s\n%s" % (name, self.workers.log(name)[-3000:]) for name in self.workers.processes)
+
+    def close(self) -> None:
+        self.workers.stop_all()
+        self.api.stop()
+        self.redis.stop()

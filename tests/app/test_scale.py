@@ -4,43 +4,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Iterator, List
 
+import httpx
 import pytest
 
-from tests.app.scale import RedisServer, Workers, live_worker_names, metric_values
-from tests.app.server import Server, wait_for
+from tests.app.scale import Cluster, metric_values
+from tests.app.server import free_port, wait_for
 from tests.conftest import PHOTOS, REPO
-
-TTL_S = 4  # a dead worker is noticed, and its job delivered again, within a few seconds
-
-
-class Cluster:
-    def __init__(self, engine: str, tiny_models: Path, folder: Path, cache: Path, **settings: object) -> None:
-        self.redis = RedisServer(folder / "redis").start()
-        api_models = folder / "api-models"  # empty: the API in this mode loads no models
-        api_models.mkdir()
-        self.api = Server(engine, api_models, folder / "data", cache, queue="redis", redis_url=self.redis.url,
-                          worker_ttl_s=TTL_S, **settings).spawn().wait_until("/healthz")
-        self.workers = Workers(dict(self.api.env, TOONIFY_MODELS_DIR=str(tiny_models)), folder)
-
-    def wait_for_workers(self, client, names: List[str], timeout_s: float = 180) -> dict:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            ready = client.get("/readyz")
-            if ready.status_code == 200 and sorted(live_worker_names(ready.json())) == sorted(names):
-                return ready.json()
-            time.sleep(0.2)
-        raise AssertionError("workers %s not live: %s\n%s" % (names, ready.json(), self.logs()))
-
-    def logs(self) -> str:
-        return "\n".join("--- %s\n%s" % (name, self.workers.log(name)[-3000:]) for name in self.workers.processes)
-
-    def close(self) -> None:
-        self.workers.stop_all()
-        self.api.stop()
-        self.redis.stop()
 
 
 @pytest.fixture
@@ -80,10 +51,13 @@ def _wait_step(client, job_id: str, step: int, timeout_s: float = 120) -> dict:
 
 def test_six_jobs_spread_over_two_workers_and_results_come_back_through_redis(cluster):
     c = cluster()
-    c.workers.start("w1", "w2")
+    metrics_port = free_port()
+    c.workers.start("w1", options=["--metrics-port", str(metrics_port)])
+    c.workers.start("w2")
     with c.api.client() as client:
         ready = c.wait_for_workers(client, ["w1", "w2"])
         assert ready["queue"] == "redis" and "warning" in ready  # the workers report tiny test models
+        assert sorted(ready["workers"][0]) == ["busy", "engine", "name"]  # no job ids on a public endpoint
         ids = [_post(client, steps=40, seed=seed) for seed in range(6)]
         jobs = [wait_for(client, job_id, timeout_s=240) for job_id in ids]
         assert [job["status"] for job in jobs] == ["succeeded"] * 6, jobs
@@ -94,6 +68,9 @@ def test_six_jobs_spread_over_two_workers_and_results_come_back_through_redis(cl
         assert toon.status_code == 200 and toon.headers["content-type"] == "image/png"
         rendered = client.post("/jobs/%s/render?strength=0.5" % ids[0])  # runs on a worker, not the API
         assert rendered.status_code == 200 and rendered.content != toon.content
+    w1_stages = metric_values(httpx.get("http://127.0.0.1:%d/metrics" % metrics_port).text,
+                              "toonify_stage_seconds_count")
+    assert w1_stages['{stage="project"}'] == counts['{outcome="succeeded",worker="w1"}']
     listed = subprocess.run([sys.executable, "-m", "app", "workers"], env=c.api.env, cwd=str(REPO),
                             capture_output=True, text=True)
     assert listed.returncode == 0 and "w1" in listed.stdout and "w2" in listed.stdout, listed.stderr
