@@ -3,7 +3,6 @@ and ``python -m app worker`` processes, each its own subprocess so tests can SIG
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from typing import Dict, List, Optional, Sequence
 
 import redis
 
-from tests.app.server import Server, free_port
+from tests.app.server import Server, end_process, free_port
 from tests.conftest import REPO
 
 
@@ -49,14 +48,10 @@ class RedisServer:
         return redis.Redis(port=self.port)
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
+        end_process(self.process, graceful=False)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=20)
+        end_process(self.process)
 
 
 class Workers:
@@ -73,19 +68,11 @@ class Workers:
                 stdout=open(str(self.logs / ("worker-%s.log" % name)), "ab"), stderr=subprocess.STDOUT)
 
     def kill(self, name: str) -> None:
-        process = self.processes[name]
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        end_process(self.processes[name], graceful=False)
 
     def stop_all(self) -> None:
         for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            end_process(process)
 
     def log(self, name: str) -> str:
         return (self.logs / ("worker-%s.log" % name)).read_text()

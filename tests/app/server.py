@@ -21,6 +21,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def end_process(process: Optional[subprocess.Popen], graceful: bool = True, timeout_s: float = 20) -> None:
+    """SIGTERM (then SIGKILL after ``timeout_s``), or SIGKILL at once; nothing if it already ended."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class Server:
     def __init__(self, engine: str, models: Path, data: Path, cache: Path, **settings: object) -> None:
         self.port = free_port()
@@ -57,17 +69,10 @@ class Server:
         return self.spawn().wait_until("/readyz", timeout_s)
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
+        end_process(self.process, graceful=False)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        end_process(self.process)
 
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=kwargs.pop("timeout", 120), **kwargs)
