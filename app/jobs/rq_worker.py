@@ -69,7 +69,10 @@ class Presence(threading.Thread):
 
     def stop(self) -> None:
         self.stopping.set()
-        self.redis.delete(self.key)
+        try:
+            self.redis.delete(self.key)
+        except Exception as exc:  # it expires by itself anyway
+            log.warning("presence not removed: %s", exc)
 
 
 class ToonifyWorker(SimpleWorker):
@@ -79,6 +82,11 @@ class ToonifyWorker(SimpleWorker):
         super().__init__(*args, **kwargs)
         self.presence = presence
         presence.worker = self
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        """Registered and about to listen: only now does this worker count as live."""
+        super().bootstrap(*args, **kwargs)
+        self.presence.start()
 
     def get_heartbeat_ttl(self, job: RQJob) -> int:
         """The lease a job starts with; the presence thread renews it while the job runs."""
@@ -119,7 +127,6 @@ def run_worker(settings: Settings, name: str, burst: bool = False, metrics_port:
     # is what re-delivers the jobs of dead workers: pass every half TTL.
     worker = ToonifyWorker(queues, connection=redis, name=name, default_worker_ttl=ttl_s // 2 + 15,
                            maintenance_interval=max(1, ttl_s // 2), presence=presence)
-    presence.start()
     try:
         worker.work(burst=burst, logging_level="INFO", with_scheduler=False)
     finally:
