@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,7 +137,9 @@ def cached_w_statistics(map_fn: Callable[[np.ndarray], np.ndarray], spec: Genera
             return stored["w_avg"].astype(np.float32), float(stored["w_std"])
     w_avg, w_std = w_statistics(map_fn, spec, samples)
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part.npz")
+    # several workers may share the cache and compute the same file at once: each writes its own part file,
+    # and the atomic rename lets the last one win with identical contents
+    tmp = path.with_name("%s.%d-%d.part.npz" % (path.name, os.getpid(), threading.get_ident()))
     np.savez(str(tmp), w_avg=w_avg, w_std=np.float64(w_std))
     tmp.replace(path)
     return w_avg, w_std
