@@ -122,13 +122,13 @@ async def toonify(
     options = _options(form, svc.settings)
     data = await uploads[0].read()
     svc.check_accepting()
-    photo = await run_in_threadpool(decode_image, data, svc.limits)
-    faces = select_faces(await run_in_threadpool(svc.detector.usable_faces, photo), options.face)
     cache_key = hashlib.sha256(data).hexdigest() + ";" + options.projection_key()
-    job = svc.store.find_reusable(cache_key)
+    job = svc.store.find_reusable(cache_key)  # same bytes, same options: no decoding or detection again
     if job is not None:
         svc.metrics.cache_hits.inc()
     else:
+        photo = await run_in_threadpool(decode_image, data, svc.limits)
+        faces = select_faces(await run_in_threadpool(svc.detector.usable_faces, photo), options.face)
         depth = svc.store.queue_depth()
         if depth >= svc.settings.max_queue:
             retry = max(1, int(np.median(svc.store.recent_durations() or [30.0])))
