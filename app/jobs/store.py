@@ -76,7 +76,7 @@ class JobStore:
                upload: bytes) -> Job:
         folder = self.job_dir(job_id)
         folder.mkdir(parents=True)
-        (folder / UPLOAD).write_bytes(upload)
+        self.write_file(job_id, UPLOAD, upload)
         now = time.time()
         self._query("INSERT INTO jobs (id, status, options, cache_key, faces, created_at, updated_at) "
                     "VALUES (?, 'queued', ?, ?, ?, ?, ?)", (job_id, json.dumps(options), cache_key,

@@ -31,15 +31,13 @@ from .networks import Generator, synthesis_graph
 def noise_regularization(noise: tf.Tensor) -> tf.Tensor:
     """Per sample: Σ over pyramid levels of mean(v·roll_x v)² + mean(v·roll_y v)² (noise [B, H, W, 1])."""
     total = 0.0
-    size = noise.shape.as_list()[1]
+    levels = pyramid_levels(noise.shape.as_list()[1])
     v = noise
-    for _ in range(pyramid_levels(size)):
+    for level in range(levels):
         total += tf.square(tf.reduce_mean(v * tf.roll(v, shift=1, axis=2), axis=[1, 2, 3]))
         total += tf.square(tf.reduce_mean(v * tf.roll(v, shift=1, axis=1), axis=[1, 2, 3]))
-        if size <= 8:
-            break
-        size //= 2
-        v = tf.nn.avg_pool2d(v, ksize=2, strides=2, padding="VALID")
+        if level + 1 < levels:
+            v = tf.nn.avg_pool2d(v, ksize=2, strides=2, padding="VALID")
     return total
 
 

@@ -33,12 +33,12 @@ def noise_regularization(noise: torch.Tensor) -> torch.Tensor:
     """Per sample: Σ over pyramid levels of mean(v·roll_x v)² + mean(v·roll_y v)² (noise [B, 1, H, W])."""
     total = 0.0
     v = noise
-    for _ in range(pyramid_levels(noise.shape[-1])):
+    levels = pyramid_levels(noise.shape[-1])
+    for level in range(levels):
         total = total + torch.square(torch.mean(v * torch.roll(v, shifts=1, dims=3), dim=(1, 2, 3)))
         total = total + torch.square(torch.mean(v * torch.roll(v, shifts=1, dims=2), dim=(1, 2, 3)))
-        if v.shape[-1] <= 8:
-            break
-        v = F.avg_pool2d(v, 2)
+        if level + 1 < levels:
+            v = F.avg_pool2d(v, 2)
     return total
 
 

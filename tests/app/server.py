@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import httpx
 
@@ -79,11 +79,13 @@ class Server:
 
 
 def wait_for(client: httpx.Client, job_id: str, statuses=("succeeded", "failed", "cancelled"),
-             timeout_s: float = 120) -> Dict:
+             timeout_s: float = 120, until: Optional[Callable[[Dict], bool]] = None) -> Dict:
+    """Poll the job until its status is one of ``statuses`` (or ``until(job)`` holds, when given)."""
+    done = until or (lambda job: job["status"] in statuses)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         job = client.get("/jobs/%s" % job_id).json()
-        if job["status"] in statuses:
+        if done(job):
             return job
-        time.sleep(0.1)
-    raise AssertionError("job %s did not reach %s: %s" % (job_id, statuses, job))
+        time.sleep(0.02)
+    raise AssertionError("job %s did not get there in %ss: %s" % (job_id, timeout_s, job))

@@ -39,14 +39,8 @@ def _worker_counts(client) -> dict:
     return metric_values(client.get("/metrics").text, "toonify_worker_jobs_total")
 
 
-def _wait_step(client, job_id: str, step: int, timeout_s: float = 120) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = client.get("/jobs/%s" % job_id).json()
-        if job["status"] == "running" and job["step"] >= step:
-            return job
-        time.sleep(0.02)
-    raise AssertionError("job %s never reached step %d: %s" % (job_id, step, job))
+def _wait_step(client, job_id: str, step: int) -> dict:
+    return wait_for(client, job_id, until=lambda job: job["status"] == "running" and job["step"] >= step)
 
 
 def test_six_jobs_spread_over_two_workers_and_results_come_back_through_redis(cluster):
