@@ -23,6 +23,12 @@ ensure_debs() {
 ensure_venv tf1 "$PY37"
 ensure_venv torch "$PY311"
 
+echo "== tests read only the repository (tests/fixtures/), nothing beside it"
+if grep -rnE "\.\./shared|parent / .shared.|[\"']shared[\"']" tests --include='*.py'; then
+  echo "these tests read a folder outside the repository; copy the data into tests/fixtures/" >&2
+  exit 1
+fi
+
 echo "== ruff"
 .venv/torch/bin/ruff check app stylegan2 tests bench
 

@@ -1,19 +1,51 @@
-"""Shared test fixtures: the repository's shared fixtures folder and the engine under test."""
+"""Test fixtures for every test: the data in tests/fixtures/ and the engine under test."""
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import lzma
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import List
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(os.environ.get("TOONIFY_FIXTURES", REPO.parent / "shared" / "fixtures"))
-STYLEGAN_FIXTURES = FIXTURES / "stylegan2"
+FIXTURES = REPO / "tests" / "fixtures"
 PHOTOS = FIXTURES / "photos"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def unpack_stylegan_fixtures(packed: Path) -> Path:
+    """The genuine pickles are kept xz-compressed (tests/fixtures/README.md); unpack them once per machine,
+    into a folder named by their digests, check each against the original's SHA-256, and copy the rest."""
+    sums = (packed / "SHA256SUMS").read_text()
+    folder = Path(tempfile.gettempdir()) / ("toonify-test-fixtures-" + _sha256(sums.encode())[:16])
+    if folder.is_dir():
+        return folder
+    staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=str(folder.parent)))
+    shutil.copytree(str(packed / "reference"), str(staging / "reference"))
+    for line in sums.splitlines():
+        digest, name = line.split()
+        data = lzma.decompress((packed / (name + ".xz")).read_bytes())
+        if _sha256(data) != digest:
+            raise RuntimeError("%s.xz does not unpack to the original %s (SHA256SUMS)" % (name, name))
+        (staging / name).write_bytes(data)
+    try:
+        staging.rename(folder)
+    except OSError:  # another session unpacked the same files first
+        shutil.rmtree(str(staging))
+    return folder
+
+
+STYLEGAN_FIXTURES = unpack_stylegan_fixtures(FIXTURES / "stylegan2")
 
 
 def _default_engine() -> str:
