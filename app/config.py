@@ -7,9 +7,18 @@ from pathlib import Path
 from typing import Dict, FrozenSet, Mapping, Optional, Tuple
 
 
+class ConfigError(ValueError):
+    """A TOONIFY_* variable holds a value the service cannot use; the message names the variable."""
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     value = env.get(name)
-    return default if value in (None, "") else int(value)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError("%s must be a whole number; got %r" % (name, value)) from None
 
 
 def _list(env: Mapping[str, str], name: str) -> Tuple[str, ...]:
@@ -36,7 +45,7 @@ class Settings:
     sync_timeout_s: int = 3600
     api_keys: FrozenSet[str] = field(default_factory=frozenset)
     cors_origins: Tuple[str, ...] = ()
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"  # loopback unless asked: the container images set TOONIFY_HOST=0.0.0.0
     port: int = 8000
 
     @classmethod
@@ -50,14 +59,14 @@ class Settings:
             redis_url=env.get("TOONIFY_REDIS_URL", cls.redis_url),
             api_keys=frozenset(_list(env, "TOONIFY_API_KEYS")),
             cors_origins=_list(env, "TOONIFY_CORS_ORIGINS"),
-            host=env.get("TOONIFY_HOST", cls.host),
+            host=env.get("TOONIFY_HOST") or cls.host,
         )
         for name in ("max_queue", "batch_size", "default_steps", "max_steps", "max_upload_bytes", "max_pixels",
                      "result_ttl_s", "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "port"):
             values[name] = _int(env, "TOONIFY_" + name.upper(), getattr(cls, name))
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.engine not in ("tf1", "torch"):
-            raise ValueError("TOONIFY_ENGINE must be tf1 or torch; got %r" % settings.engine)
+            raise ConfigError("TOONIFY_ENGINE must be tf1 or torch; got %r" % settings.engine)
         if settings.queue not in ("local", "redis"):
-            raise ValueError("TOONIFY_QUEUE must be local or redis; got %r" % settings.queue)
+            raise ConfigError("TOONIFY_QUEUE must be local or redis; got %r" % settings.queue)
         return settings

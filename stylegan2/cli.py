@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
+import platform
 import sys
-import time
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from . import pickles
+from . import __version__, pickles
 from .blending import blend_generators
 from .engines import ENGINES, engine_module
 from .errors import ModelError
@@ -148,25 +151,24 @@ def _load_targets(paths: Sequence[str], resolution: int) -> np.ndarray:
     return np.stack(images)
 
 
-class ProgressBar:
-    """A one-line progress bar on stderr: step/total, mean loss, seconds per step, ETA."""
+class StepProgress:
+    """A tqdm bar for one projection: step/total, each face's loss, rate and ETA. Silent when stderr is not a
+    terminal (logs and pipes get the one-line summaries instead)."""
 
     def __init__(self, label: str) -> None:
-        self.label, self.start = label, time.perf_counter()
-        self.redraw = sys.stderr.isatty()
+        from tqdm import tqdm
+
+        self._bar = tqdm(desc=label, unit="step", file=sys.stderr, disable=None, dynamic_ncols=True)
 
     def __call__(self, info: StepInfo) -> None:
-        every = max(1, info.total // 10)
-        if not self.redraw and info.step % every and info.step != info.total:
+        if self._bar.disable:
             return
-        per_step = (time.perf_counter() - self.start) / info.step
-        filled = int(30 * info.step / info.total)
-        line = "%s [%s%s] %d/%d loss %.4f %.2fs/step ETA %.0fs" % (
-            self.label, "#" * filled, "." * (30 - filled), info.step, info.total,
-            float(np.mean(info.losses)), per_step, per_step * (info.total - info.step))
-        end = "\n" if info.step == info.total or not self.redraw else ""
-        sys.stderr.write(("\r" if self.redraw else "") + line + end)
-        sys.stderr.flush()
+        self._bar.total = info.total
+        losses = ", ".join("%.4f" % float(loss) for loss in info.losses)
+        self._bar.set_postfix_str("loss " + losses, refresh=False)
+        self._bar.update(info.step - self._bar.n)
+        if info.step >= info.total:
+            self._bar.close()
 
 
 def _projection_batches(args: argparse.Namespace, toon: Optional[str]):
@@ -180,7 +182,7 @@ def _projection_batches(args: argparse.Namespace, toon: Optional[str]):
         aligned = _load_targets(chunk, toonifier.resolution)
         seeds = [args.seed + first + i for i in range(len(chunk))]
         label = "projecting %d-%d of %d" % (first + 1, first + len(chunk), len(targets))
-        result = toonifier.project(aligned, seeds, config, on_step=ProgressBar(label))
+        result = toonifier.project(aligned, seeds, config, on_step=StepProgress(label))
         yield [Path(p).stem for p in chunk], result, toonifier, toonifier.projector(len(chunk), config)
 
 
@@ -217,62 +219,127 @@ def cmd_toonify(args: argparse.Namespace) -> int:
     return 0
 
 
+def silence_framework_noise(verbose: bool) -> None:
+    """TensorFlow 1.15 prints a screen of deprecation warnings and C++ start-up lines before any result; keep
+    them out unless asked for (``--verbose``). Call before the engine is imported."""
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="tensorflow|tensorboard|h5py")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def version_text(prog: str) -> str:
+    return "%s %s (Python %s)" % (prog, __version__, platform.python_version())
+
+
+def existing_file(text: str) -> str:
+    """argparse type: refuse a missing file before any model loads, naming it."""
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError("file not found: %s" % text)
+    return text
+
+
+def seeds_arg(text: str) -> str:
+    try:
+        parse_seeds(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected seeds like 0-7 or 1,5,9; got %r" % text) from None
+    return text
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError("expected a whole number from 1; got %r" % text)
+    return value
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Each option's default shown beside it (where it has one); examples in the epilog kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, argparse.SUPPRESS) and action.default is not False and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+EXAMPLES = """examples:
+  python -m stylegan2 inspect --pkl models/stylegan2-ffhq-config-f.pkl
+  python -m stylegan2 generate --pkl models/stylegan2-ffhq-config-f.pkl --seeds 0-3 --psi 0.7 --out out/
+  python -m stylegan2 blend --low ffhq.pkl --high cartoon.pkl --resolution 64 --out blended.pkl
+  python -m stylegan2 make-tiny --out models/
+"""
+
+
 def _add_projection_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--perceptual", required=True, help="vgg16_zhang_perceptual.pkl")
-    parser.add_argument("--target", action="append", required=True, help="aligned face PNG (repeatable)")
-    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--perceptual", required=True, type=existing_file, help="vgg16_zhang_perceptual.pkl")
+    parser.add_argument("--target", action="append", required=True, type=existing_file,
+                        help="aligned face PNG (repeatable)")
+    parser.add_argument("--steps", type=positive_int, default=500, help="optimisation steps")
     parser.add_argument("--seed", type=int, default=0, help="face k of the request uses seed + k")
-    parser.add_argument("--space", choices=["wplus", "w"], default="wplus")
-    parser.add_argument("--batch", type=int, default=1, help="faces projected at once")
-    parser.add_argument("--engine", choices=sorted(ENGINES), default="tf1")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--space", choices=["wplus", "w"], default="wplus", help="latent space searched")
+    parser.add_argument("--batch", type=positive_int, default=1, help="faces projected at once")
+    parser.add_argument("--engine", choices=sorted(ENGINES), default="tf1", help="the framework that runs it")
+    parser.add_argument("--out", required=True, help="output folder")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stylegan2", description="StyleGAN2 pickles without their code.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="python -m stylegan2", description="StyleGAN2 pickles without their code.",
+                                     epilog=EXAMPLES, formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=version_text("stylegan2"))
+    parser.add_argument("--verbose", action="store_true", help="show the frameworks' start-up warnings")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    gen = sub.add_parser("generate", help="render images from seeds, z or w latents")
-    gen.add_argument("--pkl", required=True)
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
+
+    gen = command("generate", "render images from seeds, z or w latents")
+    gen.add_argument("--pkl", required=True, type=existing_file, help="generator pickle")
     source = gen.add_mutually_exclusive_group(required=True)
-    source.add_argument("--seeds", help="e.g. 0-7 or 1,5,9")
-    source.add_argument("--z", help=".npy of [N, z_dim]")
-    source.add_argument("--w", help=".npy of [N, num_ws, 512] or [N, 512]")
+    source.add_argument("--seeds", type=seeds_arg, help="e.g. 0-7 or 1,5,9")
+    source.add_argument("--z", type=existing_file, help=".npy of [N, z_dim]")
+    source.add_argument("--w", type=existing_file, help=".npy of [N, num_ws, 512] or [N, 512]")
     gen.add_argument("--psi", type=float, default=1.0,
-                     help="truncation psi (default 1.0 = none; the original G_main defaults to 0.5)")
+                     help="truncation psi (1.0 = none; the original G_main defaults to 0.5)")
     gen.add_argument("--noise", choices=["const", "from-seed"], default="const",
                      help="const: the pickle's stored noise buffers; from-seed: re-drawn after z (run_generator.py)")
-    gen.add_argument("--engine", choices=sorted(ENGINES), default="tf1")
-    gen.add_argument("--out", required=True)
+    gen.add_argument("--engine", choices=sorted(ENGINES), default="tf1", help="the framework that runs it")
+    gen.add_argument("--out", required=True, help="output folder")
     gen.set_defaults(func=cmd_generate)
 
-    ins = sub.add_parser("inspect", help="networks, kwargs, variables of a model file")
-    ins.add_argument("--pkl", required=True)
-    ins.add_argument("--json", action="store_true")
+    ins = command("inspect", "networks, kwargs, variables of a model file")
+    ins.add_argument("--pkl", required=True, type=existing_file, help="model pickle")
+    ins.add_argument("--json", action="store_true", help="machine-readable output")
     ins.set_defaults(func=cmd_inspect)
 
-    blend = sub.add_parser("blend", help="layer-swap two generators (blend_models.py)")
-    blend.add_argument("--low", required=True, help="model for the low-resolution layers")
-    blend.add_argument("--high", required=True, help="model for the high-resolution layers")
-    blend.add_argument("--resolution", type=int, required=True)
-    blend.add_argument("--level", type=int, default=0, choices=[0, 1])
-    blend.add_argument("--width", type=float, default=None, help="logistic blend width (default: hard switch)")
-    blend.add_argument("--out", required=True)
+    blend = command("blend", "layer-swap two generators (blend_models.py)")
+    blend.add_argument("--low", required=True, type=existing_file, help="model for the low-resolution layers")
+    blend.add_argument("--high", required=True, type=existing_file, help="model for the high-resolution layers")
+    blend.add_argument("--resolution", type=positive_int, required=True, help="first resolution taken from --high")
+    blend.add_argument("--level", type=int, default=0, choices=[0, 1], help="conv within that block to switch at")
+    blend.add_argument("--width", type=float, default=None, help="logistic blend width (none: hard switch)")
+    blend.add_argument("--out", required=True, help="blended pickle to write")
     blend.set_defaults(func=cmd_blend)
 
-    tiny = sub.add_parser("make-tiny", help="write small random test models under the official file names")
-    tiny.add_argument("--out", required=True)
-    tiny.add_argument("--seed", type=int, default=0)
+    tiny = command("make-tiny", "write small random test models under the official file names")
+    tiny.add_argument("--out", required=True, help="models folder")
+    tiny.add_argument("--seed", type=int, default=0, help="random seed of the weights")
     tiny.set_defaults(func=cmd_make_tiny)
 
-    project = sub.add_parser("project", help="find W+ latents of aligned faces (Toonify's projector)")
-    project.add_argument("--pkl", required=True, help="the FFHQ generator")
+    project = command("project", "find W+ latents of aligned faces (Toonify's projector)")
+    project.add_argument("--pkl", required=True, type=existing_file, help="the FFHQ generator")
     _add_projection_options(project)
     project.set_defaults(func=cmd_project)
 
-    toonify = sub.add_parser("toonify", help="project with FFHQ, then render with the cartoon-blended model")
-    toonify.add_argument("--ffhq", required=True)
-    toonify.add_argument("--toon", required=True)
+    toonify = command("toonify", "project with FFHQ, then render with the cartoon-blended model")
+    toonify.add_argument("--ffhq", required=True, type=existing_file, help="the FFHQ generator")
+    toonify.add_argument("--toon", required=True, type=existing_file, help="the cartoon-blended generator")
     _add_projection_options(toonify)
     toonify.set_defaults(func=cmd_toonify)
     return parser
@@ -280,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    silence_framework_noise(args.verbose)
     try:
         return int(args.func(args))
     except (ModelError, ValueError, OSError) as exc:

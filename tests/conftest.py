@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import List
+from typing import Dict, List, Optional
 
 import pytest
 
@@ -61,9 +61,9 @@ def engine() -> str:
     return ENGINE
 
 
-def run_cli(args: List[str], **kwargs) -> subprocess.CompletedProcess:
+def run_cli(args: List[str], env_extra: Optional[Dict[str, str]] = None, **kwargs) -> subprocess.CompletedProcess:
     """Run ``python -m …`` in this interpreter, from the repo root, and capture its output."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO), **(env_extra or {}))
     return subprocess.run([sys.executable, "-m"] + args, cwd=str(REPO), env=env, capture_output=True,
                           text=True, **kwargs)
 

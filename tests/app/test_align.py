@@ -62,12 +62,14 @@ def test_pasting_a_different_face_shows_inside():
 
 
 def test_align_and_paste_cli(tmp_path):
-    result = run_cli(["app", "align", str(PHOTOS / "two-faces.jpg"), str(PHOTOS / "chelsea.png"),
+    result = run_cli(["app", "align", "missing.jpg", str(PHOTOS / "two-faces.jpg"), str(PHOTOS / "chelsea.png"),
                       "--out", str(tmp_path), "--size", "256"])
     assert result.returncode == 1 and "chelsea.png: no face found" in result.stderr
+    assert "missing.jpg: file not found" in result.stderr and "1 of 3 photo(s) done" in result.stdout
     report = json.loads((tmp_path / "faces.json").read_text())
+    assert report["missing.jpg"]["error"]["message"] == "file not found"
     faces = report["two-faces.jpg"]["faces"]
-    assert [f["aligned"] for f in faces] == ["two-faces_01.png", "two-faces_02.png"]
+    assert [(f["index"], f["aligned"]) for f in faces] == [(0, "two-faces_00.png"), (1, "two-faces_01.png")]
     assert report["two-faces.jpg"]["size"] == [921, 512] and len(faces[0]["landmarks"]) == 68
     assert report["chelsea.png"]["faces"] == [] and report["chelsea.png"]["error"]["code"] == "no_face"
     results = ",".join(str(tmp_path / f["aligned"]) for f in faces)

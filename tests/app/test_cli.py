@@ -1,17 +1,115 @@
-"""``python -m app toonify``: the whole pipeline without a server, on real photos and tiny models."""
+"""``python -m app``: checks before it loads anything, goes on past bad files, writes what a user can continue
+from, and re-renders saved latents exactly as the service does."""
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
 from PIL import Image
 
-from tests.conftest import PHOTOS, run_cli
+from tests.conftest import PHOTOS, REPO, run_cli
+
+# Runs the CLI in a fresh interpreter and reports which frameworks it imported, to prove no model was loaded.
+PROBE = ("import sys; from app.cli import main; code = main(sys.argv[1:]); "
+         "print('frameworks:', sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'torch'})); "
+         "sys.exit(code)")
 
 
-def test_toonify_cli_writes_toons_and_paste(tmp_path, engine, tiny_models):
-    result = run_cli(["app", "toonify", str(PHOTOS / "two-faces.jpg"), str(PHOTOS / "chelsea.png"), "--out",
-                      str(tmp_path), "--face", "all", "--steps", "3", "--engine", engine, "--models",
+def _probe(args, **env):
+    return subprocess.run([sys.executable, "-c", PROBE] + args, cwd=str(REPO), capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO), **env), timeout=120)
+
+
+@pytest.mark.parametrize("args, status, message", [
+    (["toonify", "--strength", "3", str(PHOTOS / "obama.jpg")], 2, "--strength 3.0: input should be less than"),
+    (["toonify", "--steps", "0", "--face", "left", str(PHOTOS / "obama.jpg")], 2, "--face left: face must be"),
+    (["toonify", "no-such-photo.jpg"], 1, "no-such-photo.jpg: file not found"),
+    (["render", "no-such-face.npy", "--strength", "0.5"], 1, "no-such-face.npy: file not found"),
+    (["render", str(PHOTOS / "obama.jpg")], 1, "not a NumPy .npy file"),
+])
+def test_bad_options_and_files_are_answered_before_any_model_loads(tiny_models, args, status, message):
+    result = _probe(args + ["--models", str(tiny_models)])
+    assert result.returncode == status, result.stderr
+    assert message in result.stderr
+    assert "frameworks: []" in result.stdout and "loading the" not in result.stderr
+
+
+def test_missing_models_name_the_files_and_the_fix(tmp_path):
+    result = _probe(["toonify", str(PHOTOS / "obama.jpg"), "--models", str(tmp_path)])
+    assert result.returncode == 2 and "frameworks: []" in result.stdout
+    assert "stylegan2-ffhq-config-f.pkl" in result.stderr and "preload.sh" in result.stderr
+
+
+def test_configuration_errors_name_the_variable():
+    result = _probe(["serve"], TOONIFY_PORT="abc")
+    assert result.returncode == 2
+    assert "TOONIFY_PORT must be a whole number; got 'abc'" in result.stderr
+
+
+def test_help_shows_defaults_from_the_settings_and_examples():
+    result = run_cli(["app", "toonify", "--help"], env_extra={"TOONIFY_DEFAULT_STEPS": "77"})
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "(default: 77)" in text and "(default: largest)" in text and "examples:" in text
+    assert "python -m app render" in text
+
+
+def test_version_matches_the_project():
+    declared = re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+    for module in ("app", "stylegan2"):
+        result = run_cli([module, "--version"])
+        assert result.returncode == 0 and declared in result.stdout
+
+
+def test_stylegan2_cli_checks_seeds_and_files_first(tmp_path):
+    result = run_cli(["stylegan2", "generate", "--pkl", str(tmp_path / "none.pkl"), "--seeds", "0-3",
+                      "--out", str(tmp_path)])
+    assert result.returncode == 2 and "file not found" in result.stderr and str(tmp_path / "none.pkl") in result.stderr
+    (tmp_path / "g.pkl").write_bytes(b"\x80\x04")
+    result = run_cli(["stylegan2", "generate", "--pkl", str(tmp_path / "g.pkl"), "--seeds", "abc",
+                      "--out", str(tmp_path)])
+    assert result.returncode == 2 and "expected seeds like 0-7 or 1,5,9; got 'abc'" in result.stderr
+
+
+def test_toonify_goes_on_past_bad_photos_and_saves_what_render_continues_from(tmp_path, engine, tiny_models):
+    out = tmp_path / "out"
+    result = run_cli(["app", "toonify", str(PHOTOS / "two-faces.jpg"), "missing.jpg", str(PHOTOS / "chelsea.png"),
+                      "--out", str(out), "--face", "all", "--steps", "3", "--engine", engine, "--models",
                       str(tiny_models)])
-    assert result.returncode == 1  # the cat has no face; the other photo still went through
-    assert "chelsea.png: no face found" in result.stderr
-    assert Image.open(str(tmp_path / "two-faces_01-toon.png")).size == (64, 64)
-    assert (tmp_path / "two-faces_02-toon.png").exists()
-    assert Image.open(str(tmp_path / "two-faces-paste.png")).size == (921, 512)
+    assert result.returncode == 1  # two photos failed; the one with faces still went through
+    assert "missing.jpg: file not found" in result.stderr and "chelsea.png: no face found" in result.stderr
+    assert "1 of 3 photo(s) done" in result.stdout
+    assert "WARNING:tensorflow" not in result.stderr and "deprecated" not in result.stderr
+    folder = out / "two-faces"
+    record = json.loads((folder / "result.json").read_text())
+    assert [face["index"] for face in record["faces"]] == [0, 1]  # numbered from 0, as the API does
+    assert record["options"] == {"face": "all", "steps": 3, "seed": 0, "strength": 1.0}
+    assert record["tiny_models"] is True and {"project", "synthesize"} <= set(record["seconds"])
+    assert np.asarray(record["faces"][1]["quad"]).shape == (4, 2)
+    for face in record["faces"]:
+        for kind in ("toon", "reconstruction", "aligned"):
+            assert Image.open(str(folder / face["files"][kind])).size == (64, 64)
+    assert Image.open(str(folder / "paste.png")).size == (921, 512)
+    latents = np.load(str(folder / "face1-latents.npy"))
+    assert latents.shape == (10, 512) and latents.dtype == np.float32
+
+    rendered = run_cli(["app", "render", str(folder / "face1-latents.npy"), "--strength", "0.6", "--engine", engine,
+                        "--models", str(tiny_models)])
+    again = run_cli(["app", "render", str(folder / "face1-latents.npy"), "--engine", engine, "--models",
+                     str(tiny_models), "--out", str(tmp_path / "again")])
+    assert rendered.returncode == 0 and again.returncode == 0, rendered.stderr + again.stderr
+    at_06 = np.asarray(Image.open(str(folder / "face1-strength0.60.png")))
+    at_10 = np.asarray(Image.open(str(tmp_path / "again" / "face1-strength1.00.png")))
+    toon = np.asarray(Image.open(str(folder / "face1-toon.png")))  # rendered in a batch of two: ±1 rounding
+    assert np.abs(at_10.astype(int) - toon).max() <= 1 and (at_10 != toon).mean() <= 0.001
+
+    from app.engine import Engine  # what the service's /jobs/{id}/render calls, in this process
+
+    service = Engine(engine, tiny_models).synthesize(latents[None], 0.6)[0]
+    np.testing.assert_array_equal(at_06, service)
+    assert not np.array_equal(at_06, at_10)
