@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -113,3 +114,36 @@ def test_toonify_goes_on_past_bad_photos_and_saves_what_render_continues_from(tm
     service = Engine(engine, tiny_models).synthesize(latents[None], 0.6)[0]
     np.testing.assert_array_equal(at_06, service)
     assert not np.array_equal(at_06, at_10)
+
+
+def _listening_addresses(port: int):
+    """Local IPv4 addresses with a socket listening on ``port`` (from /proc/net/tcp: state 0A = LISTEN)."""
+    found = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.add(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
+def test_serve_prints_the_url_listens_on_loopback_and_warns_of_test_models(tmp_path, engine, tiny_models):
+    from tests.app.server import end_process, free_port
+
+    port, log = free_port(), tmp_path / "serve.log"
+    env = {k: v for k, v in os.environ.items() if k != "TOONIFY_HOST"}
+    env.update(PYTHONPATH=str(REPO), TOONIFY_ENGINE=engine, TOONIFY_MODELS_DIR=str(tiny_models),
+               TOONIFY_DATA_DIR=str(tmp_path / "data"), TOONIFY_CACHE_DIR=str(tmp_path / "cache"))
+    process = subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(port)], cwd=str(REPO), env=env,
+                               stdout=open(str(log), "w"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not _listening_addresses(port) and process.poll() is None:
+            time.sleep(0.2)
+        assert _listening_addresses(port) == {"127.0.0.1"}, log.read_text()
+    finally:
+        end_process(process)
+    text = log.read_text()
+    assert "http://127.0.0.1:%d/ — open it in a browser" % port in text
+    assert "tiny random TEST models" in text and "noise" in text
+    assert "WARNING:tensorflow" not in text
