@@ -1,11 +1,17 @@
 """make-tiny writes loadable official-format models; inspect reports their structure."""
 from __future__ import annotations
 
+import io
 import json
+import sys
+
+import pytest
 
 from stylegan2 import pickles
+from stylegan2.cli import StepProgress
 from stylegan2.layout import describe
 from stylegan2.perceptual import describe_perceptual
+from stylegan2.projection import StepInfo
 from stylegan2.tiny import FFHQ_FILE, MARKER_FILE, PERCEPTUAL_FILE, TOON_FILE
 from tests.conftest import STYLEGAN_FIXTURES, run_cli
 
@@ -41,3 +47,20 @@ def test_inspect_text_and_errors(tmp_path):
     page.write_text("<html>quota exceeded</html>")
     bad = run_cli(["stylegan2", "inspect", "--pkl", str(page)])
     assert bad.returncode == 2 and "HTML page" in bad.stderr and "Traceback" not in bad.stderr
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("stream, shown", [(_Terminal, True), (io.StringIO, False)])
+def test_progress_shows_step_losses_and_eta_on_a_terminal_only(monkeypatch, stream, shown):
+    captured = stream()
+    monkeypatch.setattr(sys, "stderr", captured)
+    progress = StepProgress("photo.jpg")
+    for step in range(1, 6):
+        progress(StepInfo(step, 5, [0.5 / step, 0.25 / step]))
+    text = captured.getvalue()
+    assert ("5/5" in text and "loss 0.1000, 0.0500" in text and "<00:00" in text) == shown
+    assert text == "" or shown
