@@ -64,7 +64,11 @@ ensure_standins
 make_context
 build_image toonify:tf1 docker/tf1/Dockerfile
 build_image toonify:torch docker/torch/Dockerfile
+docker image prune -f >/dev/null  # the images these replaced; the cache of the current ones stays
 docker image ls --format '   {{.Repository}}:{{.Tag}}  {{.Size}}' toonify
 echo "== pytest tests/containers"
-TOONIFY_COMPOSE_DIR="$CONTEXT" .venv/torch/bin/python -m pytest -q -p no:cacheprovider tests/containers "$@"
+status=0
+TOONIFY_COMPOSE_DIR="$CONTEXT" .venv/torch/bin/python -m pytest -q -p no:cacheprovider tests/containers "$@" ||
+  status=1
 echo "== container tests took $((SECONDS - started)) s"
+exit $status

@@ -77,6 +77,7 @@ standin_redis() {
   mkdir -p "$stage/data"
   # The official image compiles protected mode off (other containers reach it on the compose network); so
   # does this entry point for Debian's build.
+  # shellcheck disable=SC2016  # $1 and $@ belong to the script written
   printf '#!/bin/sh\n[ "$1" = redis-server ] && shift && set -- redis-server "$@" --protected-mode no\nexec "$@"\n' \
     >"$stage/usr/local/bin/docker-entrypoint.sh"
   chmod +x "$stage/usr/local/bin/docker-entrypoint.sh"

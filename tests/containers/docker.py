@@ -6,7 +6,7 @@ import json
 import subprocess
 import time
 import uuid
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import httpx
 import numpy as np
@@ -52,6 +52,24 @@ def wait_healthy(container: str, timeout_s: float = HEALTHY_TIMEOUT_S) -> None:
     raise AssertionError("%s not healthy: %s\n%s%s" % (container, json.dumps(state)[-600:], logs.stdout, logs.stderr))
 
 
+def wait_ready(url: str, until: Callable[[dict], bool] = lambda body: True,
+               timeout_s: float = HEALTHY_TIMEOUT_S) -> dict:
+    """Until /readyz answers 200 (models loaded, workers live) and ``until(body)`` holds. Docker's healthcheck
+    is liveness (/healthz): it turns healthy before the models are loaded."""
+    deadline = time.monotonic() + timeout_s
+    answer = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(url + "/readyz", timeout=5)
+            answer = response.text
+            if response.status_code == 200 and until(response.json()):
+                return response.json()
+        except httpx.HTTPError as exc:
+            answer = repr(exc)
+        time.sleep(0.5)
+    raise AssertionError("%s/readyz not ready in %ss: %s" % (url, timeout_s, answer[:500]))
+
+
 class Service:
     """One container of an image, serving on a random loopback port, with its own /data volume."""
 
@@ -69,15 +87,19 @@ class Service:
         docker("run", "-d", "--name", self.name, "--network", ensure_network(),
                "-p", "127.0.0.1:%d:8000" % self.port, "-v", "%s:/data" % self.volume,
                "--health-interval", "2s", *env_args, self.image)
-        wait_healthy(self.name)
+        self.wait()
         return self
+
+    def wait(self) -> None:
+        wait_healthy(self.name)
+        wait_ready(self.url)
 
     def exec(self, *command: str) -> subprocess.CompletedProcess:
         return docker("exec", self.name, *command, check=False)
 
     def restart(self) -> None:
         docker("restart", self.name)
-        wait_healthy(self.name)
+        self.wait()
 
     def remove(self) -> None:
         docker("rm", "-f", "-v", self.name, check=False)

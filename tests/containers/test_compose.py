@@ -17,7 +17,7 @@ import pytest
 
 from tests.app.server import free_port, wait_for
 from tests.conftest import REPO
-from tests.containers.docker import docker, photo, png, unique, wait_healthy
+from tests.containers.docker import docker, photo, png, unique, wait_healthy, wait_ready
 
 # scripts/test-containers.sh points this at the build context it made (the repository's files).
 COMPOSE_DIR = Path(os.environ.get("TOONIFY_COMPOSE_DIR", str(REPO)))
@@ -77,8 +77,10 @@ def compose(tmp_path):
 def test_default_service_comes_up_healthy_and_toonifies(compose):
     compose.run("up", "-d", "--no-build", "toonify")
     [container] = compose.containers("toonify")
+    url = "http://127.0.0.1:%d" % compose.ports["toonify"]
     wait_healthy(container)
-    with httpx.Client(base_url="http://127.0.0.1:%d" % compose.ports["toonify"], timeout=180) as client:
+    wait_ready(url)
+    with httpx.Client(base_url=url, timeout=180) as client:
         assert png(client.post("/toonify", files=photo("obama.jpg"))).shape == (64, 64, 3)
     mounts = json.loads(docker("inspect", "-f", "{{json .Mounts}}", container).stdout)
     assert [m["Name"] for m in mounts if m["Destination"] == "/data"] == [compose.project + "_toonify-data"]
@@ -90,9 +92,10 @@ def test_scale_profile_toonifies_through_redis_with_two_workers(compose):
     assert len(workers) == 2
     for container in compose.containers("api") + workers:
         wait_healthy(container)
-    with httpx.Client(base_url="http://127.0.0.1:%d" % compose.ports["api"], timeout=180) as client:
-        ready = client.get("/readyz").json()
-        assert ready["queue"] == "redis" and len(ready["workers"]) == 2, ready
+    url = "http://127.0.0.1:%d" % compose.ports["api"]
+    ready = wait_ready(url, until=lambda body: len(body.get("workers", [])) == 2)
+    assert ready["queue"] == "redis"
+    with httpx.Client(base_url=url, timeout=180) as client:
         response = client.post("/toonify?async=1", files=photo("astronaut.png"), data={"steps": "10"})
         assert response.status_code == 202, response.text
         job = wait_for(client, response.json()["id"], timeout_s=240)

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tests.app.server import wait_for
-from tests.containers.docker import Service, docker, photo, png, wait_healthy
+from tests.containers.docker import Service, docker, photo, png
 
 
 @pytest.fixture(scope="module", params=["toonify:tf1", "toonify:torch"])
@@ -76,14 +76,14 @@ def test_results_survive_a_restart(service, client):
 
 def test_docker_stop_mid_job_loses_nothing(service):
     """SIGTERM then SIGKILL after the grace period: the job either ends or is queued again after the restart."""
-    steps = 400
+    steps = 40
     with service.client() as client:
         job_id = client.post("/toonify?async=1", files=photo("astronaut.png"),
                              data={"steps": str(steps), "seed": "4"}).json()["id"]
         at_stop = wait_for(client, job_id, until=lambda job: job["status"] == "running" and job["step"] >= 2)
     docker("stop", "-t", "5", service.name)
     docker("start", service.name)
-    wait_healthy(service.name)
+    service.wait()
     with service.client() as client:
         job = wait_for(client, job_id, timeout_s=300)
         assert at_stop["step"] < steps and job["status"] == "succeeded", job
