@@ -7,17 +7,10 @@ cd "$(dirname "$0")/.."
 
 # shellcheck source=scripts/venvs.sh
 source scripts/venvs.sh
+# shellcheck source=scripts/debs.sh
+source scripts/debs.sh
 # Debian packages the tests drive for real: linters for the packaging files, redis-server, headless chromium.
 read -r -a DEBIAN_PACKAGES <<<"${TOONIFY_TEST_DEBS:-shellcheck docker-compose redis-server chromium}"
-
-ensure_debs() {
-  local missing=()
-  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
-  if ((${#missing[@]})); then
-    echo "== installing Debian packages: ${missing[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
-}
 
 ((${#DEBIAN_PACKAGES[@]})) && ensure_debs "${DEBIAN_PACKAGES[@]}"
 ensure_venv tf1 "$PY37"
@@ -36,6 +29,8 @@ export TF_CPP_MIN_LOG_LEVEL=2 PYTHONDONTWRITEBYTECODE=1
 status=0
 for engine in tf1 torch; do
   echo "== pytest, engine $engine (.venv/$engine)"
-  TOONIFY_ENGINE=$engine ".venv/$engine/bin/python" -m pytest -q -p no:cacheprovider tests "$@" || status=1
+  TOONIFY_ENGINE=$engine ".venv/$engine/bin/python" -m pytest -q -p no:cacheprovider tests --ignore=tests/containers "$@" || status=1
 done
+# Both images built from the Dockerfiles and checked running (Docker engine started here if none answers).
+bash scripts/test-containers.sh || status=1
 exit $status

@@ -168,7 +168,8 @@ def test_dockerfiles_pass_hadolint():
 
 @pytest.mark.skipif(ENGINE != "torch", reason="linters run once, in the torch venv")
 def test_shell_scripts_pass_shellcheck():
-    scripts = ["preload.sh", "scripts/test.sh", "scripts/serve.sh", "scripts/venvs.sh", ".ci/run"]
+    scripts = ["preload.sh", "scripts/test.sh", "scripts/serve.sh", "scripts/venvs.sh", "scripts/debs.sh",
+               "scripts/test-containers.sh", "scripts/containers/standins.sh", ".ci/run"]
     result = subprocess.run([_tool("shellcheck"), "-x"] + scripts, cwd=str(REPO), capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
