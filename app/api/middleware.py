@@ -8,6 +8,7 @@ import json
 import time
 from typing import Awaitable, Callable, List, Optional, Sequence
 
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Match
 
 from ..metrics import Metrics
@@ -76,20 +77,22 @@ class ServiceMiddleware:
         if over or more:
             await _send_error(send, "upload_too_large", too_large)
             return None
-        return b"".join(chunks)
+        return chunks[0] if len(chunks) == 1 else await run_in_threadpool(b"".join, chunks)
 
-    def _parse_form(self, scope, body: bytes) -> None:
-        """Multipart bodies are parsed here, strictly; routes read the parts from the scope."""
+    async def _parse_form(self, scope, body: bytes) -> None:
+        """Multipart bodies are parsed here, strictly and in a worker thread; routes read the parts from the
+        scope."""
         content_type = dict(scope.get("headers") or []).get(b"content-type", b"").decode("latin-1")
         if content_type.lower().startswith("multipart/"):
-            scope[FORM_SCOPE_KEY] = parse_form(body, boundary_of(content_type), self.form_limits)
+            boundary = boundary_of(content_type)
+            scope[FORM_SCOPE_KEY] = await run_in_threadpool(parse_form, body, boundary, self.form_limits)
 
     async def _with_body(self, scope, receive, send) -> None:
         body = await self._buffered_body(scope, receive, send)
         if body is None:
             return
         try:
-            self._parse_form(scope, body)
+            await self._parse_form(scope, body)
         except MalformedForm as exc:
             await _send_error(send, "malformed_form", str(exc))
             return

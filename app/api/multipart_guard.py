@@ -13,9 +13,23 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 CRLF = b"\r\n"
+FIND_WINDOW = 256 * 1024  # bytes searched per call: a bounded stretch of time holding the GIL
 # RFC 2046 §5.1.1: 1–70 characters from a fixed set, not ending in a space
 _BOUNDARY = re.compile(r"^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$")
 _PARAM = re.compile(r';\s*([A-Za-z0-9_\-*]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+
+
+def find(body: bytes, needle: bytes, start: int) -> int:
+    """``body.find(needle, start)`` in windows: on Python 3.7 a search through data full of near-matches
+    (``\r\n--`` repeated) costs ~12 ns a byte while holding the GIL; windows let other threads (the event
+    loop) run between them when the parser runs in a worker thread."""
+    while start < len(body):
+        stop = start + FIND_WINDOW
+        found = body.find(needle, start, stop + len(needle) - 1)
+        if found >= 0:
+            return found
+        start = stop
+    return -1
 
 
 class MalformedForm(ValueError):
@@ -95,7 +109,7 @@ def _read_part(body: bytes, start: int, delimiter: bytes, limits: FormLimits):
     params = header_params(disposition)
     if disposition.split(";", 1)[0].strip().lower() != "form-data" or "name" not in params:
         raise MalformedForm("every part needs 'Content-Disposition: form-data; name=\"…\"'")
-    next_delimiter = body.find(CRLF + delimiter, data_start)
+    next_delimiter = find(body, CRLF + delimiter, data_start)
     if next_delimiter < 0:
         raise MalformedForm("the form is cut short: its closing boundary is missing")
     filename = params.get("filename")
@@ -108,7 +122,8 @@ def _read_part(body: bytes, start: int, delimiter: bytes, limits: FormLimits):
 
 
 def parse_form(body: bytes, boundary: bytes, limits: FormLimits = DEFAULT_LIMITS) -> List[FormPart]:
-    """Every part of a multipart body, in order. Linear in the body size; raises MalformedForm."""
+    """Every part of a multipart body, in order. Linear in the body size; raises MalformedForm. Run it in a
+    worker thread: then no search holds the event loop for more than a few milliseconds."""
     delimiter = b"--" + boundary
     first = body.find(delimiter, 0, limits.max_preamble_bytes + len(delimiter))
     if first < 0:
