@@ -25,6 +25,9 @@ Image.MAX_IMAGE_PIXELS = None
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "MPO", "HEIF", "HEIC"})
 REDUCIBLE_MODES = ("RGB", "RGBA", "L", "LA")
+# Peak bytes per decoded pixel, measured on 49-MP images (bench/RESULTS.md, "Hostile traffic"): lossless WebP
+# 15 (Pillow decodes to RGBA, then copies), PNG 7.6 when reduced; JPEG decodes at 1/2…1/8 scale when reduced.
+DECODE_BYTES_PER_PIXEL = 16
 ENCODINGS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
 
 
@@ -122,6 +125,18 @@ def _decode(data: bytes, limits: ImageLimits, max_side: Optional[int]) -> Tuple[
         raise CorruptImage("the image file is damaged or incomplete (%s) — send the original photo again"
                            % str(exc).rstrip(".")) from None
     return np.asarray(rgb, dtype=np.uint8), scale
+
+
+def decode_cost_bytes(data: bytes, max_side: int, limits: Optional[ImageLimits] = None) -> int:
+    """The memory decode_reduced(data, max_side) will need at its peak, from the header alone (which is
+    checked against the limits here, so a bomb is refused before it waits for memory)."""
+    image = _open(data, limits or ImageLimits())
+    width, height = image.size
+    factor = 1
+    if image.format == "JPEG":  # the largest DCT scaling that keeps the long side at max_side or more
+        while factor < 8 and max(width, height) // (factor * 2) >= max_side:
+            factor *= 2
+    return (width // factor + 1) * (height // factor + 1) * DECODE_BYTES_PER_PIXEL
 
 
 def decode_image(data: bytes, limits: Optional[ImageLimits] = None) -> np.ndarray:

@@ -13,7 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from ..config import Settings
 from ..errors import ToonifyError
-from .admission import decode_slots
+from .admission import MemoryBudget
 from .auth import RedactSecrets
 from .errors import ApiError, error_response
 from .middleware import ServiceMiddleware
@@ -71,7 +71,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     @app.on_event("startup")
     async def _start() -> None:
         logging.getLogger("uvicorn.access").addFilter(RedactSecrets())
-        app.state.decode_slots = asyncio.Semaphore(decode_slots(settings))
+        app.state.decode_budget = MemoryBudget(settings.decode_memory_mb * 1_000_000)
         app.state.watcher = JobWatcher(
             lambda ids: job_views(svc.store, ids, lambda job, url: svc.auth.sign(job_owner(job), job.id, url)),
             settings.max_streams)

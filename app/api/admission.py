@@ -1,36 +1,50 @@
-"""Accepting an upload as a job: a queue slot is reserved (atomically, in the store) before any decoding or
-detection, decodes run a bounded number at a time, at reduced size, and a job carries a bounded number of faces.
+"""Accepting an upload as a job: a queue place is reserved (atomically, in the store) before any decoding or
+detection, decodes run within a memory budget (TOONIFY_DECODE_MEMORY_MB) at reduced size, and a job carries
+a bounded number of faces (TOONIFY_MAX_FACES).
 
-Memory per decode: a photo is decoded once at full size only when its format cannot be decoded smaller
-(everything but JPEG), then reduced to the detector's working size. DECODE_BYTES_PER_PIXEL is the measured
-worst case of that step (bench/RESULTS.md, "Hostile traffic"); TOONIFY_DECODE_MEMORY_MB / that cost at the
-pixel limit gives how many decodes may run at once.
+Each decode first reads the image header and holds what its decode will cost at its peak
+(app.imaging.decode_cost_bytes) from the budget until it is done: many small photos decode at once, a 49-MP
+lossless WebP (~0.75 GB) waits until that much memory is free.
 """
 from __future__ import annotations
 
 import asyncio
 import math
 import statistics
-from typing import List, Optional
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, List, Optional
 
+import numpy as np
 from fastapi.concurrency import run_in_threadpool
 
-from ..config import Settings
 from ..errors import TooManyFaces
 from ..faces import LARGE_PHOTO_SIDE, Face
-from ..imaging import decode_reduced
+from ..imaging import decode_cost_bytes, decode_reduced
 from ..jobs.job import Job, new_job_id
 from ..pipeline import ToonifyOptions, select_faces
 from .errors import ApiError
 from .state import Service
 
-DECODE_BYTES_PER_PIXEL = 10  # PIL's 4-byte RGB(X) image + the decoder's own buffer + an EXIF-rotated copy
 
+class MemoryBudget:
+    """Bytes that concurrent decodes may hold together; one decode larger than the whole budget runs alone."""
 
-def decode_slots(settings: Settings) -> int:
-    """How many uploads may be decoded at once within the memory budget (at least one)."""
-    per_decode = settings.max_pixels * DECODE_BYTES_PER_PIXEL
-    return max(1, int(settings.decode_memory_mb * 1_000_000 // per_decode))
+    def __init__(self, total_bytes: int) -> None:
+        self.total, self.used = total_bytes, 0
+        self._freed = asyncio.Condition()
+
+    @asynccontextmanager
+    async def hold(self, nbytes: int) -> AsyncIterator[None]:
+        nbytes = min(nbytes, self.total)
+        async with self._freed:
+            await self._freed.wait_for(lambda: self.used + nbytes <= self.total)
+            self.used += nbytes
+        try:
+            yield
+        finally:
+            async with self._freed:
+                self.used -= nbytes
+                self._freed.notify_all()
 
 
 def scale_face(face: Face, scale: float) -> Face:
@@ -42,8 +56,7 @@ def scale_face(face: Face, scale: float) -> Face:
     return Face(rect, face.score, face.landmarks / scale)
 
 
-def _faces_of(svc: Service, data: bytes, choice: str) -> List[Face]:
-    reduced, scale = decode_reduced(data, LARGE_PHOTO_SIDE, svc.limits)
+def _faces_of(svc: Service, reduced: np.ndarray, scale: float, choice: str) -> List[Face]:
     faces = select_faces(svc.detector.usable_faces(reduced), choice)
     if len(faces) > svc.settings.max_faces:
         raise TooManyFaces("the photo has %d faces; one job toonifies at most %d — pick one with face=<index> "
@@ -58,8 +71,7 @@ async def queue_full(svc: Service) -> ApiError:
                     % (svc.settings.max_queue, retry), {"Retry-After": str(retry)})
 
 
-async def admit(svc: Service, slots: asyncio.Semaphore, options: ToonifyOptions, cache_key: str,
-                data: bytes) -> Job:
+async def admit(svc: Service, budget: MemoryBudget, options: ToonifyOptions, cache_key: str, data: bytes) -> Job:
     """Reserve a place in the queue, then find the faces, then turn the reservation into the job. Any
     failure on the way gives the place back."""
     job_id = new_job_id()
@@ -67,8 +79,10 @@ async def admit(svc: Service, slots: asyncio.Semaphore, options: ToonifyOptions,
         raise await queue_full(svc)
     created: Optional[Job] = None
     try:
-        async with slots:
-            faces = await run_in_threadpool(_faces_of, svc, data, options.face)
+        cost = await run_in_threadpool(decode_cost_bytes, data, LARGE_PHOTO_SIDE, svc.limits)
+        async with budget.hold(cost):
+            reduced, scale = await run_in_threadpool(decode_reduced, data, LARGE_PHOTO_SIDE, svc.limits)
+        faces = await run_in_threadpool(_faces_of, svc, reduced, scale, options.face)
         created = await run_in_threadpool(svc.submit, job_id, options.model_dump(), cache_key,
                                           [face.to_json() for face in faces], data)
         return created

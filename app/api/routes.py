@@ -158,7 +158,7 @@ async def toonify(request: Request, async_: Optional[str] = Query(None, alias="a
     if job is not None:
         svc.metrics.cache_hits.inc()
     else:
-        job = await admit(svc, request.app.state.decode_slots, options, cache_key, data)
+        job = await admit(svc, request.app.state.decode_budget, options, cache_key, data)
     wants_async = async_ in ("1", "true", "yes") or "respond-async" in request.headers.get("prefer", "").lower()
     if wants_async:
         status = 200 if job.finished else 202
