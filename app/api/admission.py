@@ -12,7 +12,7 @@ import asyncio
 import math
 import statistics
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, List, Optional
+from typing import AsyncIterator, List, Optional, Tuple
 
 import numpy as np
 from fastapi.concurrency import run_in_threadpool
@@ -21,6 +21,7 @@ from ..errors import TooManyFaces
 from ..faces import LARGE_PHOTO_SIDE, Face
 from ..imaging import decode_cost_bytes, decode_reduced
 from ..jobs.job import Job, new_job_id
+from ..memory import return_freed_memory
 from ..pipeline import ToonifyOptions, select_faces
 from .errors import ApiError
 from .state import Service
@@ -56,6 +57,13 @@ def scale_face(face: Face, scale: float) -> Face:
     return Face(rect, face.score, face.landmarks / scale)
 
 
+def _decode(svc: Service, data: bytes) -> Tuple[np.ndarray, float]:
+    try:
+        return decode_reduced(data, LARGE_PHOTO_SIDE, svc.limits)
+    finally:
+        return_freed_memory()  # before the budget is given back: the next decode finds the memory free
+
+
 def _faces_of(svc: Service, reduced: np.ndarray, scale: float, choice: str) -> List[Face]:
     faces = select_faces(svc.detector.usable_faces(reduced), choice)
     if len(faces) > svc.settings.max_faces:
@@ -81,7 +89,7 @@ async def admit(svc: Service, budget: MemoryBudget, options: ToonifyOptions, cac
     try:
         cost = await run_in_threadpool(decode_cost_bytes, data, LARGE_PHOTO_SIDE, svc.limits)
         async with budget.hold(cost):
-            reduced, scale = await run_in_threadpool(decode_reduced, data, LARGE_PHOTO_SIDE, svc.limits)
+            reduced, scale = await run_in_threadpool(_decode, svc, data)
         faces = await run_in_threadpool(_faces_of, svc, reduced, scale, options.face)
         created = await run_in_threadpool(svc.submit, job_id, options.model_dump(), cache_key,
                                           [face.to_json() for face in faces], data)
