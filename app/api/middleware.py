@@ -79,6 +79,18 @@ class ServiceMiddleware:
             return None
         return chunks[0] if len(chunks) == 1 else await run_in_threadpool(b"".join, chunks)
 
+    async def _drain(self, receive) -> None:
+        """Read and drop a refused request's body (up to the size limit and deadline), so that a client still
+        sending it reads the answer instead of a reset connection."""
+        deadline, size, more = time.monotonic() + self.body_timeout_s, 0, True
+        while more and size <= self.max_body_bytes:
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+            except asyncio.TimeoutError:
+                return
+            size += len(message.get("body", b""))
+            more = message["type"] == "http.request" and message.get("more_body", False)
+
     async def _parse_form(self, scope, body: bytes) -> None:
         """Multipart bodies are parsed here, strictly and in a worker thread; routes read the parts from the
         scope."""
@@ -120,6 +132,7 @@ class ServiceMiddleware:
         try:
             owner = self.auth.owner(scope)
             if owner is None:
+                await self._drain(receive)
                 await _send_error(send_and_record, "unauthorized",
                                   "this server needs an API key: send 'Authorization: Bearer <key>'",
                                   [(b"www-authenticate", b"Bearer")])
