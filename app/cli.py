@@ -284,6 +284,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from .api import create_app
+    from .api.slow_clients import header_deadline_protocol
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = args.host or settings.host, args.port or settings.port
@@ -292,7 +293,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                     "Run ./preload.sh for the real weights. !!!", settings.models_dir)
     log.info("Toonify (%s engine) on %s — open it in a browser%s", settings.engine, service_url(host, port),
              " (listening on all interfaces)" if host in ("0.0.0.0", "::") else "")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
+                http=header_deadline_protocol(settings.header_timeout_s),
+                timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)
     return 0
 
 

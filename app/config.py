@@ -43,6 +43,13 @@ class Settings:
     job_timeout_s: int = 3600
     worker_ttl_s: int = 60
     sync_timeout_s: int = 3600
+    max_faces: int = 8  # faces one job may project (face=all); more is a 422
+    decode_memory_mb: int = 1024  # memory the API may spend decoding uploads at once (bounds concurrent decodes)
+    max_streams: int = 200  # concurrent event streams (SSE); more is a 503
+    header_timeout_s: int = 10  # a client must send its request headers within this
+    body_timeout_s: int = 120  # … and its whole body within this
+    link_ttl_s: int = 900  # lifetime of the signed links the job view hands out (with API keys)
+    open_metrics: bool = False  # with API keys, /metrics needs one too unless this is set
     api_keys: FrozenSet[str] = field(default_factory=frozenset)
     cors_origins: Tuple[str, ...] = ()
     host: str = "127.0.0.1"  # loopback unless asked: the container images set TOONIFY_HOST=0.0.0.0
@@ -60,9 +67,12 @@ class Settings:
             api_keys=frozenset(_list(env, "TOONIFY_API_KEYS")),
             cors_origins=_list(env, "TOONIFY_CORS_ORIGINS"),
             host=env.get("TOONIFY_HOST") or cls.host,
+            open_metrics=env.get("TOONIFY_OPEN_METRICS", "") in ("1", "true", "yes"),
         )
         for name in ("max_queue", "batch_size", "default_steps", "max_steps", "max_upload_bytes", "max_pixels",
-                     "result_ttl_s", "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "port"):
+                     "result_ttl_s", "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "port",
+                     "max_faces", "decode_memory_mb", "max_streams", "header_timeout_s", "body_timeout_s",
+                     "link_ttl_s"):
             values[name] = _int(env, "TOONIFY_" + name.upper(), getattr(cls, name))
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.engine not in ("tf1", "torch"):

@@ -59,6 +59,12 @@ class FaceNotFound(FaceError):
     code = "face_index_out_of_range"
 
 
+class TooManyFaces(FaceError):
+    """More faces were asked for than one job may project (TOONIFY_MAX_FACES)."""
+
+    code = "too_many_faces"
+
+
 class JobTimedOut(ToonifyError):
     """A worker gave up on a job that ran longer than TOONIFY_JOB_TIMEOUT_S."""
 

@@ -3,8 +3,9 @@ before the pixels are decoded; the file's real format decides, never its name or
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
@@ -23,6 +24,10 @@ except ImportError:  # pragma: no cover - optional at run time
 Image.MAX_IMAGE_PIXELS = None
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "MPO", "HEIF", "HEIC"})
+REDUCIBLE_MODES = ("RGB", "RGBA", "L", "LA")
+# Peak bytes per decoded pixel, measured on 49-MP images (bench/RESULTS.md, "Hostile traffic"): lossless WebP
+# 15 (Pillow decodes to RGBA, then copies), PNG 7.6 when reduced; JPEG decodes at 1/2…1/8 scale when reduced.
+DECODE_BYTES_PER_PIXEL = 16
 ENCODINGS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
 
 
@@ -88,19 +93,62 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_image(data: bytes, limits: Optional[ImageLimits] = None) -> np.ndarray:
-    """Upload bytes → RGB uint8 [H, W, 3], upright (EXIF orientation applied), first frame of animations."""
-    limits = limits or ImageLimits()
+def _shrink(image: Image.Image, size: Tuple[int, int]) -> Image.Image:
+    """Down to ``size``: a cheap integer box reduction first, then one bilinear resize to the exact size."""
+    if image.mode not in REDUCIBLE_MODES:
+        image = _to_rgb(image)
+    factor = min(image.size[0] // size[0], image.size[1] // size[1])
+    if factor >= 2:
+        image = image.reduce(factor)
+    return image.resize(size, Image.BILINEAR)
+
+
+def _decode(data: bytes, limits: ImageLimits, max_side: Optional[int]) -> Tuple[np.ndarray, float]:
     image = _open(data, limits)
+    scale = 1.0
     try:
         image.seek(0)
+        width, height = image.size
+        if max_side and max(width, height) > max_side:
+            scale = max_side / float(max(width, height))
+            if image.format == "JPEG":  # the decoder itself scales by 1/2, 1/4 or 1/8: never the full pixels
+                image.draft(None, (int(math.ceil(width * scale)), int(math.ceil(height * scale))))
         image.load()
+        stored = image.size
         image = ImageOps.exif_transpose(image)
+        if image.size != stored:  # rotated by its EXIF orientation
+            width, height = height, width
+        if scale < 1.0:
+            image = _shrink(image, (max(1, int(round(width * scale))), max(1, int(round(height * scale)))))
         rgb = _to_rgb(image)
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
         raise CorruptImage("the image file is damaged or incomplete (%s) — send the original photo again"
                            % str(exc).rstrip(".")) from None
-    return np.asarray(rgb, dtype=np.uint8)
+    return np.asarray(rgb, dtype=np.uint8), scale
+
+
+def decode_cost_bytes(data: bytes, max_side: int, limits: Optional[ImageLimits] = None) -> int:
+    """The memory decode_reduced(data, max_side) will need at its peak, from the header alone (which is
+    checked against the limits here, so a bomb is refused before it waits for memory)."""
+    image = _open(data, limits or ImageLimits())
+    width, height = image.size
+    factor = 1
+    if image.format == "JPEG":  # the largest DCT scaling that keeps the long side at max_side or more
+        while factor < 8 and max(width, height) // (factor * 2) >= max_side:
+            factor *= 2
+    return (width // factor + 1) * (height // factor + 1) * DECODE_BYTES_PER_PIXEL
+
+
+def decode_image(data: bytes, limits: Optional[ImageLimits] = None) -> np.ndarray:
+    """Upload bytes → RGB uint8 [H, W, 3], upright (EXIF orientation applied), first frame of animations."""
+    return _decode(data, limits or ImageLimits(), None)[0]
+
+
+def decode_reduced(data: bytes, max_side: int, limits: Optional[ImageLimits] = None) -> Tuple[np.ndarray, float]:
+    """Like decode_image, but at most ``max_side`` pixels on the long side, and the scale it was reduced by
+    (1.0 when it was small enough). JPEGs are decoded at reduced size; other formats are reduced right after
+    decoding, so that only one full-size copy ever exists."""
+    return _decode(data, limits or ImageLimits(), max_side)
 
 
 def encode_image(rgb: np.ndarray, fmt: str = "png", quality: int = 92) -> bytes:

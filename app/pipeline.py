@@ -100,10 +100,12 @@ def toonify(engine: Engine, detector: FaceDetector, data: bytes, options: Toonif
     started = time.perf_counter()
     photo = decode_image(data, limits)
     stage("decode", started)
+    started = time.perf_counter()
     if faces is None:
-        started = time.perf_counter()
         faces = select_faces(detector.usable_faces(photo), options.face)
-        stage("detect", started)
+    else:  # found on a reduced copy: landmarks again at full resolution, inside the same boxes
+        faces = [Face(face.rect, face.score, detector.landmarks(photo, face.rect)) for face in faces]
+    stage("detect", started)
     started = time.perf_counter()
     aligned_faces = [align_face(photo, face.landmarks, engine.resolution) for face in faces]
     aligned = np.stack([a.image for a in aligned_faces])

@@ -32,7 +32,6 @@ PAGE = """<!doctype html>
 const $ = (id) => document.getElementById(id);
 let job = null;
 function headers() { const k = $("key").value; return k ? {"Authorization": "Bearer " + k} : {}; }
-function tokenQuery() { const k = $("key").value; return k ? "&access_token=" + encodeURIComponent(k) : ""; }
 function figure(id, title, src) {
   let f = $(id);
   if (!f) { f = document.createElement("figure"); f.id = id;
@@ -51,10 +50,10 @@ async function send(file) {
                         headers())});
   const data = await r.json();
   if (!r.ok) { say(data.message || "the server refused the photo", true); return; }
-  job = data; follow(data.id);
+  job = data; follow(data.links.events);
 }
-function follow(id) {
-  const events = new EventSource("/jobs/" + id + "/events?" + tokenQuery().slice(1));
+function follow(eventsLink) {  // links come signed from the server: the key never goes into a URL
+  const events = new EventSource(eventsLink);
   events.addEventListener("job", (e) => {
     const j = JSON.parse(e.data); job = j;
     $("bar").value = j.status === "succeeded" ? 1 : j.progress;
@@ -67,10 +66,10 @@ function follow(id) {
   });
 }
 function show(j) {
-  const base = "/jobs/" + j.id + "/result?face=0" + tokenQuery();
-  figure("aligned", "aligned", base + "&kind=aligned");
-  figure("toon", "toon", base + "&kind=toon");
-  figure("paste", "pasted", "/jobs/" + j.id + "/result?kind=paste" + tokenQuery());
+  const first = j.links.results[0];
+  figure("aligned", "aligned", first.aligned);
+  figure("toon", "toon", first.toon);
+  figure("paste", "pasted", j.links.paste);
   say("Done: " + j.faces.length + " face(s)."); $("strengthRow").hidden = false;
 }
 $("strength").addEventListener("change", async () => {

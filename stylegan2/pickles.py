@@ -61,24 +61,94 @@ def _safe_dtype(spec: Any, *args: Any) -> np.dtype:
     return dtype
 
 
-def _allowed_globals() -> Dict[Tuple[str, str], Any]:
+_LATIN1 = ("latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1")
+ARRAY_BYTES_PER_FILE_BYTE = 2  # array data may be at most this multiple of the file size (+ slack) …
+ARRAY_BYTES_SLACK = 1 << 20
+MAX_COMPONENT_DEPTH = 8  # … networks nest this deep at most (official files: 2) …
+MAX_KWARGS_DEPTH = 32  # … and so do their settings
+
+
+def _nbytes(shape: Any, dtype: Any) -> int:
+    """Bytes of an array of ``shape`` and ``dtype`` (exact Python integers: no overflow)."""
+    dims = (shape,) if isinstance(shape, int) else tuple(shape)
+    if not all(isinstance(d, int) and d >= 0 for d in dims):
+        raise ModelFileError("the model file holds an array with an invalid shape %r" % (shape,))
+    count = 1
+    for dim in dims:
+        count *= dim
+    return count * _safe_dtype(dtype).itemsize
+
+
+class _Budget:
+    """Bytes the unpickler may create (arrays, decoded strings), bounded by a multiple of the file size: a
+    few hundred bytes of opcodes can otherwise ask for gigabytes (resource bombs), with no code run."""
+
+    def __init__(self, file_bytes: int, source: str) -> None:
+        self.limit = file_bytes * ARRAY_BYTES_PER_FILE_BYTE + ARRAY_BYTES_SLACK
+        self.used, self.source = 0, source
+
+    def charge(self, nbytes: int) -> None:
+        self.used += nbytes
+        if self.used > self.limit:
+            raise ModelFileError("%s asks for more than %d MB of data, more than a file of its size can hold; "
+                                 "it is malformed or a resource bomb — refused. Use the official file."
+                                 % (self.source, self.limit >> 20))
+
+
+def _budgeted_globals(budget: _Budget) -> Dict[Tuple[str, str], Any]:
+    """The allow-list, with every constructor that allocates charging the load's budget first."""
     core = _numpy_core()
+
+    def new_array(cls: type, shape: Any, dtype: Any = float, *args: Any, **kwargs: Any) -> np.ndarray:
+        budget.charge(_nbytes(shape, dtype))
+        return np.ndarray.__new__(cls, shape, dtype, *args, **kwargs)
+
+    def set_array_state(self: np.ndarray, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) in (4, 5):
+            budget.charge(_nbytes(state[-4], state[-3]))
+        np.ndarray.__setstate__(self, state)
+
+    array_type = type("ndarray", (np.ndarray,), {"__new__": new_array, "__setstate__": set_array_state})
+
+    def reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+        if subtype is not array_type:
+            raise UnsafeModelError("the model file rebuilds an array of type %r; refused" % (subtype,))
+        budget.charge(_nbytes(shape, dtype))
+        return core.multiarray._reconstruct(subtype, shape, dtype)
+
+    def frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+        budget.charge(_nbytes(shape, dtype))
+        return core.numeric._frombuffer(buffer, _safe_dtype(dtype), shape, order)
+
+    def encode(text: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        """Only what pickle itself writes (bytes as latin-1 text): other codecs could grow data at will."""
+        if not isinstance(text, str) or str(encoding).lower() not in _LATIN1:
+            raise ModelFileError("the model file decodes data with %r (only latin-1, as pickle writes it); refused"
+                                 % (encoding,))
+        budget.charge(len(text))
+        return text.encode("latin-1")
+
     table: Dict[Tuple[str, str], Any] = {
         (NETWORK_MODULE, NETWORK_CLASS): _NetworkState,
-        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "ndarray"): array_type,
         ("numpy", "dtype"): _safe_dtype,
         ("dnnlib.util", "EasyDict"): dict,
-        ("_codecs", "encode"): __import__("codecs").encode,
+        ("_codecs", "encode"): encode,
     }
     for prefix in ("numpy.core", "numpy._core"):
-        table[(prefix + ".multiarray", "_reconstruct")] = core.multiarray._reconstruct
+        table[(prefix + ".multiarray", "_reconstruct")] = reconstruct
         table[(prefix + ".multiarray", "scalar")] = core.multiarray.scalar
-        table[(prefix + ".numeric", "_frombuffer")] = core.numeric._frombuffer
+        table[(prefix + ".numeric", "_frombuffer")] = frombuffer
     return table
 
 
+ALLOWED_GLOBALS = frozenset(_budgeted_globals(_Budget(0, "")))
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
-    _allowed = _allowed_globals()
+    def __init__(self, data: bytes, source: str) -> None:
+        super().__init__(io.BytesIO(data), encoding="latin1")
+        self._allowed = _budgeted_globals(_Budget(len(data), source))
 
     def find_class(self, module: str, name: str) -> Any:
         try:
@@ -109,16 +179,31 @@ def check_header(head: bytes, size: int, source: str) -> None:
         raise ModelFileError("%s is truncated (%d bytes); download it again" % (source, size))
 
 
-def _to_record(obj: Any, source: str) -> NetworkRecord:
+def _check_nesting(value: Any, source: str) -> None:
+    """Containers in the settings nest at most MAX_KWARGS_DEPTH deep (walked without recursion)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_KWARGS_DEPTH:
+            raise ModelFileError("%s has settings nested deeper than %d levels; refused" % (source, MAX_KWARGS_DEPTH))
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((child, depth + 1) for child in item)
+
+
+def _to_record(obj: Any, source: str, depth: int = 0) -> NetworkRecord:
     if not isinstance(obj, _NetworkState):
         raise ModelFileError("%s holds %s where a network was expected" % (source, type(obj).__name__))
+    if depth > MAX_COMPONENT_DEPTH:
+        raise ModelFileError("%s nests networks deeper than %d levels; refused" % (source, MAX_COMPONENT_DEPTH))
     state = obj.__dict__
+    _check_nesting(state.get("static_kwargs"), source)
     try:
         raw_vars = state["variables"]
         variables = OrderedDict((str(k), np.asarray(v, dtype=np.float32)) for k, v in raw_vars)
-        components = OrderedDict(
-            (str(key), _to_record(value, source)) for key, value in dict(state.get("components") or {}).items()
-        )
+        children = dict(state.get("components") or {})
+        components = OrderedDict((str(key), _to_record(value, source, depth + 1)) for key, value in children.items())
         return NetworkRecord(
             name=str(state.get("name", "")),
             static_kwargs=dict(state.get("static_kwargs") or {}),
@@ -139,9 +224,11 @@ def loads(data: bytes, source: str = "model data") -> Loaded:
     """Parse pickle bytes into network records (a tuple for (G, D, Gs) files, else one record)."""
     check_header(data[:16], len(data), source)
     try:
-        obj = _RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except UnsafeModelError:
+        obj = _RestrictedUnpickler(data, source).load()
+    except (UnsafeModelError, ModelFileError):
         raise
+    except (RecursionError, MemoryError):
+        raise ModelFileError("%s is nested too deeply or too large to be a model file; refused" % source) from None
     except (EOFError, pickle.UnpicklingError, ValueError, IndexError, TypeError, AttributeError) as exc:
         if isinstance(exc, EOFError) or "truncated" in str(exc):
             raise ModelFileError(
@@ -201,7 +288,7 @@ class _OfficialPickler(pickle._Pickler):  # type: ignore[name-defined]
             qualname = name or getattr(obj, "__qualname__", obj.__name__)
             if module.startswith("numpy._core"):
                 module = "numpy.core" + module[len("numpy._core"):]
-            if (module, qualname) not in _RestrictedUnpickler._allowed:
+            if (module, qualname) not in ALLOWED_GLOBALS:
                 raise pickle.PicklingError("refusing to write global %s.%s" % (module, qualname))
         self.save(module)
         self.save(qualname)

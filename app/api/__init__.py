@@ -13,10 +13,14 @@ from starlette.middleware.cors import CORSMiddleware
 
 from ..config import Settings
 from ..errors import ToonifyError
+from .admission import MemoryBudget
+from .auth import RedactSecrets
 from .errors import ApiError, error_response
 from .middleware import ServiceMiddleware
 from .routes import router
 from .state import REDIS_DOWN, create_service
+from .streams import JobWatcher
+from .views import job_owner, job_views
 
 log = logging.getLogger("toonify")
 PURGE_EVERY_S = 60
@@ -66,6 +70,12 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
 
     @app.on_event("startup")
     async def _start() -> None:
+        logging.getLogger("uvicorn.access").addFilter(RedactSecrets())
+        app.state.decode_budget = MemoryBudget(settings.decode_memory_mb * 1_000_000)
+        app.state.watcher = JobWatcher(
+            lambda ids: job_views(svc.store, ids, lambda job, url: svc.auth.sign(job_owner(job), job.id, url)),
+            settings.max_streams)
+        app.state.watcher.start()
         svc.start()
 
         async def purge() -> None:
@@ -78,11 +88,12 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     @app.on_event("shutdown")
     async def _stop() -> None:
         app.state.purger.cancel()
+        app.state.watcher.stop()
         svc.stop()
 
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
                            allow_headers=["*"], expose_headers=["Location", "X-Toonify-Job", "X-Toonify-Faces"])
-    app.add_middleware(ServiceMiddleware, max_body_bytes=settings.max_upload_bytes + 1_000_000,
-                       api_keys=settings.api_keys, metrics=svc.metrics)
+    app.add_middleware(ServiceMiddleware, max_body_bytes=settings.max_upload_bytes + 1_000_000, auth=svc.auth,
+                       metrics=svc.metrics, routes=app.router.routes, body_timeout_s=settings.body_timeout_s)
     return app

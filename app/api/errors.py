@@ -31,6 +31,10 @@ STATUS_BY_CODE: Dict[str, int] = {
     "upload_missing": 410,
     "internal_error": 500,
     "bad_request": 400,
+    "malformed_form": 400,
+    "request_timeout": 408,
+    "too_many_faces": 422,
+    "too_many_streams": 503,
     "method_not_allowed": 405,
 }
 

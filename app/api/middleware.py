@@ -1,21 +1,38 @@
-"""Pure ASGI middleware: request body limit enforced while streaming, optional API keys, request metrics."""
+"""Pure ASGI middleware in front of every route: authentication (app.api.auth), the request body read within a
+size limit and a deadline, multipart forms parsed by the strict guard (app.api.multipart_guard) so that no
+route ever hands a body to python-multipart, and request metrics labelled by route template."""
 from __future__ import annotations
 
+import asyncio
 import json
-import re
-import secrets
-from typing import Awaitable, Callable, FrozenSet, List
+import time
+from typing import Awaitable, Callable, List, Optional, Sequence
+
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute, Match
 
 from ..metrics import Metrics
+from .auth import Auth
 from .errors import STATUS_BY_CODE
+from .multipart_guard import DEFAULT_LIMITS, FormLimits, MalformedForm, boundary_of, parse_form
 
-OPEN_PATHS = ("/", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/docs/oauth2-redirect")
 DRAIN_BYTES = 256 * 1024 * 1024
-_JOB_PATH = re.compile(r"^/jobs/[^/]+")
+FORM_SCOPE_KEY = "toonify.form"
+OWNER_SCOPE_KEY = "toonify.owner"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"
 
 
-def route_label(path: str) -> str:
-    return _JOB_PATH.sub("/jobs/{id}", path) if path.startswith("/jobs/") else path
+def route_label(routes: Sequence[BaseRoute], scope) -> str:
+    """The route template (``/jobs/{job_id}``), never the raw path: metric labels stay a fixed set."""
+    partial = None
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return getattr(route, "path", UNMATCHED)
+        if match == Match.PARTIAL and partial is None:
+            partial = getattr(route, "path", UNMATCHED)
+    return partial or UNMATCHED
 
 
 async def _send_error(send: Callable[..., Awaitable[None]], code: str, message: str, headers: List = ()) -> None:
@@ -27,31 +44,28 @@ async def _send_error(send: Callable[..., Awaitable[None]], code: str, message: 
 
 
 class ServiceMiddleware:
-    def __init__(self, app, max_body_bytes: int, api_keys: FrozenSet[str], metrics: Metrics) -> None:
-        self.app, self.max_body_bytes, self.api_keys, self.metrics = app, max_body_bytes, api_keys, metrics
+    def __init__(self, app, max_body_bytes: int, auth: Auth, metrics: Metrics, routes: Sequence[BaseRoute],
+                 body_timeout_s: float, form_limits: FormLimits = DEFAULT_LIMITS) -> None:
+        self.app, self.max_body_bytes, self.auth, self.metrics = app, max_body_bytes, auth, metrics
+        self.routes, self.body_timeout_s, self.form_limits = routes, body_timeout_s, form_limits
 
-    def _authorized(self, scope) -> bool:
-        if not self.api_keys or scope["path"] in OPEN_PATHS:
-            return True
-        headers = dict(scope.get("headers") or [])
-        auth = headers.get(b"authorization", b"").decode("latin1")
-        token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-        if not token and scope["method"] == "GET":  # EventSource and <img> cannot send headers
-            match = re.search(r"(?:^|&)access_token=([^&]+)", scope.get("query_string", b"").decode("latin1"))
-            token = match.group(1) if match else ""
-        return any(secrets.compare_digest(token, key) for key in self.api_keys)
-
-    async def _buffered_body(self, scope, receive, send):
-        """Read the whole body up to the limit; None (after answering 413) when it is larger. Past the limit
-        nothing is kept, but up to DRAIN_BYTES is read and dropped so that the client, still sending, gets
-        to read the 413 instead of a reset connection."""
+    async def _buffered_body(self, scope, receive, send) -> Optional[bytes]:
+        """Read the whole body up to the limit and within the deadline; None (after answering) otherwise.
+        Past the size limit nothing is kept, but up to DRAIN_BYTES is read and dropped so that the client,
+        still sending, gets to read the 413 instead of a reset connection."""
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         too_large = "the request is larger than %d MB; send a smaller photo" % (self.max_body_bytes // 1_000_000)
         over = declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
+        deadline = time.monotonic() + self.body_timeout_s
         chunks, size, more = [], 0, True
         while more and size <= (DRAIN_BYTES if over else self.max_body_bytes):
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+            except asyncio.TimeoutError:
+                await _send_error(send, "request_timeout", "the request body did not arrive within %d s; send it "
+                                  "again on a faster connection" % self.body_timeout_s)
+                return None
             if message["type"] == "http.disconnect":
                 return None
             chunk = message.get("body", b"")
@@ -63,7 +77,46 @@ class ServiceMiddleware:
         if over or more:
             await _send_error(send, "upload_too_large", too_large)
             return None
-        return b"".join(chunks)
+        return chunks[0] if len(chunks) == 1 else await run_in_threadpool(b"".join, chunks)
+
+    async def _drain(self, receive) -> None:
+        """Read and drop a refused request's body (up to the size limit and deadline), so that a client still
+        sending it reads the answer instead of a reset connection."""
+        deadline, size, more = time.monotonic() + self.body_timeout_s, 0, True
+        while more and size <= self.max_body_bytes:
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+            except asyncio.TimeoutError:
+                return
+            size += len(message.get("body", b""))
+            more = message["type"] == "http.request" and message.get("more_body", False)
+
+    async def _parse_form(self, scope, body: bytes) -> None:
+        """Multipart bodies are parsed here, strictly and in a worker thread; routes read the parts from the
+        scope."""
+        content_type = dict(scope.get("headers") or []).get(b"content-type", b"").decode("latin-1")
+        if content_type.lower().startswith("multipart/"):
+            boundary = boundary_of(content_type)
+            scope[FORM_SCOPE_KEY] = await run_in_threadpool(parse_form, body, boundary, self.form_limits)
+
+    async def _with_body(self, scope, receive, send) -> None:
+        body = await self._buffered_body(scope, receive, send)
+        if body is None:
+            return
+        try:
+            await self._parse_form(scope, body)
+        except MalformedForm as exc:
+            await _send_error(send, "malformed_form", str(exc))
+            return
+        replayed = {"done": False}
+
+        async def replay():
+            if replayed["done"]:
+                return await receive()
+            replayed["done"] = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -77,25 +130,18 @@ class ServiceMiddleware:
             await send(message)
 
         try:
-            if not self._authorized(scope):
+            owner = self.auth.owner(scope)
+            if owner is None:
+                await self._drain(receive)
                 await _send_error(send_and_record, "unauthorized",
                                   "this server needs an API key: send 'Authorization: Bearer <key>'",
                                   [(b"www-authenticate", b"Bearer")])
                 return
+            scope[OWNER_SCOPE_KEY] = owner
             if scope["method"] in ("POST", "PUT", "PATCH"):
-                body = await self._buffered_body(scope, receive, send_and_record)
-                if body is None:
-                    return
-                replayed = {"done": False}
-
-                async def replay():
-                    if replayed["done"]:
-                        return await receive()
-                    replayed["done"] = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-
-                await self.app(scope, replay, send_and_record)
+                await self._with_body(scope, receive, send_and_record)
             else:
                 await self.app(scope, receive, send_and_record)
         finally:
-            self.metrics.requests.labels(route_label(scope["path"]), scope["method"], str(status["code"])).inc()
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"
+            self.metrics.requests.labels(route_label(self.routes, scope), method, str(status["code"])).inc()

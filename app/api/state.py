@@ -27,6 +27,7 @@ from ..jobs.redis_store import RedisJobStore, connect
 from ..jobs.results import read_latents
 from ..jobs.store import JobStore
 from ..metrics import Metrics
+from .auth import Auth
 from .errors import ApiError
 
 log = logging.getLogger("toonify")
@@ -45,6 +46,7 @@ class Service:
         self.metrics = Metrics()
         self.limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
         self.detector = FaceDetector(settings.models_dir)
+        self.auth = Auth(settings.api_keys, settings.link_ttl_s, settings.open_metrics)
 
     def start(self) -> None:
         """Start background work (called once the event loop runs)."""
@@ -95,9 +97,9 @@ class LocalService(Service):
             self.engine = Engine(self.settings.engine, self.settings.models_dir)
             log.info("engine %s ready in %.1fs", self.settings.engine, self.engine.load_seconds)
             self.worker.wake.set()
-        except Exception as exc:  # readiness reports it; the process stays up for ops to see why
+        except Exception:  # readiness says so (without paths or tracebacks: it is public); the log has the detail
             log.exception("loading the models failed")
-            self.engine_error = "%s: %s" % (type(exc).__name__, exc)
+            self.engine_error = "loading the models failed; the server log says why (run preload.sh for the weights)"
 
     def submit(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
                upload: bytes) -> Job:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from statistics import median
-from typing import Any, Dict
+from typing import Any, Callable, Dict, List, Optional
 
 from ..jobs.job import Job
 
@@ -18,7 +18,19 @@ def eta_seconds(job: Job, store: Any) -> Any:
     return 0 if job.finished else None
 
 
-def job_view(job: Job, store: Any) -> Dict[str, Any]:
+def job_owner(job: Job) -> str:
+    """The tenant (API key id) a job belongs to: the first field of its cache key."""
+    return job.cache_key.split(";", 1)[0]
+
+
+def job_views(store: Any, job_ids: List[str], sign: Callable[[Job, str], str]) -> Dict[str, Dict[str, Any]]:
+    """The views of the jobs that exist (one blocking call for the event-stream poller)."""
+    jobs = [store.get(job_id) for job_id in job_ids]
+    return {job.id: job_view(job, store, lambda url, job=job: sign(job, url)) for job in jobs if job is not None}
+
+
+def job_view(job: Job, store: Any, sign: Optional[Callable[[str], str]] = None) -> Dict[str, Any]:
+    """``sign`` turns a link into a short-lived signed one (API keys on), for the page's EventSource and <img>."""
     base = "/jobs/%s" % job.id
     view: Dict[str, Any] = {
         "id": job.id,
@@ -47,4 +59,12 @@ def job_view(job: Job, store: Any) -> Dict[str, Any]:
         ]
         view["links"]["paste"] = base + "/result?kind=paste"
         view["links"]["render"] = base + "/render?strength=0.5"
+    if sign is not None:
+        links = view["links"]
+        for name in ("events", "paste"):
+            if name in links:
+                links[name] = sign(links[name])
+        for result in links.get("results", []):
+            for kind in ("toon", "aligned", "reconstruction"):
+                result[kind] = sign(result[kind])
     return view

@@ -21,12 +21,13 @@ from rq import Queue, Retry
 from rq.job import Callback
 from rq.job import Job as RQJob
 
-from .job import LATENTS, UPLOAD, Job, JobCounts
+from .job import LATENTS, RESERVATION_TTL_S, UPLOAD, Job, JobCounts
 
 PREFIX = "toonify:"
 JOBS_QUEUE = "toonify"
 RENDER_QUEUE = "toonify-render"  # re-renders: short, interactive; workers take them first
 ACTIVE = PREFIX + "active"  # sorted set: queued and running job ids by creation time
+RESERVED = PREFIX + "reserved"  # sorted set: places held for uploads being checked, by reservation time
 DURATIONS = PREFIX + "durations"  # the last 20 successful run times, for ETAs and Retry-After
 COUNTS = PREFIX + "job-counts"  # "worker\x1foutcome\x1freason" → finished jobs
 WORKERS = PREFIX + "worker:"  # + name → the worker's presence (JSON), expires unless renewed
@@ -39,6 +40,12 @@ if status ~= 'queued' and status ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'stage', 'starting', 'step', 0, 'total', 0,
            'worker', ARGV[1], 'started_at', ARGV[2], 'updated_at', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+return 1
+"""
+_RESERVE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+if redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 return 1
 """
 _PROGRESS = """
@@ -124,6 +131,7 @@ class RedisJobStore:
         self.result_ttl_s, self.job_timeout_s, self.job_attempts = result_ttl_s, job_timeout_s, job_attempts
         self.jobs_queue = Queue(JOBS_QUEUE, connection=redis)
         self.render_queue = Queue(RENDER_QUEUE, connection=redis)
+        self._reserve = redis.register_script(_RESERVE)
         self._claim = redis.register_script(_CLAIM)
         self._progress = redis.register_script(_PROGRESS)
         self._finish = redis.register_script(_FINISH)
@@ -148,9 +156,20 @@ class RedisJobStore:
             pipe.hset(job_key(job_id), mapping=fields)
             pipe.hset(files_key(job_id), UPLOAD, upload)
             pipe.zadd(ACTIVE, {job_id: now})
+            pipe.zrem(RESERVED, job_id)
             pipe.set(cache_pointer(cache_key), job_id, ex=self.result_ttl_s + self.job_timeout_s)
             pipe.execute()
         return self.get(job_id)  # type: ignore[return-value]
+
+    def reserve(self, job_id: str, limit: int) -> bool:
+        """Hold one of ``limit`` places (active + reserved) for a job about to be created, atomically (one Lua
+        script); create() turns it into the job in its transaction. Unused reservations lapse."""
+        now = time.time()
+        return bool(self._reserve(keys=[ACTIVE, RESERVED],
+                                  args=[job_id, limit, repr(now - RESERVATION_TTL_S), repr(now)]))
+
+    def release(self, job_id: str) -> None:
+        self.redis.zrem(RESERVED, job_id)
 
     def get(self, job_id: str) -> Optional[Job]:
         fields = self.redis.hgetall(job_key(job_id))

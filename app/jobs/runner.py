@@ -9,6 +9,7 @@ from ..engine import Engine, ProjectionCancelled
 from ..errors import ToonifyError
 from ..faces import Face, FaceDetector
 from ..imaging import ImageLimits
+from ..memory import return_freed_memory
 from ..metrics import Metrics
 from ..pipeline import ToonifyOptions, toonify
 from .job import UPLOAD, Job
@@ -69,4 +70,5 @@ def run_job(job: Job, store: AnyStore, engine: Engine, detector: FaceDetector, l
         store.delete_files(job.id)
         outcome, reason = "cancelled", "cancelled"
     store.count_job(worker, outcome, reason)
+    return_freed_memory()  # the job's full-size photo and arrays: back to the system, not kept per thread
     return outcome

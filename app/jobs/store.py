@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .job import LATENTS, UPLOAD, Job, JobCounts, worker_lost_message
+from .job import LATENTS, RESERVATION_TTL_S, UPLOAD, Job, JobCounts, worker_lost_message
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -79,9 +79,37 @@ class JobStore:
         self.write_file(job_id, UPLOAD, upload)
         now = time.time()
         self._query("INSERT INTO jobs (id, status, options, cache_key, faces, created_at, updated_at) "
-                    "VALUES (?, 'queued', ?, ?, ?, ?, ?)", (job_id, json.dumps(options), cache_key,
-                                                            json.dumps(faces), now, now))
+                    "VALUES (?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = 'queued', "
+                    "options = excluded.options, cache_key = excluded.cache_key, faces = excluded.faces, "
+                    "created_at = excluded.created_at, updated_at = excluded.updated_at WHERE status = 'reserved'",
+                    (job_id, json.dumps(options), cache_key, json.dumps(faces), now, now))
         return self.get(job_id)  # type: ignore[return-value]
+
+    def reserve(self, job_id: str, limit: int) -> bool:
+        """Hold one of ``limit`` places (queued + running + reserved) for a job about to be created, in one
+        transaction: concurrent uploads can never overfill the queue. A reservation that is neither turned
+        into a job (create) nor released within RESERVATION_TTL_S lapses."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM jobs WHERE status = 'reserved' AND created_at < ?",
+                                 (now - RESERVATION_TTL_S,))
+                (taken,) = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('reserved', 'queued', "
+                                            "'running')").fetchone()
+                if taken < limit:
+                    self._db.execute("INSERT INTO jobs (id, status, stage, options, cache_key, created_at, "
+                                     "updated_at) VALUES (?, 'reserved', 'reserved', '{}', '', ?, ?)",
+                                     (job_id, now, now))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return taken < limit
+
+    def release(self, job_id: str) -> None:
+        """Give back a reservation that did not become a job."""
+        self._query("DELETE FROM jobs WHERE id = ? AND status = 'reserved'", (job_id,))
 
     def get(self, job_id: str) -> Optional[Job]:
         rows = self._query("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -158,6 +186,7 @@ class JobStore:
     def requeue_interrupted(self, max_attempts: int) -> List[str]:
         """After a crash: running jobs go back to the queue, or fail once out of attempts."""
         now = time.time()
+        self._query("DELETE FROM jobs WHERE status = 'reserved'")  # uploads the last process never accepted
         rows = self._query("SELECT id, attempts FROM jobs WHERE status = 'running'")
         for job_id, attempts in rows:
             if attempts < max_attempts:

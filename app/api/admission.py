@@ -1,0 +1,99 @@
+"""Accepting an upload as a job: a queue place is reserved (atomically, in the store) before any decoding or
+detection, decodes run within a memory budget (TOONIFY_DECODE_MEMORY_MB) at reduced size, and a job carries
+a bounded number of faces (TOONIFY_MAX_FACES).
+
+Each decode first reads the image header and holds what its decode will cost at its peak
+(app.imaging.decode_cost_bytes) from the budget until it is done: many small photos decode at once, a 49-MP
+lossless WebP (~0.75 GB) waits until that much memory is free.
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, List, Optional, Tuple
+
+import numpy as np
+from fastapi.concurrency import run_in_threadpool
+
+from ..errors import TooManyFaces
+from ..faces import LARGE_PHOTO_SIDE, Face
+from ..imaging import decode_cost_bytes, decode_reduced
+from ..jobs.job import Job, new_job_id
+from ..memory import return_freed_memory
+from ..pipeline import ToonifyOptions, select_faces
+from .errors import ApiError
+from .state import Service
+
+
+class MemoryBudget:
+    """Bytes that concurrent decodes may hold together; one decode larger than the whole budget runs alone."""
+
+    def __init__(self, total_bytes: int) -> None:
+        self.total, self.used = total_bytes, 0
+        self._freed = asyncio.Condition()
+
+    @asynccontextmanager
+    async def hold(self, nbytes: int) -> AsyncIterator[None]:
+        nbytes = min(nbytes, self.total)
+        async with self._freed:
+            await self._freed.wait_for(lambda: self.used + nbytes <= self.total)
+            self.used += nbytes
+        try:
+            yield
+        finally:
+            async with self._freed:
+                self.used -= nbytes
+                self._freed.notify_all()
+
+
+def scale_face(face: Face, scale: float) -> Face:
+    """A face found on a copy reduced by ``scale``, in photo coordinates (boxes rounded outwards)."""
+    if scale == 1.0:
+        return face
+    rect = [int(math.floor(face.rect[0] / scale)), int(math.floor(face.rect[1] / scale)),
+            int(math.ceil(face.rect[2] / scale)), int(math.ceil(face.rect[3] / scale))]
+    return Face(rect, face.score, face.landmarks / scale)
+
+
+def _decode(svc: Service, data: bytes) -> Tuple[np.ndarray, float]:
+    try:
+        return decode_reduced(data, LARGE_PHOTO_SIDE, svc.limits)
+    finally:
+        return_freed_memory()  # before the budget is given back: the next decode finds the memory free
+
+
+def _faces_of(svc: Service, reduced: np.ndarray, scale: float, choice: str) -> List[Face]:
+    faces = select_faces(svc.detector.usable_faces(reduced), choice)
+    if len(faces) > svc.settings.max_faces:
+        raise TooManyFaces("the photo has %d faces; one job toonifies at most %d — pick one with face=<index> "
+                           "(0 is the largest) or crop the photo" % (len(faces), svc.settings.max_faces))
+    return [scale_face(face, scale) for face in faces]
+
+
+async def queue_full(svc: Service) -> ApiError:
+    durations = await run_in_threadpool(svc.store.recent_durations)
+    retry = max(1, int(statistics.median(durations or [30.0])))
+    return ApiError("queue_full", "the queue is full (%d jobs at most); try again in %d s"
+                    % (svc.settings.max_queue, retry), {"Retry-After": str(retry)})
+
+
+async def admit(svc: Service, budget: MemoryBudget, options: ToonifyOptions, cache_key: str, data: bytes) -> Job:
+    """Reserve a place in the queue, then find the faces, then turn the reservation into the job. Any
+    failure on the way gives the place back."""
+    job_id = new_job_id()
+    if not await run_in_threadpool(svc.store.reserve, job_id, svc.settings.max_queue):
+        raise await queue_full(svc)
+    created: Optional[Job] = None
+    try:
+        cost = await run_in_threadpool(decode_cost_bytes, data, LARGE_PHOTO_SIDE, svc.limits)
+        async with budget.hold(cost):
+            reduced, scale = await run_in_threadpool(_decode, svc, data)
+        faces = await run_in_threadpool(_faces_of, svc, reduced, scale, options.face)
+        created = await run_in_threadpool(svc.submit, job_id, options.model_dump(), cache_key,
+                                          [face.to_json() for face in faces], data)
+        return created
+    finally:
+        if created is None:
+            await run_in_threadpool(svc.store.release, job_id)

@@ -1,0 +1,188 @@
+"""Hostile request bodies and slow clients against a real uvicorn: every multipart attack is answered within a
+second with a clear 4xx while /healthz stays fast, the log does not grow with the attack, and connections that
+dribble their headers or body are cut."""
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+from typing import Callable, Dict, List
+
+import pytest
+
+from app.api.multipart_guard import FormLimits, MalformedForm, boundary_of, parse_form
+from tests.app.server import Server
+from tests.conftest import PHOTOS
+
+BOUNDARY = "x7Hq"
+MB = 1024 * 1024
+
+
+def _part(name: str, data: bytes, filename: str = None) -> bytes:
+    disposition = 'form-data; name="%s"' % name + ('; filename="%s"' % filename if filename else "")
+    head = b"--" + BOUNDARY.encode() + b"\r\nContent-Disposition: " + disposition.encode()
+    return head + b"\r\n\r\n" + data + b"\r\n"
+
+
+def _form(*parts: bytes) -> bytes:
+    return b"".join(parts) + b"--" + BOUNDARY.encode() + b"--\r\n"
+
+
+PHOTO_PART = _part("image", b"AAAA", "a.jpg")
+ATTACKS: Dict[str, Callable[[], bytes]] = {
+    "junk-after-closing-boundary-1MB": lambda: _form(PHOTO_PART) + b"A" * MB,
+    "junk-after-closing-boundary-4MB": lambda: _form(PHOTO_PART) + b"A" * (4 * MB),
+    "crlf-flood-before-first-boundary-20MB": lambda: b"\r\n" * (10 * MB) + _form(PHOTO_PART),
+    "20MB-header-in-a-part": lambda: (b"--" + BOUNDARY.encode() + b"\r\nContent-Disposition: form-data; name=\"image\""
+                                      b"; filename=\"a\"\r\nX-Pad: " + b"a" * (20 * MB) + b"\r\n\r\nA\r\n--"
+                                      + BOUNDARY.encode() + b"--\r\n"),
+    "many-header-lines": lambda: _form(b"--" + BOUNDARY.encode() + b"\r\n" + b"X-A: b\r\n" * 100000
+                                       + b"Content-Disposition: form-data; name=\"image\"\r\n\r\nA\r\n"),
+    "20000-parts": lambda: _form(*[_part("steps", b"1") for _ in range(20000)]),
+    "1MB-option-field": lambda: _form(PHOTO_PART, _part("steps", b"9" * MB)),
+    "no-closing-boundary": lambda: PHOTO_PART + b"A" * MB,
+    "no-boundary-at-all": lambda: b"A" * (2 * MB),
+    "boundary-line-with-junk": lambda: b"--" + BOUNDARY.encode() + b"JUNK" * 1000 + b"\r\n" + PHOTO_PART,
+}
+# Well-formed forms whose file is made to hurt a naive parser: parsed in linear time, then refused as images.
+WELL_FORMED_ATTACKS: Dict[str, Callable[[], bytes]] = {
+    "2MB-part-of-crlf-dashes": lambda: _form(_part("image", b"\r\n--" * (MB // 2), "a.jpg")),
+    "20MB-part-of-crlf-dashes": lambda: _form(_part("image", b"\r\n--" * (5 * MB), "a.jpg")),
+    "20MB-part-of-near-boundaries": lambda: _form(_part("image", (b"\r\n--" + BOUNDARY[:-1].encode()) * (2 * MB),
+                                                        "a.jpg")),
+}
+
+
+# -- the parser alone --------------------------------------------------------------------------------------------
+def test_parses_what_clients_send():
+    photo = (PHOTOS / "astronaut.png").read_bytes()
+    body = _form(_part("image", photo, 'we"ird;name.png'.replace('"', "%22")), _part("steps", b"20"))
+    parts = parse_form(b"\r\n" + body, boundary_of("multipart/form-data; boundary=%s" % BOUNDARY))
+    assert [(p.name, p.filename, p.is_file) for p in parts] == [("image", "we%22ird;name.png", True),
+                                                                  ("steps", None, False)]
+    assert parts[0].data == photo and parts[1].data == b"20"
+    quoted = boundary_of('multipart/form-data; charset=utf-8; boundary="----WebKitFormBoundaryA1b2"')
+    assert quoted == b"----WebKitFormBoundaryA1b2"
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_parser_refuses_each_attack_in_linear_time(name):
+    body = ATTACKS[name]()
+    started = time.perf_counter()
+    with pytest.raises(MalformedForm):
+        parse_form(body, BOUNDARY.encode(), FormLimits())
+    assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data", "multipart/form-data; boundary=",
+                                          "multipart/form-data; boundary=" + "b" * 71, "text/plain; boundary=x"])
+def test_bad_content_types(content_type):
+    with pytest.raises(MalformedForm):
+        boundary_of(content_type)
+
+
+# -- over a real uvicorn -----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def server(engine, tiny_models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile-multipart")
+    srv = Server(engine, tiny_models, root / "data", root / "cache", header_timeout_s=2, body_timeout_s=3).start()
+    yield srv
+    srv.stop()
+
+
+class HealthProbe(threading.Thread):
+    """Times /healthz continuously on its own keep-alive connection while attacks run."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port, self.timings, self.failures = port, [], []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        while not self.stopping.is_set():
+            started = time.perf_counter()
+            try:
+                connection.request("GET", "/healthz")
+                response = connection.getresponse()
+                response.read()
+                if response.status != 200:
+                    self.failures.append(response.status)
+            except (OSError, http.client.HTTPException) as exc:
+                self.failures.append(repr(exc))
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            self.timings.append(time.perf_counter() - started)
+            time.sleep(0.01)
+
+    def p99(self) -> float:
+        ordered = sorted(self.timings)
+        return ordered[int(0.99 * (len(ordered) - 1))]
+
+
+def _post(port: int, body: bytes, content_type: str = "multipart/form-data; boundary=" + BOUNDARY):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    started = time.perf_counter()
+    connection.request("POST", "/toonify", body, {"Content-Type": content_type})
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    return response.status, payload, time.perf_counter() - started
+
+
+def test_multipart_attacks_answered_within_a_second_while_healthz_stays_fast(server):
+    log_before = server.log.stat().st_size
+    probe = HealthProbe(server.port)
+    probe.start()
+    time.sleep(0.3)
+    answers: List = []
+    try:
+        for name, make in sorted(ATTACKS.items()) + sorted(WELL_FORMED_ATTACKS.items()):
+            body = make()
+            status, payload, seconds = _post(server.port, body)
+            answers.append((name, status, seconds, payload[:200]))
+    finally:
+        probe.stopping.set()
+        probe.join()
+    for name, status, seconds, payload in answers:
+        assert seconds < 1.0, (name, seconds)
+        expected = 400 if name in ATTACKS else 415
+        assert status == expected and b'"message"' in payload, (name, status, payload)
+    assert not probe.failures and len(probe.timings) > 20
+    assert probe.p99() < 0.1, probe.p99()
+    assert server.log.stat().st_size - log_before < 20_000  # a line per request, never a line per byte
+
+
+def test_header_dribblers_are_cut_off(server):
+    """Slowloris: 200 connections each sending a header line every half second are closed after the header
+    deadline (2 s here), and the service answers throughout."""
+    sockets = []
+    for _ in range(200):
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        sockets.append(sock)
+    started = time.monotonic()
+    open_socks = list(sockets)
+    while open_socks and time.monotonic() - started < 6:
+        for sock in list(open_socks):
+            try:
+                sock.sendall(b"X-Slow: 1\r\n")
+            except OSError:
+                open_socks.remove(sock)
+        time.sleep(0.5)
+    assert not open_socks, "%d dribbling connections still open after 6 s" % len(open_socks)
+    for sock in sockets:
+        sock.close()
+    with server.client() as client:
+        assert client.get("/healthz").status_code == 200
+
+
+def test_slow_body_gets_408(server):
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(b"POST /toonify HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=" +
+                 BOUNDARY.encode() + b"\r\nContent-Length: 100000\r\n\r\n" + PHOTO_PART)
+    started = time.monotonic()
+    reply = sock.recv(4096)
+    sock.close()
+    assert reply.startswith(b"HTTP/1.1 408") and b"request_timeout" in reply, reply
+    assert 2.5 < time.monotonic() - started < 6

@@ -1,0 +1,126 @@
+"""Secrets and tenancy over a real uvicorn with API keys: keys never reach a URL or a log line, the page's
+streams and images work through short-lived signed links, one key cannot see, delete or reuse another key's
+jobs, odd Authorization headers are a 401 (never a 500), /metrics needs a key, the docs are open alike, and
+public health bodies name no paths."""
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import time
+
+import pytest
+
+from tests.app.server import Server
+from tests.conftest import PHOTOS
+
+KEY_A, KEY_B = "alpha-key-1f9e2c", "beta-key-77d0aa"
+A = {"Authorization": "Bearer " + KEY_A}
+B = {"Authorization": "Bearer " + KEY_B}
+
+
+def _photo(name: str = "astronaut.png"):
+    return {"image": (name, (PHOTOS / name).read_bytes())}
+
+
+@pytest.fixture(scope="module")
+def server(engine, tiny_models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile-secrets")
+    srv = Server(engine, tiny_models, root / "data", root / "cache", api_keys="%s,%s" % (KEY_A, KEY_B)).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def finished(server):
+    """A job of key A that has succeeded, as the job view returns it."""
+    with server.client() as client:
+        done = client.post("/toonify", files=_photo(), data={"steps": "3", "seed": "1"}, headers=A)
+        assert done.status_code == 200, done.text
+        return client.get("/jobs/%s" % done.headers["x-toonify-job"], headers=A).json()
+
+
+def _raw_get(port: int, path: str, authorization: bytes) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.putrequest("GET", path)
+    connection.putheader("Authorization", authorization)
+    connection.endheaders()
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+@pytest.mark.parametrize("authorization", ["Bearer \u00e9\u00e8\u00ff".encode("latin-1"), b"Bearer \xff\xfe\x7fx",
+                                           b"Bearer " + b"k" * 8000, b"Basic YWxwaGE6", b"Bearer"])
+def test_odd_authorization_headers_are_401_not_500(server, authorization):
+    assert _raw_get(server.port, "/jobs/anything", authorization) == 401
+
+
+def test_signed_links_open_the_stream_and_images_without_the_key(server, finished):
+    links = finished["links"]
+    assert KEY_A not in json.dumps(finished) and "sig=" in links["events"] and "sig=" in links["paste"]
+    with server.client() as client:
+        for url in (links["paste"], links["results"][0]["toon"], links["results"][0]["aligned"]):
+            image = client.get(url)
+            assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+        with client.stream("GET", links["events"]) as events:
+            assert events.status_code == 200
+            first = next(line for line in events.iter_lines() if line.startswith("data:"))
+        assert json.loads(first[5:])["status"] == "succeeded"
+        tampered = re.sub(r"sig=[^&]+", "sig=AAAAAAAAAAAAAAAAAAAAAAAA", links["paste"])
+        assert client.get(tampered).status_code == 401
+        expired = re.sub(r"exp=\d+", "exp=1000", links["paste"])
+        assert client.get(expired).status_code == 401
+        other_job = links["paste"].replace(finished["id"], "someoneelsesjob")
+        assert client.get(other_job).status_code == 401
+        assert client.post(links["render"]).status_code == 401  # links open only what they were made for
+
+
+def test_jobs_and_the_result_cache_are_scoped_per_key(server, finished):
+    job_id = finished["id"]
+    with server.client() as client:
+        assert client.get("/jobs/%s" % job_id, headers=B).status_code == 404
+        assert client.get("/jobs/%s/result" % job_id, headers=B).status_code == 404
+        assert client.delete("/jobs/%s" % job_id, headers=B).status_code == 404
+        assert client.get("/jobs/%s/result" % job_id, headers=A).status_code == 200  # still there for A
+        again_b = client.post("/toonify", files=_photo(), data={"steps": "3", "seed": "1"}, headers=B)
+        assert again_b.status_code == 200 and again_b.headers["x-toonify-job"] != job_id
+        again_a = client.post("/toonify", files=_photo(), data={"steps": "3", "seed": "1"}, headers=A)
+        assert again_a.headers["x-toonify-job"] == job_id  # a key still reuses its own results
+
+
+def test_metrics_need_a_key_and_the_docs_are_open_alike(server):
+    with server.client() as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers=A).status_code == 200
+        for path in ("/docs", "/redoc", "/openapi.json", "/healthz", "/readyz", "/"):
+            assert client.get(path).status_code == 200, path
+
+
+def test_no_key_or_signature_in_any_log_line(server, finished):
+    with server.client() as client:  # keys where a careless client might put them: the query string
+        client.get("/jobs/%s?access_token=%s&api_key=%s" % (finished["id"], KEY_A, KEY_B))
+        client.get(finished["links"]["paste"])
+    log = server.log.read_text()
+    signatures = re.findall(r"sig=([^&\s\"]+)", json.dumps(finished))
+    assert KEY_A not in log and KEY_B not in log
+    assert signatures and not any(sig in log for sig in signatures)
+    assert "sig=…" in log and "access_token=…" in log
+
+
+def test_readyz_names_no_paths_when_the_models_are_missing(engine, tmp_path):
+    empty = tmp_path / "no-models-here"
+    empty.mkdir()
+    srv = Server(engine, empty, tmp_path / "data", tmp_path / "cache").spawn().wait_until("/healthz")
+    try:
+        with srv.client() as client:
+            for _ in range(100):
+                body = client.get("/readyz")
+                if body.json().get("reason") != "loading the models":
+                    break
+                time.sleep(0.2)
+            assert body.status_code == 503
+            assert str(tmp_path) not in body.text and "Traceback" not in body.text
+            assert "preload.sh" in body.json()["reason"]
+    finally:
+        srv.stop()
