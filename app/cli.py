@@ -71,8 +71,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=args.host or settings.host, port=args.port or settings.port,
-                log_level="info")
+    app = create_app(settings)
+
+    class DrainingServer(uvicorn.Server):
+        """On SIGTERM, waiting requests answer at once (their jobs go on after a restart) instead of keeping
+        the server in "waiting for connections to close"; half the shutdown budget goes to open connections,
+        half to stopping the worker (its job goes back to the queue)."""
+
+        def handle_exit(self, sig, frame) -> None:
+            app.state.service.begin_shutdown()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, host=args.host or settings.host, port=args.port or settings.port, log_level="info",
+                            timeout_graceful_shutdown=max(1, settings.shutdown_timeout_s // 2))
+    DrainingServer(config).run()
     return 0
 
 

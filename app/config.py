@@ -34,6 +34,9 @@ class Settings:
     job_timeout_s: int = 3600
     worker_ttl_s: int = 60
     sync_timeout_s: int = 3600
+    cancel_abandoned: bool = False
+    min_free_bytes: int = 256 * 1024 * 1024
+    shutdown_timeout_s: int = 20
     api_keys: FrozenSet[str] = field(default_factory=frozenset)
     cors_origins: Tuple[str, ...] = ()
     host: str = "0.0.0.0"
@@ -51,9 +54,11 @@ class Settings:
             api_keys=frozenset(_list(env, "TOONIFY_API_KEYS")),
             cors_origins=_list(env, "TOONIFY_CORS_ORIGINS"),
             host=env.get("TOONIFY_HOST", cls.host),
+            cancel_abandoned=env.get("TOONIFY_CANCEL_ABANDONED", "0").strip().lower() in ("1", "true", "yes"),
         )
         for name in ("max_queue", "batch_size", "default_steps", "max_steps", "max_upload_bytes", "max_pixels",
-                     "result_ttl_s", "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "port"):
+                     "result_ttl_s", "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "port",
+                     "min_free_bytes", "shutdown_timeout_s"):
             values[name] = _int(env, "TOONIFY_" + name.upper(), getattr(cls, name))
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.engine not in ("tf1", "torch"):
