@@ -122,7 +122,8 @@ def cmd_toonify(args: argparse.Namespace) -> int:
     from .pipeline import ToonifyOptions, toonify
 
     settings = Settings.from_env()
-    engine = Engine(args.engine or settings.engine, Path(args.models or settings.models_dir))
+    engine = Engine(args.engine or settings.engine, Path(args.models or settings.models_dir),
+                    settings.device_memory_bytes)
     detector = FaceDetector(Path(args.models or settings.models_dir))
     options = ToonifyOptions(face=args.face, steps=args.steps, seed=args.seed, strength=args.strength)
     out = Path(args.out)

@@ -24,7 +24,8 @@ class Settings:
     queue: str = "local"
     redis_url: str = "redis://localhost:6379/0"
     max_queue: int = 32
-    batch_size: int = 4
+    batch_size: int = 0  # 0: as many faces as the device's memory holds (app.engine)
+    device_memory_bytes: int = 0
     default_steps: int = 500
     max_steps: int = 2000
     max_upload_bytes: int = 25 * 1024 * 1024
@@ -58,7 +59,7 @@ class Settings:
         )
         for name in ("max_queue", "batch_size", "default_steps", "max_steps", "max_upload_bytes", "max_pixels",
                      "result_ttl_s", "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "port",
-                     "min_free_bytes", "shutdown_timeout_s"):
+                     "min_free_bytes", "shutdown_timeout_s", "device_memory_bytes"):
             values[name] = _int(env, "TOONIFY_" + name.upper(), getattr(cls, name))
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.engine not in ("tf1", "torch"):

@@ -29,6 +29,7 @@ STATUS_BY_CODE: Dict[str, int] = {
     "models_failed": 503,
     "shutting_down": 503,
     "storage_full": 507,
+    "device_out_of_memory": 503,
     "job_timeout": 500,
     "worker_lost": 500,
     "upload_missing": 410,

@@ -112,7 +112,7 @@ class LocalService(Service):
 
     def _load_engine(self) -> None:
         try:
-            self.engine = Engine(self.settings.engine, self.settings.models_dir)
+            self.engine = Engine(self.settings.engine, self.settings.models_dir, self.settings.device_memory_bytes)
             log.info("engine %s ready in %.1fs", self.settings.engine, self.engine.load_seconds)
             self.workers.wake()
         except Exception as exc:  # readiness reports it; the process stays up for ops to see why
