@@ -56,7 +56,7 @@ def run_job(job: Job, store: AnyStore, engine: Engine, detector: FaceDetector, l
         store.progress(job.id, "decoding")
         known = [Face.from_json(face) for face in job.faces] or None
         result = toonify(engine, detector, upload, options, limits, on_stage, on_step, cancelled, batch_size, known)
-        if cancelled():
+        if store.is_cancelled(job.id):  # a finished job is kept even when the server is stopping
             raise ProjectionCancelled()
         write_results(store, job.id, result)
         store.finish(job.id, "succeeded")
