@@ -110,7 +110,7 @@ def load_engine(args: argparse.Namespace, settings: Settings):
     from .engine import Engine
 
     print("loading the %s models from %s …" % (args.engine, args.models), file=sys.stderr)
-    engine = Engine(args.engine, Path(args.models))
+    engine = Engine(args.engine, Path(args.models), settings.device_memory_bytes)
     if engine.tiny:
         print("warning: %s holds tiny TEST models: the results are noise, not faces" % args.models, file=sys.stderr)
     return engine
@@ -293,9 +293,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                     "Run ./preload.sh for the real weights. !!!", settings.models_dir)
     log.info("Toonify (%s engine) on %s — open it in a browser%s", settings.engine, service_url(host, port),
              " (listening on all interfaces)" if host in ("0.0.0.0", "::") else "")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                http=header_deadline_protocol(settings.header_timeout_s),
-                timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)
+    app = create_app(settings)
+
+    class DrainingServer(uvicorn.Server):
+        """On SIGTERM, waiting requests answer at once (their jobs go on after a restart) instead of keeping
+        the server in "waiting for connections to close"; half the shutdown budget goes to open connections,
+        half to stopping the worker (its job goes back to the queue)."""
+
+        def handle_exit(self, sig, frame) -> None:
+            app.state.service.begin_shutdown()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="info",
+                            http=header_deadline_protocol(settings.header_timeout_s),
+                            timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024,
+                            timeout_graceful_shutdown=max(1, settings.shutdown_timeout_s // 2))
+    DrainingServer(config).run()
     return 0
 
 

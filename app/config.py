@@ -21,6 +21,10 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError("%s must be a whole number; got %r" % (name, value)) from None
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def _list(env: Mapping[str, str], name: str) -> Tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
 
@@ -33,7 +37,8 @@ class Settings:
     queue: str = "local"
     redis_url: str = "redis://localhost:6379/0"
     max_queue: int = 32
-    batch_size: int = 4
+    batch_size: int = 0  # 0: as many faces as the device's memory holds (app.engine)
+    device_memory_bytes: int = 0
     default_steps: int = 500
     max_steps: int = 2000
     max_upload_bytes: int = 25 * 1024 * 1024
@@ -50,6 +55,9 @@ class Settings:
     body_timeout_s: int = 120  # … and its whole body within this
     link_ttl_s: int = 900  # lifetime of the signed links the job view hands out (with API keys)
     open_metrics: bool = False  # with API keys, /metrics needs one too unless this is set
+    cancel_abandoned: bool = False  # a sync request whose client left cancels its job
+    min_free_bytes: int = 256 * 1024 * 1024  # below this free space on the data disk, new jobs get a 507
+    shutdown_timeout_s: int = 20  # SIGTERM: requests and the running job get this long, then it is re-queued
     api_keys: FrozenSet[str] = field(default_factory=frozenset)
     cors_origins: Tuple[str, ...] = ()
     host: str = "127.0.0.1"  # loopback unless asked: the container images set TOONIFY_HOST=0.0.0.0
@@ -67,12 +75,13 @@ class Settings:
             api_keys=frozenset(_list(env, "TOONIFY_API_KEYS")),
             cors_origins=_list(env, "TOONIFY_CORS_ORIGINS"),
             host=env.get("TOONIFY_HOST") or cls.host,
-            open_metrics=env.get("TOONIFY_OPEN_METRICS", "") in ("1", "true", "yes"),
+            open_metrics=_flag(env, "TOONIFY_OPEN_METRICS"),
+            cancel_abandoned=_flag(env, "TOONIFY_CANCEL_ABANDONED"),
         )
         for name in ("max_queue", "batch_size", "default_steps", "max_steps", "max_upload_bytes", "max_pixels",
                      "result_ttl_s", "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "port",
                      "max_faces", "decode_memory_mb", "max_streams", "header_timeout_s", "body_timeout_s",
-                     "link_ttl_s"):
+                     "link_ttl_s", "min_free_bytes", "shutdown_timeout_s", "device_memory_bytes"):
             values[name] = _int(env, "TOONIFY_" + name.upper(), getattr(cls, name))
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.engine not in ("tf1", "torch"):

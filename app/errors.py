@@ -81,3 +81,9 @@ class ResultNotFound(ToonifyError):
     """The job has no such face, or its results expired."""
 
     code = "not_found"
+
+
+class DeviceOutOfMemory(ToonifyError):
+    """Even a single face did not fit in the device's memory."""
+
+    code = "device_out_of_memory"

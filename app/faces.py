@@ -22,11 +22,11 @@ from .errors import FaceTooSmall, NoFaceFound
 LANDMARK_FILE = "shape_predictor_68_face_landmarks.dat"
 MIN_SCORE = 0.2
 MIN_FACE_PX = 48  # dlib box width in photo pixels below which a face is too small to align usefully
-# Photos up to SMALL_PHOTO_SIDE are searched as the original does (upsample 1: faces from ~40 px). Larger ones
-# are searched on a copy scaled to LARGE_PHOTO_SIDE without upsampling (faces from ~80 px of that copy):
-# 0.17 s instead of 0.36 s on a 12-MP photo, on this 2-core CPU.
-SMALL_PHOTO_SIDE = 1000
-LARGE_PHOTO_SIDE = 1400
+# Every photo is searched as the original does, at upsample 1 (faces from ~40 px of the searched image), on a
+# copy no larger than DETECT_SIDE: photos up to that size exactly as the original, larger ones from faces of
+# ~40 × side / DETECT_SIDE px (80 px on a 4000-px photo). See bench/faces.py for the cost.
+DETECT_SIDE = 2000
+DETECT_UPSAMPLE = 1
 
 
 @dataclass
@@ -97,11 +97,12 @@ class FaceDetector:
         self._lock = threading.Lock()  # request handlers and the worker share one detector
 
     def _detect(self, rgb: np.ndarray):
-        """Detections (on a downscaled copy for large photos), boxes in photo coordinates."""
+        """Detections at upsample 1 (on a downscaled copy for photos over DETECT_SIDE), boxes in photo
+        coordinates. A single pass at a coarser scale missed the small faces of group photos."""
         height, width = rgb.shape[:2]
-        scale, upsample, small = 1.0, 1, rgb
-        if max(height, width) > SMALL_PHOTO_SIDE:  # large photo: no upsampling, at most LARGE_PHOTO_SIDE
-            scale, upsample = min(1.0, LARGE_PHOTO_SIDE / float(max(height, width))), 0
+        scale, upsample, small = 1.0, DETECT_UPSAMPLE, rgb
+        if max(height, width) > DETECT_SIDE:
+            scale = DETECT_SIDE / float(max(height, width))
             size = (max(1, int(round(width * scale))), max(1, int(round(height * scale))))
             small = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
         rects, scores, _ = self._detector.run(small, upsample, -0.5)

@@ -23,6 +23,11 @@ except ImportError:  # pragma: no cover - optional at run time
 # decoded), with a message that names both numbers; Pillow's own, vaguer bomb check is therefore off.
 Image.MAX_IMAGE_PIXELS = None
 
+ORIENTATION_TAG = 0x0112
+TRANSPOSE_BY_ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                            4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                            6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                            8: Image.Transpose.ROTATE_90}
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "MPO", "HEIF", "HEIC"})
 REDUCIBLE_MODES = ("RGB", "RGBA", "L", "LA")
 # Peak bytes per decoded pixel, measured on 49-MP images (bench/RESULTS.md, "Hostile traffic"): lossless WebP
@@ -93,6 +98,22 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _upright(image: Image.Image) -> Image.Image:
+    """EXIF orientation applied. Pillow's exif_transpose rewrites the whole EXIF block and raises on a tag
+    it cannot re-encode (e.g. a RATIONAL-typed width); then the orientation tag alone is read, and a broken
+    one is ignored: the photo is used as stored."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:
+        pass
+    try:
+        orientation = image.getexif().get(ORIENTATION_TAG)
+    except Exception:
+        return image
+    method = TRANSPOSE_BY_ORIENTATION.get(orientation) if isinstance(orientation, int) else None
+    return image.transpose(method) if method is not None else image
+
+
 def _shrink(image: Image.Image, size: Tuple[int, int]) -> Image.Image:
     """Down to ``size``: a cheap integer box reduction first, then one bilinear resize to the exact size."""
     if image.mode not in REDUCIBLE_MODES:
@@ -115,13 +136,15 @@ def _decode(data: bytes, limits: ImageLimits, max_side: Optional[int]) -> Tuple[
                 image.draft(None, (int(math.ceil(width * scale)), int(math.ceil(height * scale))))
         image.load()
         stored = image.size
-        image = ImageOps.exif_transpose(image)
+        image = _upright(image)
         if image.size != stored:  # rotated by its EXIF orientation
             width, height = height, width
         if scale < 1.0:
             image = _shrink(image, (max(1, int(round(width * scale))), max(1, int(round(height * scale)))))
         rgb = _to_rgb(image)
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, struct.error, … on damaged files
         raise CorruptImage("the image file is damaged or incomplete (%s) — send the original photo again"
                            % str(exc).rstrip(".")) from None
     return np.asarray(rgb, dtype=np.uint8), scale

@@ -87,7 +87,7 @@ def render(engine: Engine, latents: np.ndarray, strength: float) -> List[np.ndar
 def toonify(engine: Engine, detector: FaceDetector, data: bytes, options: ToonifyOptions,
             limits: Optional[ImageLimits] = None, on_stage: Optional[StageCallback] = None,
             on_step: Optional[StepCallback] = None, should_cancel: Optional[Callable[[], bool]] = None,
-            batch_size: int = 4, faces: Optional[List[Face]] = None) -> ToonifyResult:
+            batch_size: int = 0, faces: Optional[List[Face]] = None) -> ToonifyResult:
     """Photo bytes → cartoon faces (and the rest). Raises the typed errors of app.errors. ``faces``: the
     faces already chosen for this photo (the API detects them when it accepts a job); else detect here."""
     seconds: Dict[str, float] = {}
@@ -111,12 +111,7 @@ def toonify(engine: Engine, detector: FaceDetector, data: bytes, options: Toonif
     aligned = np.stack([a.image for a in aligned_faces])
     stage("align", started)
     started = time.perf_counter()
-    latents = []
-    for first in range(0, len(aligned), batch_size):
-        chunk = aligned[first: first + batch_size]
-        seeds = [options.seed + first + i for i in range(len(chunk))]
-        latents.append(engine.project(chunk, options.steps, seeds, on_step, should_cancel))
-    all_latents = np.concatenate(latents)
+    all_latents = engine.project_all(aligned, options.steps, options.seed, batch_size, on_step, should_cancel)
     stage("project", started)
     started = time.perf_counter()
     toons = render(engine, all_latents, options.strength)

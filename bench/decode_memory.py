@@ -28,7 +28,7 @@ def _kib(field: str) -> int:
 
 def measure(fmt: str, mode: str) -> dict:
     """One decode in this process: its peak RSS above the RSS before it, and its time."""
-    from app.faces import LARGE_PHOTO_SIDE
+    from app.faces import DETECT_SIDE
     from app.imaging import decode_image, decode_reduced
 
     pil_format, options = FORMATS[fmt]
@@ -41,7 +41,7 @@ def measure(fmt: str, mode: str) -> dict:
     if mode == "full":
         decode_image(data)
     else:
-        decode_reduced(data, LARGE_PHOTO_SIDE)
+        decode_reduced(data, DETECT_SIDE)
     return {"format": fmt, "mode": mode, "file_bytes": len(data), "seconds": time.perf_counter() - started,
             "peak_mb": (_kib("VmHWM") - idle) / 1024.0, "bytes_per_pixel": (_kib("VmHWM") - idle) * 1024.0 / SIDE ** 2}
 

@@ -13,10 +13,12 @@ from starlette.middleware.cors import CORSMiddleware
 
 from ..config import Settings
 from ..errors import ToonifyError
+from ..storage import is_out_of_space, storage_full_from
 from .admission import MemoryBudget
 from .auth import RedactSecrets
 from .errors import ApiError, error_response
 from .middleware import ServiceMiddleware
+from .protocol import HeadAsGet
 from .routes import router
 from .state import REDIS_DOWN, create_service
 from .streams import JobWatcher
@@ -40,7 +42,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
 
     @app.exception_handler(ToonifyError)
     async def _toonify_error(_request, exc: ToonifyError):
-        return error_response(exc.code, exc.message)
+        retry_after = getattr(exc, "retry_after_s", None)
+        return error_response(exc.code, exc.message, {"Retry-After": str(retry_after)} if retry_after else None)
 
     async def _queue_down(_request, exc: Exception):
         log.warning("Redis unreachable: %s", exc)
@@ -53,6 +56,9 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request, exc: RequestValidationError):
         first = exc.errors()[0]
+        if tuple(first.get("loc", ()))[-1:] == ("image",):  # sent, but as a text field
+            return error_response("missing_image", "'image' must be a file: send the photo as a file in the "
+                                                   "multipart field 'image'")
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "body", "path"))
         return error_response("invalid_option", "%s: %s" % (where or "request", first.get("msg", "invalid")))
 
@@ -64,7 +70,10 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         return response
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request, exc: Exception):
+    async def _unexpected(request, exc: Exception):
+        if is_out_of_space(exc):
+            log.warning("%s %s: the disk is full (%s)", request.method, request.url.path, exc)
+            return await _toonify_error(request, storage_full_from(exc))
         log.exception("unhandled error")
         return error_response("internal_error", "something went wrong on the server; try again later")
 
@@ -94,6 +103,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
                            allow_headers=["*"], expose_headers=["Location", "X-Toonify-Job", "X-Toonify-Faces"])
+    app.add_middleware(HeadAsGet)  # inside ServiceMiddleware: metrics and API keys see the real method
     app.add_middleware(ServiceMiddleware, max_body_bytes=settings.max_upload_bytes + 1_000_000, auth=svc.auth,
                        metrics=svc.metrics, routes=app.router.routes, body_timeout_s=settings.body_timeout_s)
     return app

@@ -18,7 +18,7 @@ import numpy as np
 from fastapi.concurrency import run_in_threadpool
 
 from ..errors import TooManyFaces
-from ..faces import LARGE_PHOTO_SIDE, Face
+from ..faces import DETECT_SIDE, Face
 from ..imaging import decode_cost_bytes, decode_reduced
 from ..jobs.job import Job, new_job_id
 from ..memory import return_freed_memory
@@ -59,7 +59,7 @@ def scale_face(face: Face, scale: float) -> Face:
 
 def _decode(svc: Service, data: bytes) -> Tuple[np.ndarray, float]:
     try:
-        return decode_reduced(data, LARGE_PHOTO_SIDE, svc.limits)
+        return decode_reduced(data, DETECT_SIDE, svc.limits)
     finally:
         return_freed_memory()  # before the budget is given back: the next decode finds the memory free
 
@@ -87,7 +87,7 @@ async def admit(svc: Service, budget: MemoryBudget, options: ToonifyOptions, cac
         raise await queue_full(svc)
     created: Optional[Job] = None
     try:
-        cost = await run_in_threadpool(decode_cost_bytes, data, LARGE_PHOTO_SIDE, svc.limits)
+        cost = await run_in_threadpool(decode_cost_bytes, data, DETECT_SIDE, svc.limits)
         async with budget.hold(cost):
             reduced, scale = await run_in_threadpool(_decode, svc, data)
         faces = await run_in_threadpool(_faces_of, svc, reduced, scale, options.face)

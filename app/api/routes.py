@@ -37,6 +37,7 @@ UPLOAD_FORM = {"requestBody": {"required": True, "content": {"multipart/form-dat
     "properties": dict({"image": {"type": "string", "format": "binary",
                                   "description": "the photo (JPEG, PNG, WebP, HEIC, BMP, TIFF, GIF)"}},
                        **{name: {"type": "string"} for name in OPTION_FIELDS})}}}}}
+CLIENT_CLOSED = 499  # nginx's status for "the client closed the request"; nobody reads it, metrics count it
 
 
 def service(request: Request) -> Service:
@@ -59,6 +60,33 @@ def _options(fields: Dict[str, str], settings) -> ToonifyOptions:
     if options.steps > settings.max_steps:
         raise ApiError("invalid_option", "steps: at most %d on this server" % settings.max_steps)
     return options
+
+
+def _format(value: Optional[str]) -> str:
+    """png, jpeg or webp (a 422 that says so otherwise)."""
+    try:
+        return ToonifyOptions(format=value or "png").format
+    except ValidationError:
+        raise ApiError("invalid_option", "format: must be png, jpeg or webp") from None
+
+
+async def _wait_while_connected(request: Request, svc: Service, job: Job) -> Optional[Job]:
+    """Wait for a synchronous request's job. None when the client went away (its job is cancelled with
+    TOONIFY_CANCEL_ABANDONED=1, else it runs on and an identical request gets its result). When the server
+    is shutting down, answer now: the job goes on after the restart."""
+    deadline = time.monotonic() + svc.settings.sync_timeout_s
+    while not job.finished and time.monotonic() < deadline:
+        if svc.draining.is_set():
+            raise ApiError("shutting_down", "the server is restarting; job %s continues after the restart: poll "
+                                            "/jobs/%s" % (job.id, job.id),
+                           {"Retry-After": "30", "Location": "/jobs/%s" % job.id})
+        if await request.is_disconnected():
+            if svc.settings.cancel_abandoned:
+                await run_in_threadpool(svc.store.cancel, job.id)
+            return None
+        await asyncio.sleep(POLL_S)
+        job = await run_in_threadpool(_job_or_404, svc, job.id, owner(request))
+    return job
 
 
 def _job_or_404(svc: Service, job_id: str, who: str) -> Job:
@@ -164,10 +192,9 @@ async def toonify(request: Request, async_: Optional[str] = Query(None, alias="a
         status = 200 if job.finished else 202
         return JSONResponse(await run_in_threadpool(_view, svc, job), status_code=status,
                             headers={"Location": "/jobs/%s" % job.id, "Preference-Applied": "respond-async"})
-    deadline = time.monotonic() + svc.settings.sync_timeout_s
-    while not job.finished and time.monotonic() < deadline:
-        await asyncio.sleep(POLL_S)
-        job = await run_in_threadpool(_job_or_404, svc, job.id, owner(request))
+    job = await _wait_while_connected(request, svc, job)
+    if job is None:
+        return Response(status_code=CLIENT_CLOSED)
     if job.status == "failed":
         raise ApiError(job.error_code or "internal_error", job.error_message or "toonification failed")
     if job.status != "succeeded":
@@ -218,8 +245,8 @@ async def job_events(request: Request, job_id: str) -> StreamingResponse:
 async def job_result(request: Request, job_id: str, face: int = 0, kind: str = "toon",
                      format: str = "png") -> Response:
     svc = service(request)
+    fmt = _format(format)
     job = await run_in_threadpool(_job_or_404, svc, job_id, owner(request))
-    fmt = ToonifyOptions(format=format).format if format else "png"
     return await _result_response(svc, job, kind, face, fmt)
 
 
@@ -228,8 +255,8 @@ async def job_result(request: Request, job_id: str, face: int = 0, kind: str = "
 async def job_render(request: Request, job_id: str, strength: float = Query(..., ge=0.0, le=1.0), face: int = 0,
                      format: str = "png") -> Response:
     svc = service(request)
+    fmt = _format(format)
     job = await run_in_threadpool(_job_or_404, svc, job_id, owner(request))
-    fmt = ToonifyOptions(format=format).format
     rgb = await svc.render(job, face, strength)
     return _image_response(await run_in_threadpool(encode_image, rgb, fmt), fmt, job, len(job.faces))
 

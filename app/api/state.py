@@ -26,7 +26,9 @@ from ..jobs.local import LocalWorker
 from ..jobs.redis_store import RedisJobStore, connect
 from ..jobs.results import read_latents
 from ..jobs.store import JobStore
+from ..jobs.supervisor import WorkerSupervisor
 from ..metrics import Metrics
+from ..storage import StorageFull, check_free_space
 from .auth import Auth
 from .errors import ApiError
 
@@ -48,8 +50,14 @@ class Service:
         self.detector = FaceDetector(settings.models_dir)
         self.auth = Auth(settings.api_keys, settings.link_ttl_s, settings.open_metrics)
 
+        self.draining = threading.Event()  # SIGTERM received: waiting requests answer, no new jobs
+
     def start(self) -> None:
         """Start background work (called once the event loop runs)."""
+
+    def begin_shutdown(self) -> None:
+        """Called on SIGTERM, before the server waits for open connections: waiting requests answer now."""
+        self.draining.set()
 
     def stop(self) -> None:
         """Stop background work."""
@@ -59,7 +67,9 @@ class Service:
         raise NotImplementedError
 
     def check_accepting(self) -> None:
-        """Raise ApiError(not_ready) when new jobs cannot be taken yet."""
+        """Raise ApiError (503) when new jobs cannot be taken now."""
+        if self.draining.is_set():
+            raise ApiError("shutting_down", "the server is restarting; try again shortly", {"Retry-After": "10"})
 
     async def render(self, job: Job, face: int, strength: float) -> np.ndarray:
         raise NotImplementedError
@@ -81,47 +91,76 @@ class LocalService(Service):
             log.info("jobs interrupted by the last stop: %s", ", ".join(requeued))
         self.engine: Optional[Engine] = None
         self.engine_error: Optional[str] = None
-        self.worker = LocalWorker(self.store, lambda: self.engine, self.detector, self.limits, self.metrics,
-                                  settings.batch_size)
+        self.workers = WorkerSupervisor(self._new_worker,
+                                        lambda: self.store.requeue_interrupted(settings.job_attempts))
         self._loader = threading.Thread(target=self._load_engine, name="toonify-engine-loader", daemon=True)
+
+    def _new_worker(self) -> LocalWorker:
+        return LocalWorker(self.store, lambda: self.engine, self.detector, self.limits, self.metrics,
+                           self.settings.batch_size, self.settings.min_free_bytes)
 
     def start(self) -> None:
         self._loader.start()
-        self.worker.start()
+        self.workers.start()
+
+    def begin_shutdown(self) -> None:
+        super().begin_shutdown()
+        self.workers.worker.stop()  # the running job stops within a step and goes back to the queue
 
     def stop(self) -> None:
-        self.worker.stop()
+        if not self.workers.stop(self.settings.shutdown_timeout_s / 2):
+            log.warning("the worker did not stop within %.0f s; its job is re-queued at the next start",
+                        self.settings.shutdown_timeout_s / 2)
 
     def _load_engine(self) -> None:
         try:
-            self.engine = Engine(self.settings.engine, self.settings.models_dir)
+            self.engine = Engine(self.settings.engine, self.settings.models_dir, self.settings.device_memory_bytes)
             log.info("engine %s ready in %.1fs", self.settings.engine, self.engine.load_seconds)
-            self.worker.wake.set()
+            self.workers.wake()
         except Exception:  # readiness says so (without paths or tracebacks: it is public); the log has the detail
             log.exception("loading the models failed")
-            self.engine_error = "loading the models failed; the server log says why (run preload.sh for the weights)"
+            self.engine_error = "see the server log; run preload.sh for the weights"
 
     def submit(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
                upload: bytes) -> Job:
+        check_free_space(self.settings.data_dir, self.settings.min_free_bytes)
         job = self.store.create(job_id, options, cache_key, faces, upload)
-        self.worker.wake.set()
+        self.workers.wake()
         return job
 
+    def _loaded_engine(self) -> Engine:
+        engine = self.engine
+        if engine is not None:
+            return engine
+        if self.engine_error is not None:
+            raise ApiError("models_failed", "the models failed to load (%s); the operator must fix the models "
+                                            "folder and restart the service" % self.engine_error)
+        raise ApiError("not_ready", "the service is still loading its models; try again shortly",
+                       {"Retry-After": "10"})
+
     def check_accepting(self) -> None:
-        if self.engine is None:
-            raise ApiError("not_ready", "the service is still loading its models; try again shortly",
-                           {"Retry-After": "10"})
+        super().check_accepting()
+        self._loaded_engine()
+        alive, reason = self.workers.alive()
+        if not alive:
+            raise ApiError("not_ready", reason + "; try again shortly", {"Retry-After": "5"})
+        check_free_space(self.settings.data_dir, self.settings.min_free_bytes)
 
     async def render(self, job: Job, face: int, strength: float) -> np.ndarray:
-        engine = self.engine
-        if engine is None:
-            raise ApiError("not_ready", "the models are still loading; try again shortly", {"Retry-After": "10"})
+        engine = self._loaded_engine()
         return (await run_in_threadpool(engine.synthesize, read_latents(self.store, job, face), strength))[0]
 
     def readiness(self) -> Readiness:
         engine = self.engine
         if engine is None:
             return False, {"ready": False, "reason": self.engine_error or "loading the models"}
+        alive, reason = self.workers.alive()
+        if not alive:
+            return False, {"ready": False, "queue": "local", "reason": reason}
+        try:
+            check_free_space(self.settings.data_dir, self.settings.min_free_bytes)
+        except StorageFull as exc:
+            return False, {"ready": False, "queue": "local", "reason": exc.message}
         body = {"ready": True, "queue": "local", "engine": engine.name, "models": engine.model_files,
                 "resolution": engine.resolution, "load_seconds": round(engine.load_seconds, 2),
                 "queue_depth": self.store.queue_depth()}

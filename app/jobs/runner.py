@@ -12,6 +12,7 @@ from ..imaging import ImageLimits
 from ..memory import return_freed_memory
 from ..metrics import Metrics
 from ..pipeline import ToonifyOptions, toonify
+from ..storage import is_out_of_space, storage_full_from
 from .job import UPLOAD, Job
 from .results import write_results
 from .store import JobStore
@@ -26,12 +27,18 @@ log = logging.getLogger("toonify.jobs")
 
 def run_job(job: Job, store: AnyStore, engine: Engine, detector: FaceDetector, limits: ImageLimits,
             metrics: Metrics, batch_size: int, worker: str,
-            externally_cancelled: Optional[Callable[[], bool]] = None) -> str:
-    """Returns the job's outcome: succeeded, failed or cancelled."""
+            should_stop: Optional[Callable[[], bool]] = None) -> str:
+    """Returns the job's outcome: succeeded, failed, cancelled or requeued. ``should_stop``: the worker is
+    shutting down; the job stops between two projection steps and goes back to the queue. A full disk also
+    re-queues the job (StorageFull is raised after, so the worker can wait for space). Errors that occur
+    while recording the outcome propagate: the worker settles the job later."""
     options = ToonifyOptions(**job.options)
 
+    def stopping() -> bool:
+        return bool(should_stop and should_stop())
+
     def cancelled() -> bool:
-        return store.is_cancelled(job.id) or bool(externally_cancelled and externally_cancelled())
+        return stopping() or store.is_cancelled(job.id)
 
     def on_stage(stage: str, seconds: float) -> None:
         metrics.stage_seconds.labels(stage).observe(seconds)
@@ -42,6 +49,7 @@ def run_job(job: Job, store: AnyStore, engine: Engine, detector: FaceDetector, l
         store.progress(job.id, "projecting", step, total)
 
     outcome, reason = "succeeded", ""
+    out_of_space: Optional[BaseException] = None
     try:
         upload = store.read_file(job.id, UPLOAD)
         if upload is None:
@@ -49,26 +57,35 @@ def run_job(job: Job, store: AnyStore, engine: Engine, detector: FaceDetector, l
         store.progress(job.id, "decoding")
         known = [Face.from_json(face) for face in job.faces] or None
         result = toonify(engine, detector, upload, options, limits, on_stage, on_step, cancelled, batch_size, known)
-        if cancelled():
+        if store.is_cancelled(job.id):  # a finished job is kept even when the server is stopping
             raise ProjectionCancelled()
         write_results(store, job.id, result)
         store.finish(job.id, "succeeded")
     except ProjectionCancelled:
         outcome, reason = "cancelled", "cancelled"
-        store.delete_files(job.id)
     except ToonifyError as exc:
         outcome, reason = "failed", exc.code
         store.finish(job.id, "failed", exc.code, exc.message)
     except FileNotFoundError:
         outcome, reason = "failed", "upload_missing"
         store.finish(job.id, "failed", "upload_missing", "the uploaded photo is gone; send it again")
-    except Exception:  # the job fails with a reason; the worker lives on
-        log.exception("job %s failed", job.id)
-        outcome, reason = "failed", "internal_error"
-        store.finish(job.id, "failed", "internal_error", "toonification failed on the server; try again later")
+    except Exception as exc:  # the job fails with a reason (or waits for disk space); the worker lives on
+        if is_out_of_space(exc):  # the worker logs it, and waits for space
+            outcome, reason, out_of_space = "requeued", "storage_full", exc
+        else:
+            log.exception("job %s failed", job.id)
+            outcome, reason = "failed", "internal_error"
+            store.finish(job.id, "failed", "internal_error", "toonification failed on the server; try again later")
     if store.is_cancelled(job.id):
-        store.delete_files(job.id)
         outcome, reason = "cancelled", "cancelled"
-    store.count_job(worker, outcome, reason)
+    elif outcome == "requeued" or (outcome == "cancelled" and stopping()):
+        outcome, reason = "requeued", reason or "shutdown"
+        store.requeue(job.id)
+    if outcome == "cancelled":
+        store.delete_files(job.id)
+    if outcome != "requeued":
+        store.count_job(worker, outcome, reason)
     return_freed_memory()  # the job's full-size photo and arrays: back to the system, not kept per thread
+    if out_of_space is not None:
+        raise storage_full_from(out_of_space)
     return outcome

@@ -3,6 +3,7 @@ running is re-queued (up to its attempt limit), finished results stay until thei
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sqlite3
 import threading
@@ -10,7 +11,11 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from ..storage import SpaceReserve, is_out_of_space, storage_full_from, write_atomically
 from .job import LATENTS, RESERVATION_TTL_S, UPLOAD, Job, JobCounts, worker_lost_message
+
+log = logging.getLogger("toonify.store")
+ORPHAN_AGE_S = 300  # a folder without a row this old is left over from a failed create or delete
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -53,6 +58,8 @@ class JobStore:
         self._db = sqlite3.connect(str(self.data_dir / "jobs.sqlite3"), check_same_thread=False,
                                    isolation_level=None, timeout=30)
         self._lock = threading.Lock()
+        self.reserve = SpaceReserve(self.data_dir / "space-reserve.bin")
+        self.reserve.ensure()
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -62,6 +69,16 @@ class JobStore:
         with self._lock:
             cursor = self._db.execute(sql, args)
             return cursor.fetchall()
+
+    def _must_write(self, sql: str, args: tuple = ()) -> None:
+        """A write that must be recorded even on a full disk: the space reserve is given up for it."""
+        try:
+            self._query(sql, args)
+        except sqlite3.OperationalError as exc:
+            if not (is_out_of_space(exc) and self.reserve.release()):
+                raise
+            log.warning("the disk is full: the space reserve was released to record a job's state")
+            self._query(sql, args)
 
     def _row(self, row: tuple) -> Job:
         (id_, status, stage, step, total, options, cache_key, faces, attempts, error_code, error_message, worker,
@@ -74,15 +91,24 @@ class JobStore:
 
     def create(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
                upload: bytes) -> Job:
+        """All or nothing: the row is written last, and a failure removes the folder (StorageFull when the
+        disk is full)."""
         folder = self.job_dir(job_id)
-        folder.mkdir(parents=True)
-        self.write_file(job_id, UPLOAD, upload)
-        now = time.time()
-        self._query("INSERT INTO jobs (id, status, options, cache_key, faces, created_at, updated_at) "
-                    "VALUES (?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = 'queued', "
-                    "options = excluded.options, cache_key = excluded.cache_key, faces = excluded.faces, "
-                    "created_at = excluded.created_at, updated_at = excluded.updated_at WHERE status = 'reserved'",
-                    (job_id, json.dumps(options), cache_key, json.dumps(faces), now, now))
+        try:
+            folder.mkdir(parents=True)
+            self.write_file(job_id, UPLOAD, upload)
+            now = time.time()
+            self._query("INSERT INTO jobs (id, status, options, cache_key, faces, created_at, updated_at) "
+                        "VALUES (?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = 'queued', "
+                        "options = excluded.options, cache_key = excluded.cache_key, faces = excluded.faces, "
+                        "created_at = excluded.created_at, updated_at = excluded.updated_at "
+                        "WHERE status = 'reserved'",
+                        (job_id, json.dumps(options), cache_key, json.dumps(faces), now, now))
+        except Exception as exc:
+            shutil.rmtree(str(folder), ignore_errors=True)
+            if is_out_of_space(exc):
+                raise storage_full_from(exc) from None
+            raise
         return self.get(job_id)  # type: ignore[return-value]
 
     def reserve(self, job_id: str, limit: int) -> bool:
@@ -152,7 +178,7 @@ class JobStore:
     def finish(self, job_id: str, status: str, error_code: Optional[str] = None,
                error_message: Optional[str] = None) -> None:
         now = time.time()
-        self._query("UPDATE jobs SET status = ?, stage = ?, error_code = ?, error_message = ?, updated_at = ?, "
+        self._must_write("UPDATE jobs SET status = ?, stage = ?, error_code = ?, error_message = ?, updated_at = ?, "
                     "finished_at = ? WHERE id = ? AND status NOT IN ('cancelled')",
                     (status, status, error_code, error_message, now, now, job_id))
         upload = self.job_dir(job_id) / UPLOAD
@@ -160,7 +186,7 @@ class JobStore:
             upload.unlink()  # privacy: the photo is not kept once the job is over
 
     def write_file(self, job_id: str, name: str, data: bytes) -> None:
-        (self.job_dir(job_id) / name).write_bytes(data)
+        write_atomically(self.job_dir(job_id) / name, data)
 
     def read_file(self, job_id: str, name: str) -> Optional[bytes]:
         path = self.job_dir(job_id) / name
@@ -168,16 +194,39 @@ class JobStore:
 
     def cancel(self, job_id: str) -> Optional[Job]:
         now = time.time()
-        self._query("UPDATE jobs SET status = 'cancelled', stage = 'cancelled', updated_at = ?, finished_at = ? "
+        self._must_write("UPDATE jobs SET status = 'cancelled', stage = 'cancelled', updated_at = ?, finished_at = ? "
                     "WHERE id = ? AND status IN ('queued', 'running')", (now, now, job_id))
         return self.get(job_id)
 
     def delete_files(self, job_id: str) -> None:
-        shutil.rmtree(str(self.job_dir(job_id)), ignore_errors=True)
+        """Best effort: what cannot be removed now is swept later by purge_expired (remove_orphans)."""
+        folder = self.job_dir(job_id)
+        shutil.rmtree(str(folder), ignore_errors=True)
+        if folder.exists():
+            log.warning("job %s: some files could not be removed yet; they will be swept later", job_id)
 
     def delete(self, job_id: str) -> None:
+        """Files first (frees space for the database write), then the row, whatever became of the files."""
         self.delete_files(job_id)
-        self._query("DELETE FROM jobs WHERE id = ?", (job_id,))
+        self._must_write("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def requeue(self, job_id: str) -> None:
+        """A running job goes back to the queue without using up an attempt: the server, not the job, failed
+        (disk full, shutting down)."""
+        self._must_write("UPDATE jobs SET status = 'queued', stage = 'queued', step = 0, worker = NULL, "
+                    "attempts = MAX(attempts - 1, 0), updated_at = ? WHERE id = ? AND status = 'running'",
+                    (time.time(), job_id))
+
+    def remove_orphans(self, min_age_s: float = ORPHAN_AGE_S) -> List[str]:
+        """Job folders that have no row (a create or delete that failed half-way), older than ``min_age_s``."""
+        known = {row[0] for row in self._query("SELECT id FROM jobs")}
+        cutoff = time.time() - min_age_s
+        removed = []
+        for folder in self.jobs_dir.iterdir():
+            if folder.name not in known and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(str(folder), ignore_errors=True)
+                removed.append(folder.name)
+        return removed
 
     def is_cancelled(self, job_id: str) -> bool:
         rows = self._query("SELECT status FROM jobs WHERE id = ?", (job_id,))
@@ -225,4 +274,5 @@ class JobStore:
         rows = self._query("SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?", (cutoff,))
         for (job_id,) in rows:
             self.delete(job_id)
+        self.remove_orphans()
         return [row[0] for row in rows]

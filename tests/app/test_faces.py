@@ -9,6 +9,7 @@ import pytest
 from app.errors import NoFaceFound
 from app.faces import FaceDetector
 from app.imaging import decode_image
+from tests.app.collage import collage, found
 from tests.conftest import FIXTURES, PHOTOS
 
 
@@ -50,3 +51,13 @@ def test_eye_and_mouth_landmarks_match_the_original(detector, name):
     ours = _faces(detector, name)[0].landmarks
     theirs = np.asarray(recorded["landmarks"], dtype=np.float64)
     assert np.linalg.norm(ours[36:60] - theirs[36:60], axis=1).mean() <= 2.0
+
+
+@pytest.mark.parametrize("size", [(4000, 3000), (2400, 1600)])
+def test_every_face_of_a_group_photo_is_found(detector, size):
+    """Real faces pasted at 60–450 px on large canvases: all found, nothing else. On 4000 px the search
+    copy is 2000 px, so 60 px is about the smallest face it promises (40 px at upsample 1)."""
+    canvas, boxes = collage(detector, [60, 70, 85, 100, 120, 150, 200, 300, 450], size=size)
+    faces = detector.detect(canvas)
+    assert found(boxes, [face.rect for face in faces]) == [True] * len(boxes)
+    assert len(faces) == len(boxes)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from app.api.admission import scale_face
-from app.faces import LARGE_PHOTO_SIDE, FaceDetector
+from app.faces import DETECT_SIDE, FaceDetector
 from app.imaging import decode_cost_bytes, decode_image, decode_reduced
 from tests.conftest import PHOTOS
 
@@ -36,19 +36,19 @@ def detector() -> FaceDetector:
 def test_reduced_decode_is_upright_and_matches_the_full_one(fmt, orientation):
     data = _large(fmt, orientation)
     full = decode_image(data)
-    reduced, scale = decode_reduced(data, LARGE_PHOTO_SIDE)
+    reduced, scale = decode_reduced(data, DETECT_SIDE)
     assert full.shape == (4500, 3600, 3)
     assert reduced.shape == (1400, 1120, 3) and scale == pytest.approx(1400 / 4500)
     shrunk = np.asarray(Image.fromarray(full).resize((1120, 1400), Image.BILINEAR), dtype=np.float32)
     assert np.abs(shrunk - reduced).mean() < 3.0  # same picture, same way up (a rotation would differ by ~40)
     full_cost = 3600 * 4500 * 16
-    cost = decode_cost_bytes(data, LARGE_PHOTO_SIDE)
+    cost = decode_cost_bytes(data, DETECT_SIDE)
     assert cost <= full_cost / 4 + 100_000 if fmt == "JPEG" else cost == pytest.approx(full_cost, rel=0.01)
 
 
 def test_small_photos_are_not_reduced():
     data = (PHOTOS / "astronaut.png").read_bytes()
-    reduced, scale = decode_reduced(data, LARGE_PHOTO_SIDE)
+    reduced, scale = decode_reduced(data, DETECT_SIDE)
     assert scale == 1.0 and np.array_equal(reduced, decode_image(data))
 
 
@@ -56,7 +56,7 @@ def test_faces_found_on_the_reduced_copy_land_where_full_detection_puts_them(det
     data = _large("JPEG", 6)
     full = decode_image(data)
     [expected] = detector.usable_faces(full)
-    reduced, scale = decode_reduced(data, LARGE_PHOTO_SIDE)
+    reduced, scale = decode_reduced(data, DETECT_SIDE)
     [found] = [scale_face(face, scale) for face in detector.usable_faces(reduced)]
     assert np.abs(np.subtract(found.rect, expected.rect)).max() <= 0.02 * expected.width
     placed = detector.landmarks(full, found.rect)  # what the worker does before aligning
