@@ -65,7 +65,7 @@ class LocalWorker(threading.Thread):
 
     def _room_for_results(self) -> bool:
         """Admitted jobs still run while the free space is above half the admission floor."""
-        self.store.reserve.ensure()
+        self.store.space_reserve.ensure()
         return self.min_free_bytes <= 0 or free_bytes(self.store.data_dir) >= self.min_free_bytes // 2
 
     def _run(self, job: Job, engine: Engine) -> None:

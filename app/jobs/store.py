@@ -58,8 +58,8 @@ class JobStore:
         self._db = sqlite3.connect(str(self.data_dir / "jobs.sqlite3"), check_same_thread=False,
                                    isolation_level=None, timeout=30)
         self._lock = threading.Lock()
-        self.reserve = SpaceReserve(self.data_dir / "space-reserve.bin")
-        self.reserve.ensure()
+        self.space_reserve = SpaceReserve(self.data_dir / "space-reserve.bin")
+        self.space_reserve.ensure()
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -75,7 +75,7 @@ class JobStore:
         try:
             self._query(sql, args)
         except sqlite3.OperationalError as exc:
-            if not (is_out_of_space(exc) and self.reserve.release()):
+            if not (is_out_of_space(exc) and self.space_reserve.release()):
                 raise
             log.warning("the disk is full: the space reserve was released to record a job's state")
             self._query(sql, args)

@@ -100,7 +100,7 @@ def test_create_on_a_full_disk_leaves_nothing_behind_and_deletes_are_still_recor
     assert store.cancel("queued").status == "cancelled"
     assert store.get("done") is None
     small_disk.free()
-    assert store.reserve.ensure()
+    assert store.space_reserve.ensure()
     assert store.create("new", {}, "key", [], b"y" * 500_000).status == "queued"
 
 
