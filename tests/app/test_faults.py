@@ -21,7 +21,7 @@ from tests.app.disk import SmallDisk, can_mount
 from tests.app.server import Server, wait_for
 from tests.conftest import PHOTOS
 
-needs_root = pytest.mark.skipif(not can_mount(), reason="mounting a tmpfs needs root")
+needs_root = pytest.mark.skipif(not can_mount(), reason="mounting a tmpfs needs root (and CAP_SYS_ADMIN)")
 
 
 def _photo(name: str):
