@@ -38,6 +38,10 @@ class Settings:
     cors_origins: Tuple[str, ...] = ()
     host: str = "0.0.0.0"
     port: int = 8000
+    webhook_secret: str = ""
+    webhook_allow_private: bool = False
+    webhook_progress_interval_s: int = 5
+    webhook_attempts: int = 5
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -51,9 +55,12 @@ class Settings:
             api_keys=frozenset(_list(env, "TOONIFY_API_KEYS")),
             cors_origins=_list(env, "TOONIFY_CORS_ORIGINS"),
             host=env.get("TOONIFY_HOST", cls.host),
+            webhook_secret=env.get("TOONIFY_WEBHOOK_SECRET", cls.webhook_secret),
+            webhook_allow_private=env.get("TOONIFY_WEBHOOK_ALLOW_PRIVATE", "").lower() in ("1", "true", "yes"),
         )
         for name in ("max_queue", "batch_size", "default_steps", "max_steps", "max_upload_bytes", "max_pixels",
-                     "result_ttl_s", "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "port"):
+                     "result_ttl_s", "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "port",
+                     "webhook_progress_interval_s", "webhook_attempts"):
             values[name] = _int(env, "TOONIFY_" + name.upper(), getattr(cls, name))
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.engine not in ("tf1", "torch"):

@@ -14,9 +14,12 @@ from starlette.middleware.cors import CORSMiddleware
 from ..config import Settings
 from ..errors import ToonifyError
 from .errors import ApiError, error_response
+from .jobindex import create_job_index
 from .middleware import ServiceMiddleware
+from .openapi import install_docs
 from .routes import router
 from .state import REDIS_DOWN, create_service
+from .webhooks import WebhookSender
 
 log = logging.getLogger("toonify")
 PURGE_EVERY_S = 60
@@ -25,10 +28,13 @@ PURGE_EVERY_S = 60
 def create_app(settings: Optional[Settings] = None) -> FastAPI:
     settings = settings or Settings.from_env()
     svc = create_service(settings)
-    app = FastAPI(title="Toonify", version="0.1.0",
+    app = FastAPI(title="Toonify", version="0.1.0", docs_url=None, redoc_url=None,
                   description="POST a photo of a person to /toonify; get a cartoon version of their face.")
     app.state.service = svc
+    app.state.job_index = create_job_index(svc, settings.data_dir, settings.result_ttl_s)
+    app.state.webhooks = WebhookSender(svc.store, settings)
     app.include_router(router)
+    install_docs(app, settings)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request, exc: ApiError):
@@ -67,6 +73,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     @app.on_event("startup")
     async def _start() -> None:
         svc.start()
+        app.state.webhooks.start()
 
         async def purge() -> None:
             while True:
@@ -78,6 +85,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     @app.on_event("shutdown")
     async def _stop() -> None:
         app.state.purger.cancel()
+        app.state.webhooks.stop()
         svc.stop()
 
     if settings.cors_origins:

@@ -9,7 +9,8 @@ from typing import Awaitable, Callable, FrozenSet, List
 from ..metrics import Metrics
 from .errors import STATUS_BY_CODE
 
-OPEN_PATHS = ("/", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/docs/oauth2-redirect")
+OPEN_PATHS = ("/", "/healthz", "/readyz", "/metrics", "/config", "/docs", "/redoc", "/openapi.json")
+OPEN_PREFIXES = ("/docs/assets/",)
 DRAIN_BYTES = 256 * 1024 * 1024
 _JOB_PATH = re.compile(r"^/jobs/[^/]+")
 
@@ -31,7 +32,7 @@ class ServiceMiddleware:
         self.app, self.max_body_bytes, self.api_keys, self.metrics = app, max_body_bytes, api_keys, metrics
 
     def _authorized(self, scope) -> bool:
-        if not self.api_keys or scope["path"] in OPEN_PATHS:
+        if not self.api_keys or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIXES):
             return True
         headers = dict(scope.get("headers") or [])
         auth = headers.get(b"authorization", b"").decode("latin1")

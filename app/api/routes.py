@@ -3,26 +3,30 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
-import json
 import time
 from typing import Optional
 
 import numpy as np
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from ..imaging import decode_image, encode_image, media_type
+from stylegan2.tiny import MARKER_FILE
+
+from ..imaging import decode_image
 from ..jobs.job import Job, new_job_id
-from ..pipeline import OUTPUT_KINDS, ToonifyOptions, select_faces
+from ..pipeline import ToonifyOptions, select_faces
 from ..web import PAGE
 from .errors import ApiError
-from .state import Service
+from .events import job_events
+from .form import parse_form
+from .jobindex import caller_id
+from .rendering import image_response, result_response, stored_image
+from .schemas import JobList, ServerConfig
+from .state import TINY_WARNING, Service
 from .views import job_view
+from .webhooks import refuse_bad_url
 
 router = APIRouter()
 POLL_S = 0.2
@@ -32,46 +36,11 @@ def service(request: Request) -> Service:
     return request.app.state.service
 
 
-def _options(form, settings) -> ToonifyOptions:
-    fields = {name: form.get(name) for name in ("face", "steps", "seed", "strength", "output", "format")}
-    fields = {k: v for k, v in fields.items() if isinstance(v, str) and v != ""}
-    fields.setdefault("steps", str(settings.default_steps))
-    try:
-        options = ToonifyOptions(**fields)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = ".".join(str(p) for p in first["loc"]) or "options"
-        raise ApiError("invalid_option", "%s: %s" % (name, first["msg"])) from None
-    if options.steps > settings.max_steps:
-        raise ApiError("invalid_option", "steps: at most %d on this server" % settings.max_steps)
-    return options
-
-
 def _job_or_404(svc: Service, job_id: str) -> Job:
     job = svc.store.get(job_id)
     if job is None:
         raise ApiError("not_found", "no job %s (unknown, deleted, or expired after its TTL)" % job_id)
     return job
-
-
-def _image_response(rgb: np.ndarray, fmt: str, job: Job, faces: int) -> Response:
-    return Response(encode_image(rgb, fmt), media_type=media_type(fmt),
-                    headers={"X-Toonify-Job": job.id, "X-Toonify-Faces": str(faces),
-                             "Link": "</jobs/%s>; rel=\"job\"" % job.id})
-
-
-def _result_image(svc: Service, job: Job, kind: str, face: int) -> np.ndarray:
-    if job.status != "succeeded":
-        raise ApiError("not_finished", "job %s is %s; results exist once it has succeeded" % (job.id, job.status))
-    if kind not in OUTPUT_KINDS:
-        raise ApiError("invalid_option", "kind must be one of %s" % ", ".join(OUTPUT_KINDS))
-    if kind != "paste" and not 0 <= face < len(job.faces):
-        raise ApiError("not_found", "job %s has %d face(s); face %d does not exist" % (job.id, len(job.faces), face))
-    name = "paste.png" if kind == "paste" else "%s_%02d.png" % (kind, face)
-    data = svc.store.read_file(job.id, name)
-    if data is None:
-        raise ApiError("not_found", "the results of job %s have expired" % job.id)
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -100,47 +69,56 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.post("/toonify", summary="Toonify a photo: waits and returns the image, or 202 + a job with "
-                                 "'Prefer: respond-async' / ?async=1",
-             responses={200: {"content": {"image/png": {}}}, 202: {"description": "job accepted"}})
+@router.post("/toonify", summary="Toonify a photo: waits and returns the image; 202 + a job with "
+                                 "'Prefer: respond-async' / ?async=1; the job's events with "
+                                 "'Accept: text/event-stream'")
 async def toonify(
     request: Request,
-    async_: Optional[str] = Query(None, alias="async"),
-    image: Optional[UploadFile] = File(None, description="the photo (JPEG, PNG, WebP, HEIC, BMP, TIFF, GIF)"),
-    face: Optional[str] = Form(None), steps: Optional[str] = Form(None), seed: Optional[str] = Form(None),
-    strength: Optional[str] = Form(None), output: Optional[str] = Form(None), format: Optional[str] = Form(None),
+    async_: Optional[str] = Query(None, alias="async", description="1: answer 202 + the job at once"),
+    idempotency_key: Optional[str] = Header(None, max_length=200, description="a retried create with the same "
+                                            "key (and the same photo and options) returns the first try's job"),
 ) -> Response:
     svc = service(request)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError("unsupported_media_type", "send the photo as multipart/form-data in a field named 'image'")
-    form = await request.form()
-    uploads = [item for item in form.getlist("image") if hasattr(item, "read")]
-    if not uploads:
-        raise ApiError("missing_image", "no photo: send it as a file in the multipart field 'image'")
-    if len(uploads) > 1:
-        raise ApiError("too_many_files", "send one photo per request (got %d in 'image')" % len(uploads))
-    options = _options(form, svc.settings)
-    data = await uploads[0].read()
+    form = parse_form(await request.form(), svc.settings)
+    options = form.options
+    data = await form.upload.read()
     svc.check_accepting()
+    if form.webhook is not None:
+        await run_in_threadpool(refuse_bad_url, form.webhook.url, svc.settings)
+    owner, index = caller_id(request), request.app.state.job_index
     cache_key = hashlib.sha256(data).hexdigest() + ";" + options.projection_key()
-    job = svc.store.find_reusable(cache_key)  # same bytes, same options: no decoding or detection again
-    if job is not None:
-        svc.metrics.cache_hits.inc()
-    else:
-        photo = await run_in_threadpool(decode_image, data, svc.limits)
-        faces = select_faces(await run_in_threadpool(svc.detector.usable_faces, photo), options.face)
-        depth = svc.store.queue_depth()
-        if depth >= svc.settings.max_queue:
-            retry = max(1, int(np.median(svc.store.recent_durations() or [30.0])))
-            raise ApiError("queue_full", "the queue is full (%d jobs); try again in %d s" % (depth, retry),
-                           {"Retry-After": str(retry)})
-        job = await run_in_threadpool(svc.submit, new_job_id(), options.model_dump(), cache_key,
-                                      [f.to_json() for f in faces], data)
+    fingerprint = hashlib.sha256((cache_key + repr(options) + repr(form.webhook)).encode()).hexdigest()
+    job = await run_in_threadpool(_idempotent_job, svc, index, owner, idempotency_key, fingerprint)
+    if job is None:
+        job = svc.store.find_reusable(cache_key)  # same bytes, same options: no decoding or detection again
+        if job is not None:
+            svc.metrics.cache_hits.inc()
+        else:
+            photo = await run_in_threadpool(decode_image, data, svc.limits)
+            faces = select_faces(await run_in_threadpool(svc.detector.usable_faces, photo), options.face)
+            depth = svc.store.queue_depth()
+            if depth >= svc.settings.max_queue:
+                retry = max(1, int(np.median(svc.store.recent_durations() or [30.0])))
+                raise ApiError("queue_full", "the queue is full (%d jobs); try again in %d s" % (depth, retry),
+                               {"Retry-After": str(retry)})
+            job = await run_in_threadpool(svc.submit, new_job_id(), options.model_dump(), cache_key,
+                                          [f.to_json() for f in faces], data)
+        if idempotency_key:
+            claimed, _ = await run_in_threadpool(index.claim_key, owner, idempotency_key, job.id, fingerprint)
+            job = _job_or_404(svc, claimed)
+        if form.webhook is not None:
+            request.app.state.webhooks.subscribe(job.id, form.webhook.url, form.webhook.events)
+    await run_in_threadpool(index.add, owner, job.id, job.created_at)
+    location = {"Location": "/jobs/%s" % job.id}
+    if "text/event-stream" in request.headers.get("accept", ""):
+        return job_events(request, svc, job, 200, dict(location, **{"X-Toonify-Job": job.id}))
     wants_async = async_ in ("1", "true", "yes") or "respond-async" in request.headers.get("prefer", "").lower()
     if wants_async:
         status = 200 if job.finished else 202
         return JSONResponse(job_view(job, svc.store), status_code=status,
-                            headers={"Location": "/jobs/%s" % job.id, "Preference-Applied": "respond-async"})
+                            headers=dict(location, **{"Preference-Applied": "respond-async"}))
     deadline = time.monotonic() + svc.settings.sync_timeout_s
     while not job.finished and time.monotonic() < deadline:
         await asyncio.sleep(POLL_S)
@@ -150,11 +128,59 @@ async def toonify(
     if job.status != "succeeded":
         raise ApiError("cancelled" if job.status == "cancelled" else "not_finished",
                        "job %s is %s" % (job.id, job.status))
-    if options.output == "toon" and options.strength != 1.0:
-        rgb = await svc.render(job, 0, options.strength)
-    else:
-        rgb = _result_image(svc, job, options.output, 0)
-    return _image_response(rgb, options.format, job, len(job.faces))
+    return await result_response(svc, job, options)
+
+
+def _idempotent_job(svc: Service, index, owner: str, key: Optional[str], fingerprint: str) -> Optional[Job]:
+    """The job an earlier create with this Idempotency-Key made, if it still exists."""
+    found = index.lookup_key(owner, key) if key else None
+    if found is None:
+        return None
+    job_id, earlier = found
+    if earlier != fingerprint:
+        raise ApiError("invalid_option", "Idempotency-Key %r was used for another photo or other options; use a "
+                                         "new key for a new request" % key)
+    return svc.store.get(job_id)
+
+
+@router.get("/config", summary="Defaults, limits, and whether the models are test models (for clients and the "
+                               "page)", response_model=ServerConfig)
+async def server_config(request: Request) -> JSONResponse:
+    svc = service(request)
+    settings = svc.settings
+    tiny = (settings.models_dir / MARKER_FILE).exists()
+    return JSONResponse({
+        "defaults": ToonifyOptions(steps=settings.default_steps).model_dump(),
+        "limits": {"max_steps": settings.max_steps, "max_upload_bytes": settings.max_upload_bytes,
+                   "max_pixels": settings.max_pixels, "max_queue": settings.max_queue},
+        "engine": settings.engine,
+        "test_models": tiny,
+        "test_models_warning": TINY_WARNING if tiny else None,
+        "auth": bool(settings.api_keys),
+        "webhooks": bool(settings.webhook_secret),
+    })
+
+
+@router.get("/jobs", summary="The caller's jobs (per API key), newest first", response_model=JobList)
+async def list_jobs(request: Request, limit: int = Query(20, ge=1, le=100),
+                    before: Optional[float] = Query(None, description="the 'next' link's cursor")) -> JSONResponse:
+    svc, owner, index = service(request), caller_id(request), request.app.state.job_index
+    cursor, views = float("inf") if before is None else before, []
+    while len(views) < limit:
+        entries = await run_in_threadpool(index.page, owner, cursor, limit)
+        for job_id, created_at in entries:
+            cursor = created_at
+            job = svc.store.get(job_id)
+            if job is None:
+                await run_in_threadpool(index.forget, owner, job_id)
+            elif len(views) < limit:
+                views.append(job_view(job, svc.store))
+        if len(entries) < limit:
+            cursor = None
+            break
+    last = views[-1]["created_at"] if views else None
+    more = cursor is not None and last is not None
+    return JSONResponse({"jobs": views, "next": "/jobs?limit=%d&before=%r" % (limit, last) if more else None})
 
 
 @router.get("/jobs/{job_id}", summary="Job status, progress, ETA, queue position, faces, links")
@@ -163,31 +189,11 @@ async def get_job(request: Request, job_id: str) -> JSONResponse:
     return JSONResponse(job_view(_job_or_404(svc, job_id), svc.store))
 
 
-@router.get("/jobs/{job_id}/events", summary="Server-sent events with the job's state as it changes")
-async def job_events(request: Request, job_id: str) -> StreamingResponse:
+@router.get("/jobs/{job_id}/events", summary="Server-sent events with the job's state as it changes; resumable "
+                                            "with Last-Event-ID")
+async def job_events_route(request: Request, job_id: str) -> Response:
     svc = service(request)
-    _job_or_404(svc, job_id)
-
-    async def stream():
-        last, last_sent = None, time.monotonic()
-        while True:
-            job = svc.store.get(job_id)
-            if job is None:
-                yield "event: gone\ndata: {}\n\n"
-                return
-            view = job_view(job, svc.store)
-            state = (view["status"], view["stage"], view["step"])
-            if state != last:
-                yield "event: job\ndata: %s\n\n" % json.dumps(view)
-                last, last_sent = state, time.monotonic()
-            elif time.monotonic() - last_sent > 15:
-                yield ": keep-alive\n\n"
-                last_sent = time.monotonic()
-            if job.finished or await request.is_disconnected():
-                return
-            await asyncio.sleep(POLL_S)
-
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return job_events(request, svc, _job_or_404(svc, job_id))
 
 
 @router.get("/jobs/{job_id}/result", summary="A result image: toon, paste, aligned or reconstruction",
@@ -197,7 +203,7 @@ async def job_result(request: Request, job_id: str, face: int = 0, kind: str = "
     svc = service(request)
     job = _job_or_404(svc, job_id)
     fmt = ToonifyOptions(format=format).format if format else "png"
-    return _image_response(_result_image(svc, job, kind, face), fmt, job, len(job.faces))
+    return image_response(stored_image(svc, job, kind, face), fmt, job)
 
 
 @router.post("/jobs/{job_id}/render", summary="Re-render a face from its latents at another toon strength",
@@ -207,7 +213,7 @@ async def job_render(request: Request, job_id: str, strength: float = Query(...,
     svc = service(request)
     job = _job_or_404(svc, job_id)
     fmt = ToonifyOptions(format=format).format
-    return _image_response(await svc.render(job, face, strength), fmt, job, len(job.faces))
+    return image_response(await svc.render(job, face, strength), fmt, job)
 
 
 @router.delete("/jobs/{job_id}", summary="Cancel the job (within one projection step) and delete its files")

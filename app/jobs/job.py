@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 UPLOAD = "upload.bin"
+PHOTO = "photo.bin"  # the upload, kept with the results: re-pasting at another strength needs it
 LATENTS = "latents.npy"
 JobCounts = Dict[Tuple[str, str, str], int]  # (worker, outcome, reason) → finished jobs
 
