@@ -33,8 +33,7 @@ def known_fields() -> List[str]:
     return list(OTHER_FIELDS[:1]) + list(ToonifyOptions.model_fields) + list(OTHER_FIELDS[1:])
 
 
-def _refuse_unknown(form: FormData) -> None:
-    known = known_fields()
+def refuse_unknown(form: FormData, known: List[str]) -> None:
     unknown = sorted(set(form.keys()) - set(known))
     if unknown:
         raise ApiError("invalid_option", "unknown field %s; the fields are: %s"
@@ -74,11 +73,16 @@ def _webhook(form: FormData, settings: Settings) -> Optional[WebhookRequest]:
     return WebhookRequest(url, frozenset(names or WEBHOOK_EVENTS))
 
 
-def parse_form(form: FormData, settings: Settings) -> ToonifyRequest:
+def single_upload(form: FormData) -> UploadFile:
     uploads = [item for item in form.getlist("image") if hasattr(item, "read")]
     if not uploads:
         raise ApiError("missing_image", "no photo: send it as a file in the multipart field 'image'")
     if len(uploads) > 1:
         raise ApiError("too_many_files", "send one photo per request (got %d in 'image')" % len(uploads))
-    _refuse_unknown(form)
-    return ToonifyRequest(_options(form, settings), uploads[0], _webhook(form, settings))
+    return uploads[0]
+
+
+def parse_form(form: FormData, settings: Settings) -> ToonifyRequest:
+    upload = single_upload(form)
+    refuse_unknown(form, known_fields())
+    return ToonifyRequest(_options(form, settings), upload, _webhook(form, settings))

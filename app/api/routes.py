@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import HTMLResponse, JSONResponse, Response
+from typing_extensions import Literal
 
 from stylegan2.tiny import MARKER_FILE
 
@@ -20,9 +21,9 @@ from ..pipeline import ToonifyOptions, select_faces
 from ..web import PAGE
 from .errors import ApiError
 from .events import job_events
-from .form import parse_form
+from .form import parse_form, refuse_unknown, single_upload
 from .jobindex import caller_id
-from .rendering import image_response, result_response, stored_image
+from .rendering import face_image, image_response, pasted_image, result_response
 from .schemas import JobList, ServerConfig
 from .state import TINY_WARNING, Service
 from .views import job_view
@@ -196,14 +197,36 @@ async def job_events_route(request: Request, job_id: str) -> Response:
     return job_events(request, svc, _job_or_404(svc, job_id))
 
 
-@router.get("/jobs/{job_id}/result", summary="A result image: toon, paste, aligned or reconstruction",
+@router.get("/jobs/{job_id}/result", summary="A result image: toon, paste, aligned or reconstruction (toon and "
+                                            "paste at any strength)",
             responses={200: {"content": {"image/png": {}}}})
-async def job_result(request: Request, job_id: str, face: int = 0, kind: str = "toon",
-                     format: str = "png") -> Response:
+async def job_result(request: Request, job_id: str, face: int = 0,
+                     kind: Literal["toon", "paste", "aligned", "reconstruction"] = "toon",
+                     format: Literal["png", "jpeg", "webp"] = "png",
+                     strength: Optional[float] = Query(None, ge=0.0, le=1.0, description="default: the job's")
+                     ) -> Response:
     svc = service(request)
     job = _job_or_404(svc, job_id)
-    fmt = ToonifyOptions(format=format).format if format else "png"
-    return image_response(stored_image(svc, job, kind, face), fmt, job)
+    strength = float(job.options.get("strength", 1.0)) if strength is None else strength
+    if kind == "paste":
+        return image_response(await pasted_image(svc, job, strength), format, job)
+    return image_response(await face_image(svc, job, kind, face, strength), format, job)
+
+
+@router.post("/faces", summary="The usable faces of a photo, largest first (no job is made): choose one for "
+                               "face=<index>")
+async def detect_faces(request: Request) -> JSONResponse:
+    svc = service(request)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ApiError("unsupported_media_type", "send the photo as multipart/form-data in a field named 'image'")
+    form = await request.form()
+    upload = single_upload(form)
+    refuse_unknown(form, ["image"])
+    photo = await run_in_threadpool(decode_image, await upload.read(), svc.limits)
+    faces = await run_in_threadpool(svc.detector.usable_faces, photo)
+    return JSONResponse({"width": photo.shape[1], "height": photo.shape[0],
+                         "faces": [{"index": i, "rect": f.to_json()["rect"], "score": f.to_json()["score"]}
+                                   for i, f in enumerate(faces)]})
 
 
 @router.post("/jobs/{job_id}/render", summary="Re-render a face from its latents at another toon strength",
