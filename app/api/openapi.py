@@ -3,8 +3,9 @@
 FastAPI derives paths and parameters from the routes; this module adds what it cannot see: the multipart
 form of ``POST /toonify`` (the options model), the response bodies as schemas, every error status each
 route answers (as ``ErrorBody``, replacing FastAPI's ``HTTPValidationError``, which this API never sends)
-and the bearer scheme. ``/docs`` (Swagger UI from PyPI's ``swagger-ui-bundle``) and ``/redoc`` (ReDoc's
-standalone bundle, vendored under ``static/redoc``, MIT) load only files this server serves."""
+and the bearer scheme. ``/docs`` (Swagger UI 5, Apache-2.0) and ``/redoc`` (ReDoc, MIT) load only files this
+server serves, vendored under ``static/`` (PyPI's swagger-ui-bundle for Python 3.7 ships Swagger UI 4, which
+cannot read OpenAPI 3.1)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,15 +14,14 @@ from typing import Any, Dict, Tuple
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.responses import FileResponse, HTMLResponse
-from swagger_ui_bundle import swagger_ui_path
 
 from ..config import Settings
 from .errors import ApiError
 from .schemas import ErrorBody, JobList, JobView, ServerConfig, WebhookPayload, form_schema
 
-REDOC = Path(__file__).parent / "static" / "redoc" / "redoc.standalone.js"
-ASSETS = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript",
-          "favicon-32x32.png": "image/png", "redoc.standalone.js": "text/javascript"}
+STATIC = Path(__file__).parent / "static"
+ASSETS = {"swagger-ui.css": ("swagger-ui", "text/css"), "swagger-ui-bundle.js": ("swagger-ui", "text/javascript"),
+          "favicon-32x32.png": ("swagger-ui", "image/png"), "redoc.standalone.js": ("redoc", "text/javascript")}
 OPEN = ("/", "/healthz", "/readyz", "/metrics", "/config", "/docs", "/redoc", "/openapi.json")
 
 ERROR_MEANINGS = {
@@ -38,6 +38,7 @@ ERROR_MEANINGS = {
 }
 ERRORS_BY_ROUTE: Dict[Tuple[str, str], Tuple[int, ...]] = {
     ("/toonify", "post"): (400, 401, 409, 413, 415, 422, 429, 503, 507),
+    ("/faces", "post"): (400, 401, 413, 415, 422),
     ("/jobs", "get"): (401, 422),
     ("/jobs/{job_id}", "get"): (401, 404),
     ("/jobs/{job_id}", "delete"): (401, 404),
@@ -141,5 +142,5 @@ def install_docs(app: FastAPI, settings: Settings) -> None:
     async def docs_asset(name: str) -> FileResponse:
         if name not in ASSETS:
             raise ApiError("not_found", "no such docs asset")
-        path = REDOC if name == "redoc.standalone.js" else Path(str(swagger_ui_path)) / name
-        return FileResponse(str(path), media_type=ASSETS[name], headers={"Cache-Control": "max-age=86400"})
+        folder, media = ASSETS[name]
+        return FileResponse(str(STATIC / folder / name), media_type=media, headers={"Cache-Control": "max-age=86400"})
