@@ -14,7 +14,7 @@ from typing import List, Optional, Tuple
 from redis import Redis
 from starlette.requests import Request
 
-ANONYMOUS = "-"  # the caller when the server has no API keys: everyone shares one list
+ANONYMOUS = "-"  # the caller when the server has no API keys: no job list, one shared idempotency namespace
 Entry = Tuple[str, float]  # (job id, created at)
 
 

@@ -22,7 +22,7 @@ from ..web import PAGE
 from .errors import ApiError
 from .events import job_events
 from .form import parse_form, refuse_unknown, single_upload
-from .jobindex import caller_id
+from .jobindex import ANONYMOUS, caller_id
 from .rendering import face_image, image_response, pasted_image, result_response
 from .schemas import JobList, ServerConfig
 from .state import TINY_WARNING, Service
@@ -111,7 +111,8 @@ async def toonify(
             job = _job_or_404(svc, claimed)
         if form.webhook is not None:
             request.app.state.webhooks.subscribe(job.id, form.webhook.url, form.webhook.events)
-    await run_in_threadpool(index.add, owner, job.id, job.created_at)
+    if owner != ANONYMOUS:
+        await run_in_threadpool(index.add, owner, job.id, job.created_at)
     location = {"Location": "/jobs/%s" % job.id}
     if "text/event-stream" in request.headers.get("accept", ""):
         return job_events(request, svc, job, 200, dict(location, **{"X-Toonify-Job": job.id}))
@@ -166,6 +167,9 @@ async def server_config(request: Request) -> JSONResponse:
 async def list_jobs(request: Request, limit: int = Query(20, ge=1, le=100),
                     before: Optional[float] = Query(None, description="the 'next' link's cursor")) -> JSONResponse:
     svc, owner, index = service(request), caller_id(request), request.app.state.job_index
+    if owner == ANONYMOUS:  # job ids are the keys to results: never list them to whoever asks
+        raise ApiError("not_found", "this server lists jobs per API key, and it has none (TOONIFY_API_KEYS); "
+                                    "keep the ids POST /toonify returns")
     cursor, views = float("inf") if before is None else before, []
     while len(views) < limit:
         entries = await run_in_threadpool(index.page, owner, cursor, limit)
