@@ -90,7 +90,8 @@ async def toonify(
         await run_in_threadpool(refuse_bad_url, form.webhook.url, svc.settings)
     owner, index = caller_id(request), request.app.state.job_index
     cache_key = hashlib.sha256(data).hexdigest() + ";" + options.projection_key()
-    fingerprint = hashlib.sha256((cache_key + repr(options) + repr(form.webhook)).encode()).hexdigest()
+    hook = (form.webhook.url, sorted(form.webhook.events)) if form.webhook else None  # the same in every process
+    fingerprint = hashlib.sha256((cache_key + repr(options) + repr(hook)).encode()).hexdigest()
     job = await run_in_threadpool(_idempotent_job, svc, index, owner, idempotency_key, fingerprint)
     if job is None:
         job = svc.store.find_reusable(cache_key)  # same bytes, same options: no decoding or detection again
