@@ -62,6 +62,10 @@ class Settings:
     cors_origins: Tuple[str, ...] = ()
     host: str = "127.0.0.1"  # loopback unless asked: the container images set TOONIFY_HOST=0.0.0.0
     port: int = 8000
+    webhook_secret: str = ""
+    webhook_allow_private: bool = False
+    webhook_progress_interval_s: int = 5
+    webhook_attempts: int = 5
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -77,11 +81,14 @@ class Settings:
             host=env.get("TOONIFY_HOST") or cls.host,
             open_metrics=_flag(env, "TOONIFY_OPEN_METRICS"),
             cancel_abandoned=_flag(env, "TOONIFY_CANCEL_ABANDONED"),
+            webhook_secret=env.get("TOONIFY_WEBHOOK_SECRET", cls.webhook_secret),
+            webhook_allow_private=_flag(env, "TOONIFY_WEBHOOK_ALLOW_PRIVATE"),
         )
         for name in ("max_queue", "batch_size", "default_steps", "max_steps", "max_upload_bytes", "max_pixels",
                      "result_ttl_s", "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "port",
                      "max_faces", "decode_memory_mb", "max_streams", "header_timeout_s", "body_timeout_s",
-                     "link_ttl_s", "min_free_bytes", "shutdown_timeout_s", "device_memory_bytes"):
+                     "link_ttl_s", "min_free_bytes", "shutdown_timeout_s", "device_memory_bytes",
+                     "webhook_progress_interval_s", "webhook_attempts"):
             values[name] = _int(env, "TOONIFY_" + name.upper(), getattr(cls, name))
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.engine not in ("tf1", "torch"):

@@ -8,6 +8,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 from pydantic import BaseModel, Field, field_validator
+from typing_extensions import Literal
 
 from .align import align_face, paste_faces
 from .engine import Engine, StepCallback
@@ -20,14 +21,18 @@ StageCallback = Callable[[str, float], None]  # (stage name, seconds it took)
 
 
 class ToonifyOptions(BaseModel):
-    """What a user may choose per request; validated with messages that say what is allowed."""
+    """What a user may choose per request; validated with messages that say what is allowed. The OpenAPI
+    form schema is this model's JSON schema, so the enums, ranges and defaults are documented once."""
 
-    face: str = Field("largest", description="largest, all, or the index of a face (0 = largest)")
+    face: str = Field("largest", description="largest, all, or the index of a face (0 = largest)",
+                      json_schema_extra={"pattern": "^(largest|all|[0-9]{1,2})$"})
     steps: int = Field(500, ge=1, le=2000, description="projection steps (the original Toonify uses 500)")
-    seed: int = Field(0, ge=0, le=2 ** 31 - 1)
+    seed: int = Field(0, ge=0, le=2 ** 31 - 1, description="seed of the projection's noise (face k gets seed + k)")
     strength: float = Field(1.0, ge=0.0, le=1.0, description="1.0 = the original Toonify look, 0.0 = the photo")
-    output: str = Field("toon", description="toon, paste, aligned or reconstruction")
-    format: str = Field("png", description="png, jpeg or webp")
+    output: Literal["toon", "paste", "aligned", "reconstruction"] = Field(
+        "toon", description="the cartoon face, the photo with the face(s) pasted back, the aligned crop, or the "
+                            "FFHQ reconstruction (shows whether the projection found the face)")
+    format: Literal["png", "jpeg", "webp"] = Field("png", description="image format of the result")
 
     @field_validator("face")
     @classmethod
@@ -35,22 +40,12 @@ class ToonifyOptions(BaseModel):
         value = value.strip().lower()
         if value in ("largest", "all") or (value.isdigit() and int(value) < 64):
             return value
-        raise ValueError("face must be 'largest', 'all' or a face index from 0")
+        raise ValueError("face must be 'largest', 'all' or a face index from 0 to 63")
 
-    @field_validator("output")
+    @field_validator("format", mode="before")
     @classmethod
-    def _output(cls, value: str) -> str:
-        if value not in OUTPUT_KINDS:
-            raise ValueError("output must be one of %s" % ", ".join(OUTPUT_KINDS))
-        return value
-
-    @field_validator("format")
-    @classmethod
-    def _format(cls, value: str) -> str:
-        value = value.lower().replace("jpg", "jpeg")
-        if value not in ("png", "jpeg", "webp"):
-            raise ValueError("format must be png, jpeg or webp")
-        return value
+    def _format(cls, value: object) -> object:
+        return value.lower().replace("jpg", "jpeg") if isinstance(value, str) else value
 
     def projection_key(self) -> str:
         """The options that change the projection (the rest only change how results are rendered)."""

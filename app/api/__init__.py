@@ -17,12 +17,15 @@ from ..storage import is_out_of_space, storage_full_from
 from .admission import MemoryBudget
 from .auth import RedactSecrets
 from .errors import ApiError, error_response
+from .jobindex import create_job_index
 from .middleware import ServiceMiddleware
+from .openapi import install_docs
 from .protocol import HeadAsGet
 from .routes import router
 from .state import REDIS_DOWN, create_service
 from .streams import JobWatcher
 from .views import job_owner, job_views
+from .webhooks import WebhookSender
 
 log = logging.getLogger("toonify")
 PURGE_EVERY_S = 60
@@ -31,10 +34,13 @@ PURGE_EVERY_S = 60
 def create_app(settings: Optional[Settings] = None) -> FastAPI:
     settings = settings or Settings.from_env()
     svc = create_service(settings)
-    app = FastAPI(title="Toonify", version="0.1.0",
+    app = FastAPI(title="Toonify", version="0.1.0", docs_url=None, redoc_url=None,
                   description="POST a photo of a person to /toonify; get a cartoon version of their face.")
     app.state.service = svc
+    app.state.job_index = create_job_index(svc, settings.data_dir, settings.result_ttl_s)
+    app.state.webhooks = WebhookSender(svc.store, settings)
     app.include_router(router)
+    install_docs(app, settings)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request, exc: ApiError):
@@ -86,6 +92,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
             settings.max_streams)
         app.state.watcher.start()
         svc.start()
+        app.state.webhooks.start()
 
         async def purge() -> None:
             while True:
@@ -98,6 +105,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     async def _stop() -> None:
         app.state.purger.cancel()
         app.state.watcher.stop()
+        app.state.webhooks.stop()
         svc.stop()
 
     if settings.cors_origins:

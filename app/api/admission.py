@@ -64,12 +64,23 @@ def _decode(svc: Service, data: bytes) -> Tuple[np.ndarray, float]:
         return_freed_memory()  # before the budget is given back: the next decode finds the memory free
 
 
-def _faces_of(svc: Service, reduced: np.ndarray, scale: float, choice: str) -> List[Face]:
-    faces = select_faces(svc.detector.usable_faces(reduced), choice)
-    if len(faces) > svc.settings.max_faces:
+def _chosen(svc: Service, faces: List[Face], choice: str) -> List[Face]:
+    chosen = select_faces(faces, choice)
+    if len(chosen) > svc.settings.max_faces:
         raise TooManyFaces("the photo has %d faces; one job toonifies at most %d — pick one with face=<index> "
-                           "(0 is the largest) or crop the photo" % (len(faces), svc.settings.max_faces))
-    return [scale_face(face, scale) for face in faces]
+                           "(0 is the largest) or crop the photo" % (len(chosen), svc.settings.max_faces))
+    return chosen
+
+
+async def detect(svc: Service, budget: MemoryBudget, data: bytes) -> Tuple[Tuple[int, int], List[Face]]:
+    """The photo's (width, height) and its usable faces in photo coordinates, largest first: decoded at
+    reduced size within the memory budget."""
+    cost = await run_in_threadpool(decode_cost_bytes, data, DETECT_SIDE, svc.limits)
+    async with budget.hold(cost):
+        reduced, scale = await run_in_threadpool(_decode, svc, data)
+    faces = await run_in_threadpool(svc.detector.usable_faces, reduced)
+    size = (int(round(reduced.shape[1] / scale)), int(round(reduced.shape[0] / scale)))
+    return size, [scale_face(face, scale) for face in faces]
 
 
 async def queue_full(svc: Service) -> ApiError:
@@ -87,10 +98,8 @@ async def admit(svc: Service, budget: MemoryBudget, options: ToonifyOptions, cac
         raise await queue_full(svc)
     created: Optional[Job] = None
     try:
-        cost = await run_in_threadpool(decode_cost_bytes, data, DETECT_SIDE, svc.limits)
-        async with budget.hold(cost):
-            reduced, scale = await run_in_threadpool(_decode, svc, data)
-        faces = await run_in_threadpool(_faces_of, svc, reduced, scale, options.face)
+        _, found = await detect(svc, budget, data)
+        faces = _chosen(svc, found, options.face)
         created = await run_in_threadpool(svc.submit, job_id, options.model_dump(), cache_key,
                                           [face.to_json() for face in faces], data)
         return created

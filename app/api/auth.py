@@ -16,7 +16,8 @@ import time
 from typing import FrozenSet, Optional
 from urllib.parse import parse_qs
 
-OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"})
+OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/config", "/docs", "/redoc", "/openapi.json"})
+OPEN_PREFIXES = ("/docs/assets/",)  # the vendored Swagger UI and ReDoc files
 LINKED_PATH = re.compile(r"^/jobs/([A-Za-z0-9_-]{1,64})(/events|/result)?$")  # what a signed link may open
 SECRET_PARAM = re.compile(r"(?i)([?&][^=&]*(?:token|key|sig|secret|passw|auth)[^=&]*=)[^&#]*")
 NO_OWNER = ""  # without API keys every job is everyone's (and links are unsigned)
@@ -71,7 +72,7 @@ class Auth:
         if not self._keys:
             return NO_OWNER
         owner = self._bearer_owner(scope) or self._link_owner(scope)
-        if owner is None and scope["path"] in self.open_paths:
+        if owner is None and (scope["path"] in self.open_paths or scope["path"].startswith(OPEN_PREFIXES)):
             return NO_OWNER
         return owner
 

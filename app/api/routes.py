@@ -1,42 +1,38 @@
-"""HTTP routes: thin wrappers over the job store and the pipeline. Store calls and image work run in threads,
-never on the event loop; upload bodies arrive already parsed by the middleware's strict multipart guard."""
+"""HTTP routes: thin wrappers over the job store, admission and rendering; every blocking call runs in a
+thread, never on the event loop."""
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
-import json
 import time
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
-import numpy as np
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from typing_extensions import Literal
 
-from ..imaging import encode_image, media_type
-from ..jobs.job import TERMINAL, Job
-from ..pipeline import OUTPUT_KINDS, ToonifyOptions
+from stylegan2.tiny import MARKER_FILE
+
+from ..imaging import encode_image
+from ..jobs.job import Job
+from ..pipeline import ToonifyOptions
 from ..web import PAGE
-from .admission import admit
+from .admission import admit, detect
 from .auth import NO_OWNER
 from .errors import ApiError
-from .middleware import FORM_SCOPE_KEY, OWNER_SCOPE_KEY
-from .state import Service
-from .streams import GONE, KEEP_ALIVE_S, JobWatcher
+from .events import job_events
+from .form import form_parts, refuse_unknown, single_upload, toonify_request
+from .middleware import OWNER_SCOPE_KEY
+from .rendering import face_bytes, image_response, pasted_bytes, result_response
+from .schemas import JobList, ServerConfig
+from .state import TINY_WARNING, Service
 from .views import job_owner, job_view
+from .webhooks import refuse_bad_url
 
 router = APIRouter()
 POLL_S = 0.2
-OPTION_FIELDS = ("face", "steps", "seed", "strength", "output", "format")
-UPLOAD_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["image"],
-    "properties": dict({"image": {"type": "string", "format": "binary",
-                                  "description": "the photo (JPEG, PNG, WebP, HEIC, BMP, TIFF, GIF)"}},
-                       **{name: {"type": "string"} for name in OPTION_FIELDS})}}}}}
 CLIENT_CLOSED = 499  # nginx's status for "the client closed the request"; nobody reads it, metrics count it
 
 
@@ -45,29 +41,8 @@ def service(request: Request) -> Service:
 
 
 def owner(request: Request) -> str:
+    """The requester's tenant (a hash of its API key; NO_OWNER on a server without keys)."""
     return request.scope.get(OWNER_SCOPE_KEY, NO_OWNER)
-
-
-def _options(fields: Dict[str, str], settings) -> ToonifyOptions:
-    fields = {k: v for k, v in fields.items() if k in OPTION_FIELDS and v != ""}
-    fields.setdefault("steps", str(settings.default_steps))
-    try:
-        options = ToonifyOptions(**fields)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = ".".join(str(p) for p in first["loc"]) or "options"
-        raise ApiError("invalid_option", "%s: %s" % (name, first["msg"])) from None
-    if options.steps > settings.max_steps:
-        raise ApiError("invalid_option", "steps: at most %d on this server" % settings.max_steps)
-    return options
-
-
-def _format(value: Optional[str]) -> str:
-    """png, jpeg or webp (a 422 that says so otherwise)."""
-    try:
-        return ToonifyOptions(format=value or "png").format
-    except ValidationError:
-        raise ApiError("invalid_option", "format: must be png, jpeg or webp") from None
 
 
 async def _wait_while_connected(request: Request, svc: Service, job: Job) -> Optional[Job]:
@@ -101,50 +76,6 @@ def _view(svc: Service, job: Job) -> Dict:
     return job_view(job, svc.store, lambda url: svc.auth.sign(job_owner(job), job.id, url))
 
 
-def _image_response(data: bytes, fmt: str, job: Job, faces: int) -> Response:
-    return Response(data, media_type=media_type(fmt),
-                    headers={"X-Toonify-Job": job.id, "X-Toonify-Faces": str(faces),
-                             "Link": "</jobs/%s>; rel=\"job\"" % job.id})
-
-
-def _reencoded(png: bytes, fmt: str) -> bytes:
-    """A stored PNG in the format asked for (blocking: run it in a thread)."""
-    return png if fmt == "png" else encode_image(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), fmt)
-
-
-def _result_png(svc: Service, job: Job, kind: str, face: int) -> bytes:
-    if job.status != "succeeded":
-        raise ApiError("not_finished", "job %s is %s; results exist once it has succeeded" % (job.id, job.status))
-    if kind not in OUTPUT_KINDS:
-        raise ApiError("invalid_option", "kind must be one of %s" % ", ".join(OUTPUT_KINDS))
-    if kind != "paste" and not 0 <= face < len(job.faces):
-        raise ApiError("not_found", "job %s has %d face(s); face %d does not exist" % (job.id, len(job.faces), face))
-    name = "paste.png" if kind == "paste" else "%s_%02d.png" % (kind, face)
-    data = svc.store.read_file(job.id, name)
-    if data is None:
-        raise ApiError("not_found", "the results of job %s have expired" % job.id)
-    return data
-
-
-async def _result_response(svc: Service, job: Job, kind: str, face: int, fmt: str) -> Response:
-    png = await run_in_threadpool(_result_png, svc, job, kind, face)
-    return _image_response(await run_in_threadpool(_reencoded, png, fmt), fmt, job, len(job.faces))
-
-
-def _uploaded(request: Request) -> Tuple[bytes, Dict[str, str]]:
-    """The photo and the option fields of the form the middleware parsed (app.api.multipart_guard)."""
-    form = request.scope.get(FORM_SCOPE_KEY)
-    if form is None:
-        raise ApiError("unsupported_media_type", "send the photo as multipart/form-data in a field named 'image'")
-    uploads = [part for part in form if part.name == "image" and part.is_file]
-    if not uploads:
-        raise ApiError("missing_image", "no photo: send it as a file in the multipart field 'image'")
-    if len(uploads) > 1:
-        raise ApiError("too_many_files", "send one photo per request (got %d in 'image')" % len(uploads))
-    fields = {part.name: part.data.decode("utf-8", "replace") for part in form if not part.is_file}
-    return uploads[0].data, fields
-
-
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def page() -> HTMLResponse:
     return HTMLResponse(PAGE)
@@ -171,27 +102,48 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.post("/toonify", summary="Toonify a photo: waits and returns the image, or 202 + a job with "
-                                 "'Prefer: respond-async' / ?async=1",
-             responses={200: {"content": {"image/png": {}}}, 202: {"description": "job accepted"}},
-             openapi_extra=UPLOAD_FORM)
-async def toonify(request: Request, async_: Optional[str] = Query(None, alias="async")) -> Response:
+@router.post("/toonify", summary="Toonify a photo: waits and returns the image; 202 + a job with "
+                                 "'Prefer: respond-async' / ?async=1; the job's events with "
+                                 "'Accept: text/event-stream'")
+async def toonify(
+    request: Request,
+    async_: Optional[str] = Query(None, alias="async", description="1: answer 202 + the job at once"),
+    idempotency_key: Optional[str] = Header(None, max_length=200, description="a retried create with the same "
+                                            "key (and the same photo and options) returns the first try's job"),
+) -> Response:
     svc = service(request)
-    data, fields = _uploaded(request)
-    options = _options(fields, svc.settings)
+    form = toonify_request(form_parts(request), svc.settings)
+    options, data = form.options, form.upload
     svc.check_accepting()
+    if form.webhook is not None:
+        await run_in_threadpool(refuse_bad_url, form.webhook.url, svc.settings)
+    who, index = owner(request), request.app.state.job_index
     digest = await run_in_threadpool(lambda: hashlib.sha256(data).hexdigest())
-    cache_key = "%s;%s;%s" % (owner(request), digest, options.projection_key())
-    job = await run_in_threadpool(svc.store.find_reusable, cache_key)  # same bytes and options: no work again
-    if job is not None:
-        svc.metrics.cache_hits.inc()
-    else:
-        job = await admit(svc, request.app.state.decode_budget, options, cache_key, data)
+    cache_key = "%s;%s;%s" % (who, digest, options.projection_key())
+    hook = (form.webhook.url, sorted(form.webhook.events)) if form.webhook else None  # the same in every process
+    fingerprint = hashlib.sha256((cache_key + repr(options) + repr(hook)).encode()).hexdigest()
+    job = await run_in_threadpool(_idempotent_job, svc, index, who, idempotency_key, fingerprint)
+    if job is None:
+        job = await run_in_threadpool(svc.store.find_reusable, cache_key)  # same bytes and options: no work
+        if job is not None:
+            svc.metrics.cache_hits.inc()
+        else:
+            job = await admit(svc, request.app.state.decode_budget, options, cache_key, data)
+        if idempotency_key:
+            claimed, _ = await run_in_threadpool(index.claim_key, who, idempotency_key, job.id, fingerprint)
+            job = await run_in_threadpool(_job_or_404, svc, claimed, who)
+        if form.webhook is not None:
+            request.app.state.webhooks.subscribe(job.id, form.webhook.url, form.webhook.events)
+    if who != NO_OWNER:
+        await run_in_threadpool(index.add, who, job.id, job.created_at)
+    location = {"Location": "/jobs/%s" % job.id}
+    if "text/event-stream" in request.headers.get("accept", ""):
+        return job_events(request, job, 200, dict(location, **{"X-Toonify-Job": job.id}))
     wants_async = async_ in ("1", "true", "yes") or "respond-async" in request.headers.get("prefer", "").lower()
     if wants_async:
         status = 200 if job.finished else 202
         return JSONResponse(await run_in_threadpool(_view, svc, job), status_code=status,
-                            headers={"Location": "/jobs/%s" % job.id, "Preference-Applied": "respond-async"})
+                            headers=dict(location, **{"Preference-Applied": "respond-async"}))
     job = await _wait_while_connected(request, svc, job)
     if job is None:
         return Response(status_code=CLIENT_CLOSED)
@@ -200,11 +152,62 @@ async def toonify(request: Request, async_: Optional[str] = Query(None, alias="a
     if job.status != "succeeded":
         raise ApiError("cancelled" if job.status == "cancelled" else "not_finished",
                        "job %s is %s" % (job.id, job.status))
-    if options.output == "toon" and options.strength != 1.0:
-        rgb = await svc.render(job, 0, options.strength)
-        return _image_response(await run_in_threadpool(encode_image, rgb, options.format), options.format, job,
-                               len(job.faces))
-    return await _result_response(svc, job, options.output, 0, options.format)
+    return await result_response(svc, job, options)
+
+
+def _idempotent_job(svc: Service, index, who: str, key: Optional[str], fingerprint: str) -> Optional[Job]:
+    """The job an earlier create with this Idempotency-Key made, if it still exists (blocking)."""
+    found = index.lookup_key(who, key) if key else None
+    if found is None:
+        return None
+    job_id, earlier = found
+    if earlier != fingerprint:
+        raise ApiError("invalid_option", "Idempotency-Key %r was used for another photo or other options; use a "
+                                         "new key for a new request" % key)
+    return svc.store.get(job_id)
+
+
+@router.get("/config", summary="Defaults, limits, and whether the models are test models (for clients and the "
+                               "page)", response_model=ServerConfig)
+async def server_config(request: Request) -> JSONResponse:
+    svc = service(request)
+    settings = svc.settings
+    tiny = (settings.models_dir / MARKER_FILE).exists()
+    return JSONResponse({
+        "defaults": ToonifyOptions(steps=settings.default_steps).model_dump(),
+        "limits": {"max_steps": settings.max_steps, "max_upload_bytes": settings.max_upload_bytes,
+                   "max_pixels": settings.max_pixels, "max_queue": settings.max_queue},
+        "engine": settings.engine,
+        "test_models": tiny,
+        "test_models_warning": TINY_WARNING if tiny else None,
+        "auth": bool(settings.api_keys),
+        "webhooks": bool(settings.webhook_secret),
+    })
+
+
+@router.get("/jobs", summary="The caller's jobs (per API key), newest first", response_model=JobList)
+async def list_jobs(request: Request, limit: int = Query(20, ge=1, le=100),
+                    before: Optional[float] = Query(None, description="the 'next' link's cursor")) -> JSONResponse:
+    svc, who, index = service(request), owner(request), request.app.state.job_index
+    if who == NO_OWNER:  # job ids are the keys to results: never list them to whoever asks
+        raise ApiError("not_found", "this server lists jobs per API key, and it has none (TOONIFY_API_KEYS); "
+                                    "keep the ids POST /toonify returns")
+    cursor, views = float("inf") if before is None else before, []
+    while len(views) < limit:
+        entries = await run_in_threadpool(index.page, who, cursor, limit)
+        for job_id, created_at in entries:
+            cursor = created_at
+            job = await run_in_threadpool(svc.store.get, job_id)
+            if job is None:
+                await run_in_threadpool(index.forget, who, job_id)
+            elif len(views) < limit:
+                views.append(await run_in_threadpool(_view, svc, job))
+        if len(entries) < limit:
+            cursor = None
+            break
+    last = views[-1]["created_at"] if views else None
+    more = cursor is not None and last is not None
+    return JSONResponse({"jobs": views, "next": "/jobs?limit=%d&before=%r" % (limit, last) if more else None})
 
 
 @router.get("/jobs/{job_id}", summary="Job status, progress, ETA, queue position, faces, links")
@@ -214,51 +217,51 @@ async def get_job(request: Request, job_id: str) -> JSONResponse:
     return JSONResponse(await run_in_threadpool(_view, svc, job))
 
 
-@router.get("/jobs/{job_id}/events", summary="Server-sent events with the job's state as it changes")
-async def job_events(request: Request, job_id: str) -> StreamingResponse:
+@router.get("/jobs/{job_id}/events", summary="Server-sent events with the job's state as it changes; resumable "
+                                            "with Last-Event-ID")
+async def job_events_route(request: Request, job_id: str) -> Response:
     svc = service(request)
-    await run_in_threadpool(_job_or_404, svc, job_id, owner(request))
-    watcher: JobWatcher = request.app.state.watcher
-    subscription = watcher.subscribe(job_id)
-
-    async def stream():
-        try:
-            while True:
-                view = await subscription.next(KEEP_ALIVE_S)
-                if view is None:
-                    yield ": keep-alive\n\n"
-                elif view is GONE:
-                    yield "event: gone\ndata: {}\n\n"
-                    return
-                else:
-                    yield "event: job\ndata: %s\n\n" % json.dumps(view)
-                    if view["status"] in TERMINAL:
-                        return
-        finally:
-            watcher.unsubscribe(subscription)
-
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-
-
-@router.get("/jobs/{job_id}/result", summary="A result image: toon, paste, aligned or reconstruction",
-            responses={200: {"content": {"image/png": {}}}})
-async def job_result(request: Request, job_id: str, face: int = 0, kind: str = "toon",
-                     format: str = "png") -> Response:
-    svc = service(request)
-    fmt = _format(format)
     job = await run_in_threadpool(_job_or_404, svc, job_id, owner(request))
-    return await _result_response(svc, job, kind, face, fmt)
+    return job_events(request, job)
+
+
+@router.get("/jobs/{job_id}/result", summary="A result image: toon, paste, aligned or reconstruction (toon and "
+                                            "paste at any strength)",
+            responses={200: {"content": {"image/png": {}}}})
+async def job_result(request: Request, job_id: str, face: int = 0,
+                     kind: Literal["toon", "paste", "aligned", "reconstruction"] = "toon",
+                     format: Literal["png", "jpeg", "webp"] = "png",
+                     strength: Optional[float] = Query(None, ge=0.0, le=1.0, description="default: the job's")
+                     ) -> Response:
+    svc = service(request)
+    job = await run_in_threadpool(_job_or_404, svc, job_id, owner(request))
+    strength = float(job.options.get("strength", 1.0)) if strength is None else strength
+    if kind == "paste":
+        return image_response(await pasted_bytes(svc, job, strength, format), format, job)
+    return image_response(await face_bytes(svc, job, kind, face, strength, format), format, job)
+
+
+@router.post("/faces", summary="The usable faces of a photo, largest first (no job is made): choose one for "
+                               "face=<index>")
+async def detect_faces(request: Request) -> JSONResponse:
+    svc = service(request)
+    parts = form_parts(request)
+    upload = single_upload(parts)
+    refuse_unknown(parts, ["image"])
+    (width, height), faces = await detect(svc, request.app.state.decode_budget, upload)
+    return JSONResponse({"width": width, "height": height,
+                         "faces": [{"index": i, "rect": f.to_json()["rect"], "score": f.to_json()["score"]}
+                                   for i, f in enumerate(faces)]})
 
 
 @router.post("/jobs/{job_id}/render", summary="Re-render a face from its latents at another toon strength",
              responses={200: {"content": {"image/png": {}}}})
 async def job_render(request: Request, job_id: str, strength: float = Query(..., ge=0.0, le=1.0), face: int = 0,
-                     format: str = "png") -> Response:
+                     format: Literal["png", "jpeg", "webp"] = "png") -> Response:
     svc = service(request)
-    fmt = _format(format)
     job = await run_in_threadpool(_job_or_404, svc, job_id, owner(request))
     rgb = await svc.render(job, face, strength)
-    return _image_response(await run_in_threadpool(encode_image, rgb, fmt), fmt, job, len(job.faces))
+    return image_response(await run_in_threadpool(encode_image, rgb, format), format, job)
 
 
 @router.delete("/jobs/{job_id}", summary="Cancel the job (within one projection step) and delete its files")

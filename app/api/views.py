@@ -1,17 +1,16 @@
 """JSON views of jobs, as the API returns them."""
 from __future__ import annotations
 
-import time
 from statistics import median
 from typing import Any, Callable, Dict, List, Optional
 
 from ..jobs.job import Job
+from .eta import STEP_CLOCK
 
 
 def eta_seconds(job: Job, store: Any) -> Any:
-    if job.status == "running" and job.stage == "projecting" and job.step > 0 and job.started_at:
-        elapsed = time.time() - job.started_at
-        return round(elapsed * (job.total - job.step) / job.step, 1)
+    if job.status == "running" and job.stage == "projecting":
+        return STEP_CLOCK.seconds_left(job)
     if job.status == "queued":
         durations = store.recent_durations()
         return round(median(durations) * (store.position(job) + 1), 1) if durations else None
@@ -47,6 +46,7 @@ def job_view(job: Job, store: Any, sign: Optional[Callable[[str], str]] = None) 
         "worker": job.worker,
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
         "created_at": job.created_at,
+        "updated_at": job.updated_at,
         "finished_at": job.finished_at,
         "links": {"self": base, "events": base + "/events"},
     }

@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 UPLOAD = "upload.bin"
+PHOTO = "photo.bin"  # the upload, kept with the results: re-pasting at another strength needs it
 LATENTS = "latents.npy"
 RESERVATION_TTL_S = 300  # a queue place held for an upload being checked lapses after this
 JobCounts = Dict[Tuple[str, str, str], int]  # (worker, outcome, reason) → finished jobs

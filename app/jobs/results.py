@@ -10,7 +10,7 @@ from PIL import Image
 
 from ..errors import ResultNotFound, ResultNotReady
 from ..pipeline import ToonifyResult
-from .job import LATENTS, Job
+from .job import LATENTS, PHOTO, Job
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
@@ -25,16 +25,18 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def write_results(store: Any, job_id: str, result: ToonifyResult) -> None:
-    """Everything a user may download later; the photo itself is not kept. Latents go last: their presence
-    is what marks a result set complete."""
+def write_results(store: Any, job_id: str, result: ToonifyResult, photo: bytes) -> None:
+    """Everything a user may download or re-render later, the photo included (pasting toons at another
+    strength needs it; it expires with the rest). Latents go last: their presence marks a result set
+    complete."""
     for index, (toon, aligned, reconstruction) in enumerate(zip(result.toons, result.aligned,
                                                                 result.reconstructions)):
         store.write_file(job_id, "toon_%02d.png" % index, png_bytes(toon))
         store.write_file(job_id, "aligned_%02d.png" % index, png_bytes(aligned))
         store.write_file(job_id, "reconstruction_%02d.png" % index, png_bytes(reconstruction))
     store.write_file(job_id, "paste.png", png_bytes(result.pasted))
-    faces = [dict(face.to_json(), quad=quad.round(3).tolist()) for face, quad in zip(result.faces, result.quads)]
+    store.write_file(job_id, PHOTO, photo)
+    faces = [dict(face.to_json(), quad=quad.tolist()) for face, quad in zip(result.faces, result.quads)]
     store.write_file(job_id, "faces.json", json.dumps(faces).encode())
     store.write_file(job_id, LATENTS, npy_bytes(result.latents))
 

@@ -59,7 +59,7 @@ def run_job(job: Job, store: AnyStore, engine: Engine, detector: FaceDetector, l
         result = toonify(engine, detector, upload, options, limits, on_stage, on_step, cancelled, batch_size, known)
         if store.is_cancelled(job.id):  # a finished job is kept even when the server is stopping
             raise ProjectionCancelled()
-        write_results(store, job.id, result)
+        write_results(store, job.id, result, upload)
         store.finish(job.id, "succeeded")
     except ProjectionCancelled:
         outcome, reason = "cancelled", "cancelled"

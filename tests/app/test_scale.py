@@ -62,6 +62,8 @@ def test_six_jobs_spread_over_two_workers_and_results_come_back_through_redis(cl
         assert toon.status_code == 200 and toon.headers["content-type"] == "image/png"
         rendered = client.post("/jobs/%s/render?strength=0.5" % ids[0])  # runs on a worker, not the API
         assert rendered.status_code == 200 and rendered.content != toon.content
+        pasted = client.get("/jobs/%s/result?kind=paste&strength=0.5" % ids[0])  # the photo kept in Redis
+        assert pasted.status_code == 200 and pasted.content != client.get("/jobs/%s/result?kind=paste" % ids[0]).content
     w1_stages = metric_values(httpx.get("http://127.0.0.1:%d/metrics" % metrics_port).text,
                               "toonify_stage_seconds_count")
     assert w1_stages['{stage="project"}'] == counts['{outcome="succeeded",worker="w1"}'], (w1_stages, counts)

@@ -1,0 +1,60 @@
+"""A job's server-sent events, resumable. Each event carries the job's state and an ``id:`` that grows with
+it (the job's last-change time in µs), the stream opens with ``retry:``, and a client that reconnects with
+``Last-Event-ID`` gets only newer states (a finished job it has fully seen answers 204, which tells an
+``EventSource`` to stop reconnecting). States are snapshots: a resumed client gets the latest, not each
+step it missed. No stream polls the store itself: the one JobWatcher (app.api.streams) reads every watched
+job once per round and hands each stream the newest view."""
+from __future__ import annotations
+
+import json
+from typing import AsyncIterator, Optional
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ..jobs.job import TERMINAL, Job
+from .streams import GONE, KEEP_ALIVE_S, JobWatcher, Subscription
+
+RETRY_MS = 2000
+
+
+def event_id(updated_at: float) -> int:
+    return int(round(updated_at * 1e6))
+
+
+def last_seen(request: Request) -> int:
+    value = request.headers.get("last-event-id", "").strip()
+    return int(value) if value.isdigit() else -1
+
+
+async def _stream(watcher: JobWatcher, subscription: Subscription, seen: int) -> AsyncIterator[str]:
+    try:
+        yield "retry: %d\n\n" % RETRY_MS
+        while True:
+            view = await subscription.next(KEEP_ALIVE_S)
+            if view is None:
+                yield ": keep-alive\n\n"
+            elif view is GONE:
+                yield "event: gone\ndata: {}\n\n"
+                return
+            else:
+                current = event_id(view["updated_at"])
+                if current > seen:
+                    yield "id: %d\nevent: job\ndata: %s\n\n" % (current, json.dumps(view))
+                    seen = current
+                if view["status"] in TERMINAL:
+                    return
+    finally:
+        watcher.unsubscribe(subscription)
+
+
+def job_events(request: Request, job: Job, status: int = 200, headers: Optional[dict] = None) -> Response:
+    """The stream of ``job``'s states (503 too_many_streams past TOONIFY_MAX_STREAMS)."""
+    seen = last_seen(request)
+    if job.finished and event_id(job.updated_at) <= seen:
+        return Response(status_code=204)
+    watcher: JobWatcher = request.app.state.watcher
+    subscription = watcher.subscribe(job.id)
+    return StreamingResponse(_stream(watcher, subscription, seen), status_code=status,
+                             media_type="text/event-stream",
+                             headers=dict(headers or {}, **{"Cache-Control": "no-cache"}))

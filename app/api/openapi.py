@@ -1,0 +1,146 @@
+"""The OpenAPI document a client generator can use, and the docs pages that show it without the internet.
+
+FastAPI derives paths and parameters from the routes; this module adds what it cannot see: the multipart
+form of ``POST /toonify`` (the options model), the response bodies as schemas, every error status each
+route answers (as ``ErrorBody``, replacing FastAPI's ``HTTPValidationError``, which this API never sends)
+and the bearer scheme. ``/docs`` (Swagger UI 5, Apache-2.0) and ``/redoc`` (ReDoc, MIT) load only files this
+server serves, vendored under ``static/`` (PyPI's swagger-ui-bundle for Python 3.7 ships Swagger UI 4, which
+cannot read OpenAPI 3.1)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Tuple
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.responses import FileResponse, HTMLResponse
+
+from ..config import Settings
+from .errors import ApiError
+from .schemas import ErrorBody, JobList, JobView, ServerConfig, WebhookPayload, form_schema
+
+STATIC = Path(__file__).parent / "static"
+ASSETS = {"swagger-ui.css": ("swagger-ui", "text/css"), "swagger-ui-bundle.js": ("swagger-ui", "text/javascript"),
+          "favicon-32x32.png": ("swagger-ui", "image/png"), "redoc.standalone.js": ("redoc", "text/javascript")}
+OPEN = ("/", "/healthz", "/readyz", "/metrics", "/config", "/docs", "/redoc", "/openapi.json")
+
+ERROR_MEANINGS = {
+    400: "bad request: empty, damaged, missing or several files",
+    401: "an API key is needed: send 'Authorization: Bearer <key>'",
+    404: "no such job (unknown, deleted, or expired), or no such face",
+    409: "the job has not succeeded (yet), or was cancelled",
+    413: "too many bytes or pixels",
+    415: "not an image this server reads, or not multipart/form-data",
+    422: "no usable face, or an invalid or unknown option (the message names it)",
+    429: "the queue is full: retry after Retry-After seconds",
+    503: "still loading the models, or the job queue cannot be reached: retry after Retry-After seconds",
+    507: "the server's storage is full: try again later",
+}
+ERRORS_BY_ROUTE: Dict[Tuple[str, str], Tuple[int, ...]] = {
+    ("/toonify", "post"): (400, 401, 409, 413, 415, 422, 429, 503, 507),
+    ("/faces", "post"): (400, 401, 413, 415, 422),
+    ("/jobs", "get"): (401, 422),
+    ("/jobs/{job_id}", "get"): (401, 404),
+    ("/jobs/{job_id}", "delete"): (401, 404),
+    ("/jobs/{job_id}/events", "get"): (401, 404),
+    ("/jobs/{job_id}/result", "get"): (401, 404, 409, 422),
+    ("/jobs/{job_id}/render", "post"): (401, 404, 409, 422, 503),
+    ("/config", "get"): (),
+    ("/readyz", "get"): (503,),
+}
+IMAGE_TYPES = {"image/png": {"schema": {"type": "string", "format": "binary"}},
+               "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+               "image/webp": {"schema": {"type": "string", "format": "binary"}}}
+
+
+def _ref(name: str) -> Dict[str, str]:
+    return {"$ref": "#/components/schemas/%s" % name}
+
+
+def _json(name: str) -> Dict[str, Any]:
+    return {"application/json": {"schema": _ref(name)}}
+
+
+def _toonify_operation(operation: Dict[str, Any]) -> None:
+    operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": _ref("ToonifyForm")}}}
+    operation["responses"]["200"] = {
+        "description": "the result image (face=all with output other than paste: application/zip with one "
+                       "image per face); with 'Accept: text/event-stream', the job's events",
+        "content": dict(IMAGE_TYPES, **{"application/zip": {"schema": {"type": "string", "format": "binary"}},
+                                        "text/event-stream": {"schema": {"type": "string"}}})}
+    operation["responses"]["202"] = {"description": "job accepted ('Prefer: respond-async' or ?async=1); "
+                                                    "Location: /jobs/{id}", "content": _json("JobView")}
+    operation["callbacks"] = {"webhook": {"{$request.body#/webhook}": {"post": {
+        "requestBody": {"content": _json("WebhookPayload")},
+        "responses": {"200": {"description": "any 2xx acknowledges; anything else is retried with back-off"}}}}}}
+
+
+def _document_errors(path: str, method: str, operation: Dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    responses.pop("422", None)  # FastAPI's HTTPValidationError: this API answers ErrorBody instead
+    statuses = ERRORS_BY_ROUTE.get((path, method), (401, 404, 422) if path not in OPEN else ())
+    for status in statuses:
+        responses[str(status)] = {"description": ERROR_MEANINGS[status], "content": _json("ErrorBody")}
+    if path not in OPEN:
+        operation["security"] = [{"bearerAuth": []}]
+
+
+def build_openapi(app: FastAPI, settings: Settings) -> Dict[str, Any]:
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for model in (ErrorBody, JobView, JobList, ServerConfig, WebhookPayload):
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(model_schema.pop("$defs", {}))
+        schemas[model.__name__] = model_schema
+    schemas["ToonifyForm"] = form_schema(settings.default_steps, settings.max_steps)
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    components["securitySchemes"] = {"bearerAuth": {
+        "type": "http", "scheme": "bearer",
+        "description": "needed when the server sets TOONIFY_API_KEYS; GET URLs also take ?access_token=<key>"}}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if (path, method) == ("/toonify", "post"):
+                _toonify_operation(operation)
+            _document_errors(path, method, operation)
+    return schema
+
+
+SWAGGER_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>%(title)s — API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"><link rel="icon" href="/docs/assets/favicon-32x32.png">
+</head><body><div id="swagger-ui"></div><script src="/docs/assets/swagger-ui-bundle.js"></script><script>
+window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", validatorUrl: null, deepLinking: true,
+  presets: [SwaggerUIBundle.presets.apis], layout: "BaseLayout"});
+</script></body></html>"""
+REDOC_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>%(title)s — API</title>
+<meta name="viewport" content="width=device-width,initial-scale=1"><style>body{margin:0}</style></head>
+<body><div id="redoc"></div><script src="/docs/assets/redoc.standalone.js"></script><script>
+Redoc.init("/openapi.json", {hideDownloadButton: false}, document.getElementById("redoc"));
+</script></body></html>"""
+
+
+def install_docs(app: FastAPI, settings: Settings) -> None:
+    """The OpenAPI document (built once) and the two offline docs pages."""
+
+    def openapi() -> Dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app, settings)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_page() -> HTMLResponse:
+        return HTMLResponse(SWAGGER_PAGE % {"title": app.title})
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc_page() -> HTMLResponse:
+        return HTMLResponse(REDOC_PAGE % {"title": app.title})
+
+    @app.get("/docs/assets/{name}", include_in_schema=False)
+    async def docs_asset(name: str) -> FileResponse:
+        if name not in ASSETS:
+            raise ApiError("not_found", "no such docs asset")
+        folder, media = ASSETS[name]
+        return FileResponse(str(STATIC / folder / name), media_type=media, headers={"Cache-Control": "max-age=86400"})

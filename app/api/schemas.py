@@ -1,0 +1,122 @@
+"""The bodies the API answers with, as pydantic models: they exist so that the OpenAPI document describes
+every response a client generator has to type (the routes build the same shapes as plain dicts)."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from pydantic import BaseModel, Field
+from typing_extensions import Literal
+
+from ..pipeline import ToonifyOptions
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+WebhookEvent = Literal["start", "progress", "completed"]
+
+
+class ErrorBody(BaseModel):
+    """Every error: a stable code to branch on and a sentence that says what to do."""
+
+    code: str = Field(..., description="e.g. no_face, invalid_option, queue_full, unauthorized, not_found")
+    message: str = Field(..., description="what went wrong and what to do, for people")
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class JobFace(BaseModel):
+    index: int
+    rect: List[int] = Field(..., description="left, top, right, bottom in photo pixels")
+    score: float
+
+
+class FaceLinks(BaseModel):
+    face: int
+    toon: str
+    aligned: str
+    reconstruction: str
+
+
+class JobLinks(BaseModel):
+    self: str
+    events: str
+    results: Optional[List[FaceLinks]] = None
+    paste: Optional[str] = None
+    render: Optional[str] = None
+
+
+class JobView(BaseModel):
+    """A job as ``GET /jobs/{id}`` returns it (also the body of a 202)."""
+
+    id: str
+    status: JobStatus
+    stage: str
+    step: int
+    total: int
+    progress: float = Field(..., ge=0, le=1)
+    eta_s: Optional[float] = Field(None, description="seconds left, from steady-state step times; null: unknown")
+    queue_position: int
+    faces: List[JobFace]
+    options: ToonifyOptions
+    attempts: int
+    worker: Optional[str] = None
+    error: Optional[JobError] = None
+    created_at: float
+    updated_at: float
+    finished_at: Optional[float] = None
+    links: JobLinks
+
+
+class JobList(BaseModel):
+    jobs: List[JobView] = Field(..., description="the caller's jobs, newest first")
+    next: Optional[str] = Field(None, description="URL of the next (older) page; null on the last page")
+
+
+class Limits(BaseModel):
+    max_steps: int
+    max_upload_bytes: int
+    max_pixels: int
+    max_queue: int
+
+
+class ServerConfig(BaseModel):
+    """What a client (the web page) needs before it sends a photo."""
+
+    defaults: ToonifyOptions
+    limits: Limits
+    engine: str
+    test_models: bool = Field(..., description="true when the models are tiny random test models (noise, not "
+                                                "faces)")
+    test_models_warning: Optional[str] = None
+    auth: bool = Field(..., description="true when the server needs 'Authorization: Bearer <key>'")
+    webhooks: bool = Field(..., description="true when the server signs and sends webhooks")
+
+
+class WebhookPayload(BaseModel):
+    """The JSON body POSTed to a job's webhook; ``X-Toonify-Signature: sha256=<hex HMAC-SHA256 of the body
+    with the server's TOONIFY_WEBHOOK_SECRET>``."""
+
+    event: WebhookEvent
+    job: JobView
+
+
+def form_schema(default_steps: int, max_steps: int) -> Dict[str, Any]:
+    """The multipart form of ``POST /toonify``: the options model plus the photo and the webhook fields."""
+    schema = ToonifyOptions.model_json_schema()
+    schema["title"] = "ToonifyForm"
+    schema["properties"]["steps"].update(default=default_steps, maximum=max_steps)
+    schema["properties"] = dict(
+        image={"type": "string", "format": "binary", "description": "the photo (JPEG, PNG, WebP, HEIC, BMP, "
+                                                                     "TIFF, GIF)"},
+        **schema["properties"],
+        webhook={"type": "string", "format": "uri", "maxLength": 2000,
+                 "description": "http(s) URL that receives the job's events as signed JSON POSTs"},
+        webhook_events_filter={"type": "array", "items": {"type": "string",
+                                                          "enum": ["start", "progress", "completed"]},
+                               "description": "which events to send (repeat the field or separate with "
+                                              "commas); default: all"},
+    )
+    schema["required"] = ["image"]
+    schema["additionalProperties"] = False
+    return schema

@@ -1,0 +1,310 @@
+"""The API people integrate with (#17), over real uvicorn with tiny models: every face answered, render
+options honoured on cache hits, unknown fields refused, the OpenAPI contract, signed webhooks with back-off,
+resumable SSE, idempotent creates, per-key job lists, and the Python client."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import threading
+import time
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Dict, List
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.api.eta import StepClock
+from app.api.webhooks import WebhookRefused, check_url
+from app.client import Client, InvalidOption, NoFace
+from app.jobs.job import Job
+from tests.app.server import Server, wait_for
+from tests.conftest import PHOTOS
+
+ALICE, BOB, SECRET = "alice-key-123", "bob-key-456", "webhook-secret-789"
+
+
+def _rgb(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def _photo(name: str):
+    return {"image": (name, (PHOTOS / name).read_bytes(), "application/octet-stream")}
+
+
+@pytest.fixture(scope="module")
+def server(engine, tiny_models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("contract")
+    srv = Server(engine, tiny_models, root / "data", root / "cache", api_keys="%s,%s" % (ALICE, BOB),
+                 webhook_secret=SECRET, webhook_allow_private="1", webhook_progress_interval_s="1").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture()
+def server_without_keys(engine, tiny_models, tmp_path):
+    srv = Server(engine, tiny_models, tmp_path / "data", tmp_path / "cache").spawn().wait_until("/healthz")
+    with srv.client() as client:
+        yield client
+    srv.stop()
+
+
+@pytest.fixture()
+def alice(server):
+    with server.client(headers={"Authorization": "Bearer " + ALICE}) as client:
+        yield client
+
+
+@pytest.fixture()
+def bob(server):
+    with server.client(headers={"Authorization": "Bearer " + BOB}) as client:
+        yield client
+
+
+def test_sync_face_all_returns_every_face(alice):
+    pasted = alice.post("/toonify", files=_photo("two-faces.jpg"), data={"face": "all", "output": "paste"})
+    assert pasted.status_code == 200 and pasted.headers["x-toonify-faces"] == "2"
+    job_id = pasted.headers["x-toonify-job"]
+    photo = np.asarray(Image.open(str(PHOTOS / "two-faces.jpg")).convert("RGB")).astype(int)
+    changed = np.abs(_rgb(pasted.content).astype(int) - photo).sum(axis=2) > 30
+    for face in alice.get("/jobs/%s" % job_id).json()["faces"]:  # every face toonified, not only face 0
+        left, top, right, bottom = face["rect"]
+        assert changed[top:bottom, left:right].mean() > 0.3, face
+
+    toons = alice.post("/toonify", files=_photo("two-faces.jpg"), data={"face": "all", "output": "toon"})
+    assert toons.status_code == 200 and toons.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(toons.content)) as archive:
+        assert archive.namelist() == ["toon_00.png", "toon_01.png"]
+        for index, name in enumerate(archive.namelist()):
+            stored = alice.get("/jobs/%s/result?face=%d&kind=toon" % (job_id, index)).content
+            assert np.array_equal(_rgb(archive.read(name)), _rgb(stored))
+
+
+def test_cache_hit_honours_strength_output_and_format(alice):
+    first = alice.post("/toonify", files=_photo("obama.jpg"), data={"seed": "21", "strength": "0.5"})
+    job_id = first.headers["x-toonify-job"]
+    full = alice.post("/toonify", files=_photo("obama.jpg"), data={"seed": "21", "strength": "1.0"})
+    assert full.headers["x-toonify-job"] == job_id  # a cache hit …
+    assert np.array_equal(_rgb(full.content), _rgb(alice.post("/jobs/%s/render?strength=1" % job_id).content))
+    assert not np.array_equal(_rgb(full.content), _rgb(first.content))  # … rendered at the strength asked for
+    paste_half = alice.post("/toonify", files=_photo("obama.jpg"), data={"seed": "21", "output": "paste",
+                                                                          "strength": "0.5"})
+    paste_full = alice.post("/toonify", files=_photo("obama.jpg"), data={"seed": "21", "output": "paste"})
+    assert paste_full.headers["x-toonify-job"] == job_id
+    assert not np.array_equal(_rgb(paste_half.content), _rgb(paste_full.content))
+    via_result = alice.get("/jobs/%s/result?kind=paste&strength=1" % job_id).content
+    assert np.array_equal(_rgb(paste_full.content), _rgb(via_result))
+    jpeg = alice.post("/toonify", files=_photo("obama.jpg"), data={"seed": "21", "format": "jpg"})
+    assert jpeg.headers["content-type"] == "image/jpeg"
+
+
+def test_unknown_form_field_is_422_naming_it(alice):
+    response = alice.post("/toonify", files=_photo("astronaut.png"), data={"stenght": "0.5"})
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_option" and "'stenght'" in response.json()["message"]
+    assert "strength" in response.json()["message"]  # it lists the fields there are
+
+
+def test_openapi_types_the_form_bodies_errors_and_auth(server):
+    import httpx
+
+    spec = httpx.get(server.url + "/openapi.json").json()
+    form = spec["components"]["schemas"]["ToonifyForm"]["properties"]
+    assert form["output"]["enum"] == ["toon", "paste", "aligned", "reconstruction"]
+    assert form["format"]["enum"] == ["png", "jpeg", "webp"]
+    assert (form["strength"]["minimum"], form["strength"]["maximum"], form["strength"]["default"]) == (0, 1, 1)
+    assert form["steps"]["default"] == 20 and form["image"]["format"] == "binary"
+    operation = spec["paths"]["/toonify"]["post"]
+    assert operation["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].endswith("/ToonifyForm")
+    assert operation["responses"]["202"]["content"]["application/json"]["schema"]["$ref"].endswith("/JobView")
+    for status in ("400", "401", "413", "415", "422", "429", "503", "507"):
+        assert operation["responses"][status]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorBody")
+    assert spec["paths"]["/jobs/{job_id}"]["get"]["responses"]["404"]
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert operation["security"] == [{"bearerAuth": []}]
+    assert "HTTPValidationError" not in json.dumps(spec)
+    assert "string|null" not in json.dumps(form)
+
+
+def test_config_says_defaults_limits_and_test_models(server):
+    import httpx
+
+    config = httpx.get(server.url + "/config").json()  # open: the page reads it before any key is typed
+    assert config["defaults"]["steps"] == 20 and config["limits"]["max_steps"] == 2000
+    assert config["test_models"] is True and "TEST models" in config["test_models_warning"]
+    assert config["auth"] is True and config["webhooks"] is True
+
+
+class Receiver:
+    """A loopback webhook receiver: records each delivery; answers ``fail_first`` times with 500 first."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.calls: List[Dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.calls.append({"at": time.monotonic(), "headers": dict(self.headers), "body": body})
+                self.send_response(500 if len(receiver.calls) <= fail_first else 200)
+                self.end_headers()
+
+            def log_message(self, *_args) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/hook" % self.http.server_address[1]
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def events(self) -> List[str]:
+        return [json.loads(call["body"])["event"] for call in self.calls]
+
+    def wait(self, count: int, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self.calls) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.calls) >= count, self.calls
+
+
+def test_webhooks_are_signed_rate_limited_and_retried_with_backoff(alice):
+    good, failing = Receiver(), Receiver(fail_first=2)
+    try:
+        job = alice.post("/toonify?async=1", files=_photo("astronaut.png"),
+                         data={"steps": "60", "seed": "31", "webhook": good.url}).json()
+        wait_for(alice, job["id"])
+        good.wait(2)
+        time.sleep(1.0)
+        events = good.events()
+        assert events[0] == "start" and events[-1] == "completed" and events.count("completed") == 1
+        progress_times = [c["at"] for c in good.calls if json.loads(c["body"])["event"] == "progress"]
+        assert all(b - a >= 0.9 for a, b in zip(progress_times, progress_times[1:]))  # ≤ 1 per second
+        for call in good.calls:
+            expected = "sha256=" + hmac.new(SECRET.encode(), call["body"], hashlib.sha256).hexdigest()
+            assert call["headers"]["X-Toonify-Signature"] == expected
+        assert json.loads(good.calls[-1]["body"])["job"]["status"] == "succeeded"
+
+        alice.post("/toonify?async=1", files=_photo("astronaut.png"), data={
+            "steps": "3", "seed": "32", "webhook": failing.url, "webhook_events_filter": "completed"})
+        failing.wait(3, timeout_s=60)
+        gaps = [b["at"] - a["at"] for a, b in zip(failing.calls, failing.calls[1:])]
+        assert gaps[0] >= 0.9 and gaps[1] >= 1.8 and gaps[1] > gaps[0]  # exponential back-off
+        assert [c["headers"]["X-Toonify-Attempt"] for c in failing.calls[:3]] == ["1", "2", "3"]
+        time.sleep(1.0)
+        assert failing.events() == ["completed"] * 3  # delivered once it was acknowledged, then no more
+    finally:
+        good.http.shutdown()
+        failing.http.shutdown()
+
+
+def test_webhook_urls_are_checked(alice):
+    response = alice.post("/toonify", files=_photo("astronaut.png"), data={"webhook": "ftp://example.org/x"})
+    assert response.status_code == 422 and "http" in response.json()["message"]
+    response = alice.post("/toonify", files=_photo("astronaut.png"),
+                          data={"webhook": "http://127.0.0.1:9/", "webhook_events_filter": "finish"})
+    assert response.status_code == 422 and "finish" in response.json()["message"]
+    with pytest.raises(WebhookRefused):
+        check_url("http://127.0.0.1:8080/hook", allow_private=False)
+    with pytest.raises(WebhookRefused):
+        check_url("http://10.1.2.3/hook", allow_private=False)
+    check_url("http://127.0.0.1:8080/hook", allow_private=True)
+
+
+def _job_events(lines, count: int) -> List[Dict]:
+    events, current = [], {}
+    for line in lines:
+        if not line:
+            if "data" in current:
+                events.append(current)
+                if len(events) == count:
+                    break
+            current = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(": ")
+            current[name] = value
+    return events
+
+
+def test_sse_carries_ids_and_resumes_after_last_event_id(alice):
+    job_id = alice.post("/toonify?async=1", files=_photo("obama.jpg"), data={"steps": "40", "seed": "41"}).json()["id"]
+    with alice.stream("GET", "/jobs/%s/events" % job_id) as stream:
+        lines = stream.iter_lines()
+        assert next(lines) == "retry: 2000"
+        first = _job_events(lines, 3)
+    ids = [int(event["id"]) for event in first]
+    assert ids == sorted(set(ids))
+    with alice.stream("GET", "/jobs/%s/events" % job_id, headers={"Last-Event-ID": str(ids[-1])}) as stream:
+        rest = _job_events(stream.iter_lines(), 1000)
+    assert rest and all(int(event["id"]) > ids[-1] for event in rest)
+    assert json.loads(rest[-1]["data"])["status"] == "succeeded"
+    done = alice.get("/jobs/%s/events" % job_id, headers={"Last-Event-ID": rest[-1]["id"]})
+    assert done.status_code == 204  # seen it all: an EventSource stops reconnecting
+
+
+def test_accept_event_stream_on_create_streams_the_job(alice):
+    with alice.stream("POST", "/toonify", files=_photo("astronaut.png"), data={"steps": "10", "seed": "42"},
+                      headers={"Accept": "text/event-stream"}) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        job_id = stream.headers["x-toonify-job"]
+        events = _job_events(stream.iter_lines(), 1000)
+    assert json.loads(events[-1]["data"])["status"] == "succeeded" and json.loads(events[-1]["data"])["id"] == job_id
+
+
+def test_idempotency_key_returns_the_same_job(alice):
+    key = {"Idempotency-Key": "retry-me-1", "Prefer": "respond-async"}
+    first = alice.post("/toonify", files=_photo("astronaut.png"), data={"steps": "2000", "seed": "51"}, headers=key)
+    wait_for(alice, first.json()["id"], statuses=("running",))
+    alice.delete("/jobs/%s" % first.json()["id"])  # a cancelled job is never a cache hit …
+    retried = alice.post("/toonify", files=_photo("astronaut.png"), data={"steps": "2000", "seed": "51"}, headers=key)
+    assert retried.json()["id"] == first.json()["id"] and retried.json()["status"] == "cancelled"  # … but the key
+    fresh = alice.post("/toonify?async=1", files=_photo("astronaut.png"), data={"steps": "2000", "seed": "51"})
+    assert fresh.json()["id"] != first.json()["id"]
+    alice.delete("/jobs/%s" % fresh.json()["id"])
+    other = alice.post("/toonify", files=_photo("obama.jpg"), data={"steps": "2000", "seed": "51"}, headers=key)
+    assert other.status_code == 422 and "Idempotency-Key" in other.json()["message"]
+
+
+def test_job_list_is_per_key_newest_first_and_paginated(alice, bob):
+    mine = [alice.post("/toonify?async=1", files=_photo("astronaut.png"), data={"steps": "2", "seed": str(60 + i)})
+            .json()["id"] for i in range(3)]
+    theirs = bob.post("/toonify?async=1", files=_photo("astronaut.png"), data={"steps": "2", "seed": "70"}).json()["id"]
+    page = alice.get("/jobs?limit=2").json()
+    assert [job["id"] for job in page["jobs"]] == mine[::-1][:2]
+    rest = alice.get(page["next"]).json()
+    assert mine[0] in [job["id"] for job in rest["jobs"]]
+    everything = [job["id"] for job in page["jobs"] + rest["jobs"]]
+    assert theirs not in everything and len(everything) == len(set(everything))
+    assert [job["id"] for job in bob.get("/jobs").json()["jobs"]] == [theirs]
+
+
+def test_without_api_keys_no_job_list_is_given_out(server_without_keys):
+    response = server_without_keys.get("/jobs")  # job ids are the keys to results
+    assert response.status_code == 404 and "TOONIFY_API_KEYS" in response.json()["message"]
+
+
+def test_python_client(server):
+    with Client(server.url, api_key=ALICE) as client:
+        png = client.toonify(PHOTOS / "astronaut.png", steps=3, seed=81)
+        assert _rgb(png).shape == (64, 64, 3)
+        job = client.submit(PHOTOS / "obama.jpg", steps=12, seed=82)
+        states = list(client.progress(job["id"]))
+        assert states[-1]["status"] == "succeeded" and states[-1]["step"] == 12
+        assert _rgb(client.result(job["id"], kind="toon", strength=0.3)).shape == (64, 64, 3)
+        assert job["id"] in [listed["id"] for listed in client.jobs()]
+        with pytest.raises(NoFace):
+            client.toonify(PHOTOS / "chelsea.png")
+        with pytest.raises(InvalidOption) as refused:
+            client.toonify(PHOTOS / "astronaut.png", stenght=0.5)
+        assert refused.value.status == 422 and "stenght" in refused.value.message
+
+
+def _job(step: int, updated_at: float, total: int = 100) -> Job:
+    return Job("j", "running", "projecting", step, total, {}, "", [], 1, None, None, None, 0.0, 0.0, updated_at, None)
+
+
+def test_eta_counts_steady_state_steps_only():
+    clock = StepClock()
+    assert clock.seconds_left(_job(1, 100.0)) is None  # step 1 came after a 99 s graph build: unknown yet
+    assert clock.seconds_left(_job(11, 110.0)) == pytest.approx(89.0)  # 1 s per step since then
