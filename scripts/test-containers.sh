@@ -68,7 +68,8 @@ docker image prune -f >/dev/null  # the images these replaced; the cache of the 
 docker image ls --format '   {{.Repository}}:{{.Tag}}  {{.Size}}' toonify
 echo "== pytest tests/containers"
 status=0
-TOONIFY_COMPOSE_DIR="$CONTEXT" .venv/torch/bin/python -m pytest -q -p no:cacheprovider tests/containers "$@" ||
-  status=1
+rm -rf "$STANDIN_CACHE/logs"  # each container's output, kept for a look after a failure
+TOONIFY_COMPOSE_DIR="$CONTEXT" TOONIFY_CONTAINER_LOGS="$STANDIN_CACHE/logs" \
+  .venv/torch/bin/python -m pytest -q -p no:cacheprovider tests/containers "$@" || status=1
 echo "== container tests took $((SECONDS - started)) s"
 exit $status

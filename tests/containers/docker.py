@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import time
 import uuid
+from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import httpx
@@ -34,6 +36,15 @@ def ensure_network() -> str:
 
 def unique(prefix: str) -> str:
     return "%s-%s" % (prefix, uuid.uuid4().hex[:8])
+
+
+def keep_logs(container: str) -> None:
+    """The container's output into $TOONIFY_CONTAINER_LOGS (set by scripts/test-containers.sh), if set."""
+    folder = os.environ.get("TOONIFY_CONTAINER_LOGS")
+    if folder:
+        logs = docker("logs", "-t", container, check=False)
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / (container + ".log")).write_text(logs.stdout + logs.stderr)
 
 
 def wait_healthy(container: str, timeout_s: float = HEALTHY_TIMEOUT_S) -> None:
@@ -102,6 +113,8 @@ class Service:
         self.wait()
 
     def remove(self) -> None:
+        """Keep the container's log (for a failure after the fact), then remove it and its volume."""
+        keep_logs(self.name)
         docker("rm", "-f", "-v", self.name, check=False)
         docker("volume", "rm", "-f", self.volume, check=False)
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.app.server import free_port, wait_for
 from tests.conftest import REPO
-from tests.containers.docker import docker, photo, png, unique, wait_healthy, wait_ready
+from tests.containers.docker import docker, keep_logs, photo, png, unique, wait_healthy, wait_ready
 
 # scripts/test-containers.sh points this at the build context it made (the repository's files).
 COMPOSE_DIR = Path(os.environ.get("TOONIFY_COMPOSE_DIR", str(REPO)))
@@ -62,6 +62,8 @@ class Compose:
         return self.run("ps", "-q", service).stdout.split()
 
     def down(self) -> None:
+        for container in self.run("ps", "-q").stdout.split():
+            keep_logs(container)
         self.run("down", "-v", "-t", "20", "--remove-orphans")
 
 
