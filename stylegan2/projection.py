@@ -13,12 +13,28 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .layout import GeneratorSpec
+from .layout import GeneratorSpec, LayerSpec
 
 W_AVG_SAMPLES = 10000
 W_AVG_SEED = 123
 PERCEPTUAL_SIZE = 256
 NOISE_PYRAMID_MIN = 8
+
+# Regions a projection step is profiled by (bench/profile_step.py): torch.profiler labels in the torch engine,
+# name scopes in the tf1 engine, so one table reads both.
+REGION_FIR = "upfir"
+REGION_NOISE = "noise"
+REGION_BIAS_ACT = "bias_act"
+REGION_VGG = "vgg16"
+REGION_NOISE_REG = "noise_reg"
+REGION_ADAM = "adam"
+REGION_RENORM = "renorm"
+
+
+def layer_region(layer: LayerSpec) -> str:
+    """toRGB, or the modulated conv of one resolution (Conv0_up and Conv1 together)."""
+    return "toRGB" if layer.kind == "rgb" else "modconv_%d" % layer.resolution
+
 
 StepCallback = Callable[["StepInfo"], None]
 CancelCheck = Callable[[], bool]
@@ -48,6 +64,12 @@ class ProjectorConfig:
         if self.steps < 1:
             raise ValueError("steps must be at least 1; got %r" % self.steps)
 
+    @property
+    def structure(self) -> Tuple[object, ...]:
+        """The settings a compiled projector is built from. Everything else (steps, schedules, previews) is
+        fed per step, so one projector per (model, batch size, structure) serves any number of steps."""
+        return (self.space, self.regularize_noise_weight, self.adam_beta1, self.adam_beta2, self.adam_epsilon)
+
 
 @dataclass
 class StepInfo:
@@ -67,6 +89,13 @@ class ProjectionResult:
     @property
     def steps_done(self) -> int:
         return len(self.losses)
+
+
+def run_config(built: ProjectorConfig, requested: ProjectorConfig) -> ProjectorConfig:
+    """The config of one projection run, checked against the structure its projector was built for."""
+    if requested.structure != built.structure:
+        raise ValueError("this projector was built for %r; a run asked for %r" % (built.structure, requested.structure))
+    return requested
 
 
 def learning_rate(t: float, config: ProjectorConfig) -> float:

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..layout import GeneratorSpec
+from ..projection import REGION_BIAS_ACT, REGION_NOISE, layer_region
 from ..weights import mapping_weights, synthesis_weights
 from . import ops
 
@@ -92,17 +93,20 @@ def synthesis_graph(
     x = tf.tile(params["const"], [batch, 1, 1, 1])
     img = None
     for index, layer in enumerate(spec.layers):
-        key = "L%d/" % index
-        s = ops.styles(ws[:, layer.w_index], params[key + "style_weight"], params[key + "style_bias"])
-        y = ops.modulated_conv(
-            x, s, params[key + "weight"], params.get(key + "demod"), layer.kind == "up"
-        )
-        if layer.kind == "rgb":
-            y = y + params[key + "bias"]
-            img = y if img is None else ops.upsample_skip(img) + y
-        else:
-            y = y + noise[layer.noise_index] * params[key + "noise_strength"]
-            x = ops.lrelu_gain(y + params[key + "bias"])
+        with tf.name_scope(layer_region(layer)):
+            key = "L%d/" % index
+            s = ops.styles(ws[:, layer.w_index], params[key + "style_weight"], params[key + "style_bias"])
+            y = ops.modulated_conv(
+                x, s, params[key + "weight"], params.get(key + "demod"), layer.kind == "up"
+            )
+            if layer.kind == "rgb":
+                y = y + params[key + "bias"]
+                img = y if img is None else ops.upsample_skip(img) + y
+            else:
+                with tf.name_scope(REGION_NOISE):
+                    y = y + noise[layer.noise_index] * params[key + "noise_strength"]
+                with tf.name_scope(REGION_BIAS_ACT):
+                    x = ops.lrelu_gain(y + params[key + "bias"])
     return tf.transpose(img, [0, 3, 1, 2])
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..filters import AFTER_TRANSPOSED_CONV_PAD, SKIP_UPSAMPLE_PAD, UP, fir_kernel
+from ..projection import REGION_FIR
 
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)
@@ -21,15 +22,16 @@ def lrelu_gain(x: tf.Tensor) -> tf.Tensor:
 
 def upfirdn(x: tf.Tensor, up: int, pad: Tuple[int, int]) -> tf.Tensor:
     """upfirdn2d (spec §3.8) with the 4-tap FIR ×up²… applied per channel of an NHWC tensor."""
-    _, height, width, channels = x.shape.as_list()
-    if up > 1:
-        x = tf.reshape(x, [-1, height, 1, width, 1, channels])
-        x = tf.pad(x, [[0, 0], [0, 0], [0, up - 1], [0, 0], [0, up - 1], [0, 0]])
-        x = tf.reshape(x, [-1, height * up, width * up, channels])
-    x = tf.pad(x, [[0, 0], list(pad), list(pad), [0, 0]])
-    kernel = fir_kernel(gain=UP * UP)[::-1, ::-1]  # true convolution; the kernel is symmetric anyway
-    kernel = np.tile(kernel[:, :, None, None], [1, 1, channels, 1])
-    return tf.nn.depthwise_conv2d(x, tf.constant(kernel), strides=[1, 1, 1, 1], padding="VALID")
+    with tf.name_scope(REGION_FIR):
+        _, height, width, channels = x.shape.as_list()
+        if up > 1:
+            x = tf.reshape(x, [-1, height, 1, width, 1, channels])
+            x = tf.pad(x, [[0, 0], [0, 0], [0, up - 1], [0, 0], [0, up - 1], [0, 0]])
+            x = tf.reshape(x, [-1, height * up, width * up, channels])
+        x = tf.pad(x, [[0, 0], list(pad), list(pad), [0, 0]])
+        kernel = fir_kernel(gain=UP * UP)[::-1, ::-1]  # true convolution; the kernel is symmetric anyway
+        kernel = np.tile(kernel[:, :, None, None], [1, 1, channels, 1])
+        return tf.nn.depthwise_conv2d(x, tf.constant(kernel), strides=[1, 1, 1, 1], padding="VALID")
 
 
 def upsample_skip(img: tf.Tensor) -> tf.Tensor:

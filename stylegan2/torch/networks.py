@@ -5,8 +5,10 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
+from torch.profiler import record_function
 
 from ..layout import GeneratorSpec
+from ..projection import REGION_BIAS_ACT, REGION_NOISE, layer_region
 from ..weights import mapping_weights, synthesis_weights
 from . import ops
 
@@ -59,16 +61,19 @@ def synthesis_graph(
     x = params["const"].expand(ws.shape[0], -1, -1, -1)
     img: Optional[torch.Tensor] = None
     for index, layer in enumerate(spec.layers):
-        key = "L%d/" % index
-        s = ops.styles(ws[:, layer.w_index], params[key + "style_weight"], params[key + "style_bias"])
-        up_fir = firs[layer.out_channels] if layer.kind == "up" else None
-        y = ops.modulated_conv(x, s, params[key + "weight"], params.get(key + "demod"), up_fir)
-        if layer.kind == "rgb":
-            y = y + params[key + "bias"]
-            img = y if img is None else ops.upsample_skip(img, firs[spec.num_channels]) + y
-        else:
-            y = y + noise[layer.noise_index] * params[key + "noise_strength"]
-            x = ops.lrelu_gain(y + params[key + "bias"])
+        with record_function(layer_region(layer)):
+            key = "L%d/" % index
+            s = ops.styles(ws[:, layer.w_index], params[key + "style_weight"], params[key + "style_bias"])
+            up_fir = firs[layer.out_channels] if layer.kind == "up" else None
+            y = ops.modulated_conv(x, s, params[key + "weight"], params.get(key + "demod"), up_fir)
+            if layer.kind == "rgb":
+                y = y + params[key + "bias"]
+                img = y if img is None else ops.upsample_skip(img, firs[spec.num_channels]) + y
+            else:
+                with record_function(REGION_NOISE):
+                    y = y + noise[layer.noise_index] * params[key + "noise_strength"]
+                with record_function(REGION_BIAS_ACT):
+                    x = ops.lrelu_gain(y + params[key + "bias"])
     return img
 
 

@@ -7,8 +7,10 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch.profiler import record_function
 
 from ..filters import AFTER_TRANSPOSED_CONV_PAD, SKIP_UPSAMPLE_PAD, UP, fir_kernel
+from ..projection import REGION_FIR
 
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)
@@ -34,13 +36,14 @@ def fir(channels: int, device: torch.device) -> torch.Tensor:
 
 def upfirdn(x: torch.Tensor, kernel: torch.Tensor, up: int, pad: Tuple[int, int]) -> torch.Tensor:
     """upfirdn2d (spec §3.8) per channel: zero-insert ×up, pad, FIR (valid)."""
-    n, c, h, w = x.shape
-    if up > 1:
-        x = x.reshape(n, c, h, 1, w, 1)
-        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(n, c, h * up, w * up)
-    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
-    return F.conv2d(x, kernel, groups=c)
+    with record_function(REGION_FIR):
+        n, c, h, w = x.shape
+        if up > 1:
+            x = x.reshape(n, c, h, 1, w, 1)
+            x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+            x = x.reshape(n, c, h * up, w * up)
+        x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
+        return F.conv2d(x, kernel, groups=c)
 
 
 def upsample_skip(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
