@@ -104,15 +104,19 @@ def tf_samples(toonifier: Toonifier, targets: np.ndarray, warmup: int) -> Tuple[
     projector = toonifier.projector(1, ProjectorConfig())
     toonifier.project(targets, [0], ProjectorConfig(steps=warmup + 1))
     stats, wall_s = projector.traced_step()
+    graph = toonifier.ffhq.graph
     samples = []
     for device in stats.dev_stats:
         for node in device.node_stats:
             scopes = node.node_name.split("/")
             labels = [label for label in (_region_label(s) for s in scopes) if label]
-            if scopes[0] == REGION_ADAM or "Adam" in node.node_name:
+            if "Adam" in node.node_name:
                 labels.append(REGION_ADAM)
-            samples.append((labels[-1] if labels else "other", node.timeline_label.split("=")[-1].split("(")[0]
-                            if "=" in node.timeline_label else node.node_name, node.all_end_rel_micros / 1e6))
+            try:
+                op_type = graph.get_operation_by_name(node.node_name).type
+            except (KeyError, ValueError):
+                op_type = node.node_name
+            samples.append((labels[-1] if labels else "other", op_type, node.all_end_rel_micros / 1e6))
     return samples, wall_s
 
 

@@ -18,6 +18,7 @@ from ..projection import (
     ProjectionResult,
     ProjectorConfig,
     StepCallback,
+    keep_freed_memory,
     latent_shape,
     learning_rate,
     noise_strength,
@@ -53,6 +54,7 @@ class Projector:
     def __init__(self, generator: Generator, perceptual: PerceptualSpec, config: ProjectorConfig,
                  w_avg: np.ndarray, w_std: float, batch: int) -> None:
         self.generator, self.config, self.batch = generator, config, batch
+        keep_freed_memory()
         spec = generator.spec
         self.w_avg, self.sigma = w_avg, sigma_scale(w_std, spec, config)
         rows, w_dim = latent_shape(spec, config)

@@ -19,6 +19,7 @@ from ..projection import (
     ProjectionResult,
     ProjectorConfig,
     StepCallback,
+    keep_freed_memory,
     latent_shape,
     learning_rate,
     noise_strength,
@@ -54,6 +55,7 @@ class Projector:
     def __init__(self, generator: Generator, perceptual: PerceptualSpec, config: ProjectorConfig,
                  w_avg: np.ndarray, w_std: float, batch: int) -> None:
         self.generator, self.config, self.batch = generator, config, batch
+        keep_freed_memory()
         self.device = generator.device
         spec = generator.spec
         self.sigma = sigma_scale(w_std, spec, config)
