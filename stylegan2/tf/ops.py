@@ -7,7 +7,7 @@ from typing import Tuple
 import numpy as np
 import tensorflow as tf
 
-from ..filters import AFTER_TRANSPOSED_CONV_PAD, SKIP_UPSAMPLE_PAD, UP, fir_kernel
+from ..filters import AFTER_TRANSPOSED_CONV_PAD, RESAMPLE_TAPS, SKIP_UPSAMPLE_PAD, UP
 from ..projection import REGION_FIR
 
 LRELU_SLOPE = 0.2
@@ -29,9 +29,18 @@ def upfirdn(x: tf.Tensor, up: int, pad: Tuple[int, int]) -> tf.Tensor:
             x = tf.pad(x, [[0, 0], [0, 0], [0, up - 1], [0, 0], [0, up - 1], [0, 0]])
             x = tf.reshape(x, [-1, height * up, width * up, channels])
         x = tf.pad(x, [[0, 0], list(pad), list(pad), [0, 0]])
-        kernel = fir_kernel(gain=UP * UP)[::-1, ::-1]  # true convolution; the kernel is symmetric anyway
-        kernel = np.tile(kernel[:, :, None, None], [1, 1, channels, 1])
-        return tf.nn.depthwise_conv2d(x, tf.constant(kernel), strides=[1, 1, 1, 1], padding="VALID")
+        # the 2-D FIR is the outer product of one 1-D filter with itself: two 4-tap passes, not one of 16
+        taps = fir_taps(UP)[::-1]  # true convolution; the taps are symmetric anyway
+        for shape in ([len(taps), 1], [1, len(taps)]):
+            kernel = np.tile(taps.reshape(shape + [1, 1]), [1, 1, channels, 1])
+            x = tf.nn.depthwise_conv2d(x, tf.constant(kernel), strides=[1, 1, 1, 1], padding="VALID")
+        return x
+
+
+def fir_taps(up: int) -> np.ndarray:
+    """1-D taps whose outer product with themselves is filters.fir_kernel(gain=up²)."""
+    taps = np.asarray(RESAMPLE_TAPS, np.float64)
+    return (taps / taps.sum() * up).astype(np.float32)
 
 
 def upsample_skip(img: tf.Tensor) -> tf.Tensor:
