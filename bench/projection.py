@@ -21,9 +21,8 @@ from stylegan2.tiny import write_tiny_models
 from stylegan2.toonifier import ModelPaths, Toonifier
 
 
-def step_flops(resolution: int, synthesis_gflop: float) -> float:
-    """FLOPs of one step ≈ 3 × synthesis forward (forward + both backward products) + 3 × VGG16 on the
-    256² (or smaller) perceptual input; the target's features are computed once."""
+def vgg_flops(resolution: int) -> float:
+    """FLOPs of one VGG16 forward on the 256² (or smaller) perceptual input."""
     side = min(resolution, 256)
     vgg = 0.0
     in_c = 3
@@ -32,7 +31,13 @@ def step_flops(resolution: int, synthesis_gflop: float) -> float:
         for _ in range(convs):
             vgg += 2 * 9 * in_c * out_c * pixels
             in_c = out_c
-    return 3 * synthesis_gflop * 1e9 + 3 * vgg
+    return vgg
+
+
+def step_flops(resolution: int, synthesis_gflop: float) -> float:
+    """FLOPs of one step ≈ 3 × synthesis forward (forward + both backward products) + 3 × VGG16 on the
+    256² (or smaller) perceptual input; the target's features are computed once."""
+    return 3 * synthesis_gflop * 1e9 + 3 * vgg_flops(resolution)
 
 
 def models(size: str, workdir: Path) -> ModelPaths:

@@ -2,6 +2,7 @@
 per-face random streams, the noise-pyramid depth. Engines implement the optimisation itself."""
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import math
 import os
@@ -13,12 +14,28 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .layout import GeneratorSpec
+from .layout import GeneratorSpec, LayerSpec
 
 W_AVG_SAMPLES = 10000
 W_AVG_SEED = 123
 PERCEPTUAL_SIZE = 256
 NOISE_PYRAMID_MIN = 8
+
+# Regions a projection step is profiled by (bench/profile_step.py): torch.profiler labels in the torch engine,
+# name scopes in the tf1 engine, so one table reads both.
+REGION_FIR = "upfir"
+REGION_NOISE = "noise"
+REGION_BIAS_ACT = "bias_act"
+REGION_VGG = "vgg16"
+REGION_NOISE_REG = "noise_reg"
+REGION_ADAM = "adam"
+REGION_RENORM = "renorm"
+
+
+def layer_region(layer: LayerSpec) -> str:
+    """toRGB, or the modulated conv of one resolution (Conv0_up and Conv1 together)."""
+    return "toRGB" if layer.kind == "rgb" else "modconv_%d" % layer.resolution
+
 
 StepCallback = Callable[["StepInfo"], None]
 CancelCheck = Callable[[], bool]
@@ -48,6 +65,12 @@ class ProjectorConfig:
         if self.steps < 1:
             raise ValueError("steps must be at least 1; got %r" % self.steps)
 
+    @property
+    def structure(self) -> Tuple[object, ...]:
+        """The settings a compiled projector is built from. Everything else (steps, schedules, previews) is
+        fed per step, so one projector per (model, batch size, structure) serves any number of steps."""
+        return (self.space, self.regularize_noise_weight, self.adam_beta1, self.adam_beta2, self.adam_epsilon)
+
 
 @dataclass
 class StepInfo:
@@ -67,6 +90,33 @@ class ProjectionResult:
     @property
     def steps_done(self) -> int:
         return len(self.losses)
+
+
+# glibc mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX = -1, -2, -4
+HEAP_TOP_PAD_BYTES = 256 << 20
+TRIM_THRESHOLD_BYTES = (1 << 31) - 1  # mallopt takes a C int: 2 GiB, the largest it accepts
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc reuse freed activation buffers instead of returning them to the kernel. A config-f step
+    allocates and frees ~5 GB of 16–140 MB tensors; glibc serves each from fresh mmap pages, and faulting in
+    and zeroing ~1.2 M pages per step costs ~1 s on a CPU (measured 1.2 M → 30 k faults per step). RSS then
+    stays at the step's peak, as it would with a caching allocator. False where malloc is not glibc's."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return all(mallopt(param, value) == 1 for param, value in
+               ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES), (M_TOP_PAD, HEAP_TOP_PAD_BYTES)))
+
+
+def run_config(built: ProjectorConfig, requested: ProjectorConfig) -> ProjectorConfig:
+    """The config of one projection run, checked against the structure its projector was built for."""
+    if requested.structure != built.structure:
+        raise ValueError("this projector was built for %r; a run asked for %r" % (built.structure, requested.structure))
+    return requested
 
 
 def learning_rate(t: float, config: ProjectorConfig) -> float:

@@ -61,7 +61,7 @@ class Toonifier:
             self._mix = networks.Generator(self.toon_spec)
         self._mix_strength: Optional[float] = None
         self.w_avg, self.w_std = cached_w_statistics(self.ffhq.map, self.ffhq_spec, paths.ffhq, cache_dir)
-        self._projectors: Dict[Tuple[int, ProjectorConfig], object] = {}
+        self._projectors: Dict[Tuple[int, Tuple[object, ...]], object] = {}
 
     @property
     def resolution(self) -> int:
@@ -72,8 +72,9 @@ class Toonifier:
         return self.ffhq_spec.num_ws
 
     def projector(self, batch: int, config: ProjectorConfig):
-        """Projectors are cached per (batch, config): building one is costly in the tf1 engine."""
-        key = (batch, config)
+        """Projectors are cached per (batch, structure), never per step count: building one is costly in the
+        tf1 engine and each adds to its graph for good (issue #15)."""
+        key = (batch, config.structure)
         if key not in self._projectors:
             self._projectors[key] = self._projector_module.build_projector(
                 self.ffhq, self.perceptual, config, self.w_avg, self.w_std, batch)
@@ -85,7 +86,7 @@ class Toonifier:
         """aligned: uint8 [B, R, R, 3] at the model's resolution."""
         if aligned.shape[1:3] != (self.resolution, self.resolution):
             raise ValueError("aligned faces must be %d×%d; got %s" % (self.resolution, self.resolution, aligned.shape))
-        return self.projector(len(aligned), config).project(aligned, list(seeds), on_step, should_cancel)
+        return self.projector(len(aligned), config).project(aligned, list(seeds), config, on_step, should_cancel)
 
     def synthesize(self, latents: np.ndarray, strength: float = 1.0) -> np.ndarray:
         """uint8 [B, R, R, 3]: 1.0 = the blended model (the original Toonify output), 0.0 = the FFHQ model."""

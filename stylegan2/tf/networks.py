@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..layout import GeneratorSpec
+from ..projection import REGION_BIAS_ACT, REGION_NOISE, layer_region
 from ..weights import mapping_weights, synthesis_weights
 from . import ops
 
@@ -22,7 +23,8 @@ def session_config() -> tf.ConfigProto:
 
 
 def tf_layout(spec: GeneratorSpec, variables: Mapping[str, np.ndarray] = None) -> "OrderedDict[str, np.ndarray]":
-    """Runtime synthesis weights (NumPy) rearranged for the TF graph: NHWC const, transposed-conv filters."""
+    """Runtime synthesis weights (NumPy) rearranged for the TF graph: NHWC const, transposed-conv filters,
+    ToRGB weights as [in, out] matrices."""
     weights = synthesis_weights(spec, variables)
     arrays: "OrderedDict[str, np.ndarray]" = OrderedDict()
     arrays["const"] = np.transpose(weights.const, (0, 2, 3, 1))
@@ -31,6 +33,8 @@ def tf_layout(spec: GeneratorSpec, variables: Mapping[str, np.ndarray] = None) -
         weight = lw.weight
         if layer.kind == "up":
             weight = np.ascontiguousarray(np.transpose(weight[::-1, ::-1], (0, 1, 3, 2)))
+        elif layer.kind == "rgb":
+            weight = weight[0, 0]  # [in, out]: a matrix for ops.to_rgb
         arrays[key + "weight"] = weight
         arrays[key + "style_weight"] = lw.style_weight
         arrays[key + "style_bias"] = lw.style_bias
@@ -70,9 +74,6 @@ class ParamStore:
     def __getitem__(self, name: str) -> tf.Variable:
         return self.vars[name]
 
-    def get(self, name: str) -> Optional[tf.Variable]:
-        return self.vars.get(name)
-
 
 def mapping_graph(z: tf.Tensor, params: ParamStore, spec: GeneratorSpec) -> tf.Tensor:
     """z [N, z_dim] → w [N, w_dim] (spec §3.3, without broadcast or truncation)."""
@@ -87,22 +88,27 @@ def mapping_graph(z: tf.Tensor, params: ParamStore, spec: GeneratorSpec) -> tf.T
 def synthesis_graph(
     ws: tf.Tensor, noise: Sequence[tf.Tensor], params: ParamStore, spec: GeneratorSpec
 ) -> tf.Tensor:
-    """W+ [N, num_ws, w_dim] and per-map noise [N|1, H, W, 1] → images NCHW (spec §3.7)."""
+    """W+ [N, num_ws, w_dim] and per-map noise [N|1, H, W, 1] → images NCHW (spec §3.7). Each layer's output
+    leaves out the activation's gain √2; the next layer folds it into its input modulation."""
     batch = tf.shape(ws)[0]
     x = tf.tile(params["const"], [batch, 1, 1, 1])
+    gain = 1.0
     img = None
     for index, layer in enumerate(spec.layers):
-        key = "L%d/" % index
-        s = ops.styles(ws[:, layer.w_index], params[key + "style_weight"], params[key + "style_bias"])
-        y = ops.modulated_conv(
-            x, s, params[key + "weight"], params.get(key + "demod"), layer.kind == "up"
-        )
-        if layer.kind == "rgb":
-            y = y + params[key + "bias"]
-            img = y if img is None else ops.upsample_skip(img) + y
-        else:
-            y = y + noise[layer.noise_index] * params[key + "noise_strength"]
-            x = ops.lrelu_gain(y + params[key + "bias"])
+        with tf.name_scope(layer_region(layer)):
+            key = "L%d/" % index
+            s = ops.styles(ws[:, layer.w_index], params[key + "style_weight"], params[key + "style_bias"])
+            if layer.kind == "rgb":
+                y = ops.to_rgb(x, s * gain, params[key + "weight"], params[key + "bias"])
+                img = y if img is None else ops.upsample_skip(img) + y
+            else:
+                y = ops.modulated_conv(x, s * gain, params[key + "weight"], layer.kind == "up")
+                with tf.name_scope(REGION_NOISE):
+                    y = ops.demodulate_add_noise(y, s, params[key + "demod"],
+                                                 noise[layer.noise_index] * params[key + "noise_strength"])
+                with tf.name_scope(REGION_BIAS_ACT):
+                    x = ops.bias_lrelu(y, params[key + "bias"])
+                gain = ops.LRELU_GAIN
     return tf.transpose(img, [0, 3, 1, 2])
 
 

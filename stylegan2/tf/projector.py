@@ -1,23 +1,30 @@
 """The W+/W projector in TF 1.15 graph mode (spec §4), batched: per-face latents, noise maps and Adam state."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+import time
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from ..perceptual import PerceptualSpec
 from ..projection import (
+    REGION_ADAM,
+    REGION_NOISE_REG,
+    REGION_RENORM,
+    REGION_VGG,
     CancelCheck,
     FaceStreams,
     ProjectionResult,
     ProjectorConfig,
     StepCallback,
+    keep_freed_memory,
     latent_shape,
     learning_rate,
     noise_strength,
     perceptual_factor,
     pyramid_levels,
+    run_config,
     run_steps,
     sigma_scale,
     targets_to_perceptual_input,
@@ -47,6 +54,7 @@ class Projector:
     def __init__(self, generator: Generator, perceptual: PerceptualSpec, config: ProjectorConfig,
                  w_avg: np.ndarray, w_std: float, batch: int) -> None:
         self.generator, self.config, self.batch = generator, config, batch
+        keep_freed_memory()
         spec = generator.spec
         self.w_avg, self.sigma = w_avg, sigma_scale(w_std, spec, config)
         rows, w_dim = latent_shape(spec, config)
@@ -66,12 +74,18 @@ class Projector:
             target_taps = self.lpips.features(self._downsample(self._target))
             self._target_taps = [tf.Variable(tf.zeros(t.shape), trainable=False) for t in target_taps]
             self._store_target = tf.group(*[v.assign(t) for v, t in zip(self._target_taps, target_taps)])
-            self._dist = self.lpips.distance_to(self._downsample((self._images + 1) * 127.5), self._target_taps)
-            reg = tf.add_n([noise_regularization(n) for n in self._noise])
+            with tf.name_scope(REGION_VGG):
+                self._dist = self.lpips.distance_to(self._downsample((self._images + 1) * 127.5),
+                                                    self._target_taps)
+            with tf.name_scope(REGION_NOISE_REG):
+                reg = tf.add_n([noise_regularization(n) for n in self._noise])
             loss = tf.reduce_sum(self._dist) + config.regularize_noise_weight * tf.reduce_sum(reg)
-            optimizer = tf.train.AdamOptimizer(self._lr, config.adam_beta1, config.adam_beta2, config.adam_epsilon)
-            self._train = optimizer.minimize(loss, var_list=[self._latent] + self._noise)
-            self._normalize = tf.group(*[n.assign(self._unit(n)) for n in self._noise])
+            optimizer = tf.train.AdamOptimizer(self._lr, config.adam_beta1, config.adam_beta2, config.adam_epsilon,
+                                               name=REGION_ADAM)
+            train = optimizer.minimize(loss, var_list=[self._latent] + self._noise)
+            with tf.control_dependencies([train]), tf.name_scope(REGION_RENORM):
+                # one session call per step: the update, then the renormalisation of the updated maps
+                self._train = tf.group(*[n.assign(self._unit(n.read_value())) for n in self._noise])
             self._init = tf.variables_initializer([self._latent] + self._noise + optimizer.variables())
             self._noise_feeds = [tf.placeholder(tf.float32, n.shape) for n in self._noise]
             start = tf.tile(tf.constant(self.w_avg)[None, None], [batch, rows, 1])
@@ -84,14 +98,17 @@ class Projector:
         return tf.transpose(nhwc, [0, 3, 1, 2])
 
     @staticmethod
-    def _unit(noise: tf.Variable) -> tf.Tensor:
+    def _unit(noise: tf.Tensor) -> tf.Tensor:
         centred = noise - tf.reduce_mean(noise, axis=[1, 2, 3], keepdims=True)
         return centred * tf.rsqrt(tf.reduce_mean(tf.square(centred), axis=[1, 2, 3], keepdims=True))
 
-    def project(self, targets: np.ndarray, seeds: Sequence[int], on_step: Optional[StepCallback] = None,
+    def project(self, targets: np.ndarray, seeds: Sequence[int], config: ProjectorConfig,
+                on_step: Optional[StepCallback] = None,
                 should_cancel: Optional[CancelCheck] = None) -> ProjectionResult:
-        """targets: uint8 [B, H, W, 3] aligned faces. Returns W+ latents [B, num_ws, w_dim]."""
-        session, spec, config = self.generator.session, self.generator.spec, self.config
+        """targets: uint8 [B, H, W, 3] aligned faces. Returns W+ latents [B, num_ws, w_dim]. ``config`` may
+        differ from the one the projector was built with in everything but its structure (steps, schedules)."""
+        session, spec = self.generator.session, self.generator.spec
+        config = run_config(self.config, config)
         target = targets_to_perceptual_input(targets)
         if len(target) != self.batch or len(seeds) != self.batch:
             raise ValueError("this projector was built for %d faces; got %d targets, %d seeds"
@@ -108,12 +125,20 @@ class Projector:
             feed = {self._lr: learning_rate(t, config),
                     self._perturb: streams.perturbation(shape, noise_strength(t, self.sigma, config))}
             _, dist = session.run([self._train, self._dist], feed)
-            session.run(self._normalize)
             return list(dist)
 
         result = run_steps(config, step, self.reconstruction, on_step, should_cancel)
         result.latents = self.latents()
         return result
+
+    def traced_step(self) -> Tuple[object, float]:
+        """One more step (lr 0, no perturbation: the same ops) under a full trace, for bench/profile_step.py:
+        (step stats, wall seconds)."""
+        options, metadata = tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), tf.RunMetadata()
+        feed = {self._lr: 0.0, self._perturb: np.zeros(self._perturb.shape.as_list(), np.float32)}
+        start = time.perf_counter()
+        self.generator.session.run([self._train, self._dist], feed, options=options, run_metadata=metadata)
+        return metadata.step_stats, time.perf_counter() - start
 
     def noise_maps(self) -> List[np.ndarray]:
         """Current per-face noise maps, [B, H, W] each."""

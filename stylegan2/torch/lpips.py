@@ -18,15 +18,15 @@ class LPIPS:
         self._scale = torch.as_tensor(scale, device=device)[None, :, None, None]
         self._shift = torch.as_tensor(shift, device=device)[None, :, None, None]
         self._blocks = [
-            [(torch.as_tensor(np.ascontiguousarray(k.transpose(3, 2, 0, 1)), device=device),
-              torch.as_tensor(b, device=device)) for k, b in block]
+            [(torch.as_tensor(np.ascontiguousarray(k.transpose(3, 2, 0, 1)), device=device)
+              .contiguous(memory_format=torch.channels_last), torch.as_tensor(b, device=device)) for k, b in block]
             for block in spec.blocks
         ]
         self._linear = [torch.as_tensor(w, device=device)[None, :, None, None] for w in spec.linear]
 
     def features(self, images: torch.Tensor) -> List[torch.Tensor]:
-        """NCHW images in [0, 255] → channel-unit-normalised taps, NCHW."""
-        x = images * self._scale + self._shift
+        """NCHW images in [0, 255] → channel-unit-normalised taps, NCHW (stored channels-last, oneDNN's layout)."""
+        x = (images * self._scale + self._shift).contiguous(memory_format=torch.channels_last)
         taps = []
         for index, block in enumerate(self._blocks):
             if index > 0:

@@ -5,8 +5,10 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
+from torch.profiler import record_function
 
 from ..layout import GeneratorSpec
+from ..projection import REGION_BIAS_ACT, REGION_NOISE, layer_region
 from ..weights import mapping_weights, synthesis_weights
 from . import ops
 
@@ -16,20 +18,25 @@ PIXEL_NORM_EPS = 1e-8
 def torch_layout(
     spec: GeneratorSpec, device: torch.device, variables: Mapping[str, np.ndarray] = None
 ) -> Dict[str, torch.Tensor]:
-    """Runtime synthesis weights moved to ``device`` in PyTorch layouts (OIHW; flipped I,O,H,W for Conv0_up)."""
+    """Runtime synthesis weights moved to ``device`` in PyTorch layouts (OIHW; flipped I,O,H,W for Conv0_up;
+    [in, out] for ToRGB), convolution weights channels-last."""
     weights = synthesis_weights(spec, variables)
 
     def tensor(array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32, device=device)
 
+    def conv_weight(array: np.ndarray) -> torch.Tensor:
+        return tensor(array).contiguous(memory_format=torch.channels_last)
+
     params = {"const": tensor(weights.const)}
     for index, (layer, lw) in enumerate(zip(spec.layers, weights.layers)):
         key = "L%d/" % index
         if layer.kind == "up":
-            weight = lw.weight[::-1, ::-1].transpose(2, 3, 0, 1)
+            params[key + "weight"] = conv_weight(lw.weight[::-1, ::-1].transpose(2, 3, 0, 1))
+        elif layer.kind == "rgb":
+            params[key + "weight"] = tensor(lw.weight[0, 0])  # [in, out]: a matrix for ops.to_rgb
         else:
-            weight = lw.weight.transpose(3, 2, 0, 1)
-        params[key + "weight"] = tensor(weight)
+            params[key + "weight"] = conv_weight(lw.weight.transpose(3, 2, 0, 1))
         params[key + "style_weight"] = tensor(lw.style_weight)
         params[key + "style_bias"] = tensor(lw.style_bias)
         params[key + "bias"] = tensor(lw.bias)[None, :, None, None]
@@ -55,21 +62,30 @@ def synthesis_graph(
     ws: torch.Tensor, noise: Sequence[torch.Tensor], params: Mapping[str, torch.Tensor], spec: GeneratorSpec,
     firs: Mapping[int, torch.Tensor],
 ) -> torch.Tensor:
-    """W+ [N, num_ws, w_dim] and per-map noise [N|1, 1, H, W] → images NCHW (spec §3.7)."""
-    x = params["const"].expand(ws.shape[0], -1, -1, -1)
+    """W+ [N, num_ws, w_dim] and per-map noise [N|1, 1, H, W] → images NCHW (spec §3.7).
+
+    Activations are channels-last (oneDNN's native layout: no reorders around every convolution) and leave
+    each layer without the activation's gain √2, which the next layer folds into its input modulation."""
+    x = params["const"].expand(ws.shape[0], -1, -1, -1).contiguous(memory_format=torch.channels_last)
+    gain = 1.0
     img: Optional[torch.Tensor] = None
     for index, layer in enumerate(spec.layers):
-        key = "L%d/" % index
-        s = ops.styles(ws[:, layer.w_index], params[key + "style_weight"], params[key + "style_bias"])
-        up_fir = firs[layer.out_channels] if layer.kind == "up" else None
-        y = ops.modulated_conv(x, s, params[key + "weight"], params.get(key + "demod"), up_fir)
-        if layer.kind == "rgb":
-            y = y + params[key + "bias"]
-            img = y if img is None else ops.upsample_skip(img, firs[spec.num_channels]) + y
-        else:
-            y = y + noise[layer.noise_index] * params[key + "noise_strength"]
-            x = ops.lrelu_gain(y + params[key + "bias"])
-    return img
+        with record_function(layer_region(layer)):
+            key = "L%d/" % index
+            s = ops.styles(ws[:, layer.w_index], params[key + "style_weight"], params[key + "style_bias"])
+            if layer.kind == "rgb":
+                y = ops.to_rgb(x, s * gain, params[key + "weight"], params[key + "bias"])
+                img = y if img is None else ops.upsample_skip(img, firs[spec.num_channels]) + y
+            else:
+                up_fir = firs[layer.out_channels] if layer.kind == "up" else None
+                y = ops.modulated_conv(x, s * gain, params[key + "weight"], up_fir)
+                with record_function(REGION_NOISE):
+                    y = ops.demodulate_add_noise(y, s, params[key + "demod"],
+                                                 noise[layer.noise_index] * params[key + "noise_strength"])
+                with record_function(REGION_BIAS_ACT):
+                    x = ops.bias_lrelu_(y, params[key + "bias"])
+                gain = ops.LRELU_GAIN
+    return img.contiguous()
 
 
 class Generator:

@@ -7,8 +7,10 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch.profiler import record_function
 
 from ..filters import AFTER_TRANSPOSED_CONV_PAD, SKIP_UPSAMPLE_PAD, UP, fir_kernel
+from ..projection import REGION_FIR
 
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)
@@ -34,13 +36,14 @@ def fir(channels: int, device: torch.device) -> torch.Tensor:
 
 def upfirdn(x: torch.Tensor, kernel: torch.Tensor, up: int, pad: Tuple[int, int]) -> torch.Tensor:
     """upfirdn2d (spec §3.8) per channel: zero-insert ×up, pad, FIR (valid)."""
-    n, c, h, w = x.shape
-    if up > 1:
-        x = x.reshape(n, c, h, 1, w, 1)
-        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(n, c, h * up, w * up)
-    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
-    return F.conv2d(x, kernel, groups=c)
+    with record_function(REGION_FIR):
+        n, c, h, w = x.shape
+        if up > 1:
+            x = x.reshape(n, c, h, 1, w, 1)
+            x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+            x = x.reshape(n, c, h * up, w * up)
+        x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
+        return F.conv2d(x, kernel, groups=c)
 
 
 def upsample_skip(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -54,13 +57,10 @@ def styles(w: torch.Tensor, style_weight: torch.Tensor, style_bias: torch.Tensor
 
 
 def modulated_conv(
-    x: torch.Tensor,
-    s: torch.Tensor,
-    weight: torch.Tensor,
-    demod: Optional[torch.Tensor],
-    up_fir: Optional[torch.Tensor],
+    x: torch.Tensor, s: torch.Tensor, weight: torch.Tensor, up_fir: Optional[torch.Tensor]
 ) -> torch.Tensor:
-    """Non-fused modulated conv: scale inputs by s, convolve with the shared weight, scale outputs by d.
+    """Non-fused modulated conv, before demodulation: scale inputs by s, convolve with the shared weight.
+    Mathematically the per-sample weight of spec §3.4; the caller applies d (``demodulate_add_noise``).
 
     ``weight`` is OIHW for plain convs and, when ``up_fir`` is given, [in, out, kh, kw] already flipped for
     conv_transpose2d (spec §3.6: transposed conv with the flipped weight, then FIR pad (1, 1)).
@@ -68,13 +68,29 @@ def modulated_conv(
     x = x * s[:, :, None, None]
     if up_fir is not None:
         x = F.conv_transpose2d(x, weight, stride=2)
-        x = upfirdn(x, up_fir, 1, AFTER_TRANSPOSED_CONV_PAD)
-    else:
-        x = F.conv2d(x, weight, padding=weight.shape[-1] // 2)
-    if demod is not None:
-        d = torch.rsqrt(torch.square(s) @ demod + DEMOD_EPS)
-        x = x * d[:, :, None, None]
-    return x
+        return upfirdn(x, up_fir, 1, AFTER_TRANSPOSED_CONV_PAD)
+    return F.conv2d(x, weight, padding=weight.shape[-1] // 2)
+
+
+def to_rgb(x: torch.Tensor, s: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """ToRGB (spec §3.5): the 1×1 modulated conv as one matmul per sample, styles folded into the [in, out]
+    weight. On channels-last activations the pixels are rows of a matrix, so this reads x once (no x·s pass)
+    and runs as a GEMM instead of a 3-output-channel convolution."""
+    n, c, h, w = x.shape
+    pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, c)
+    rgb = torch.baddbmm(bias.reshape(1, 1, -1), pixels, s[:, :, None] * weight[None])
+    return rgb.reshape(n, h, w, -1).permute(0, 3, 1, 2)
+
+
+def demodulate_add_noise(y: torch.Tensor, s: torch.Tensor, demod: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """y·d + noise in one pass, d = 1/√(s²·Σ W'² + ε) per sample and output channel (spec §3.4)."""
+    d = torch.rsqrt(torch.square(s) @ demod + DEMOD_EPS)
+    return torch.addcmul(noise, y, d[:, :, None, None])
+
+
+def bias_lrelu_(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """lrelu₀.₂(y + b) in place, *without* the gain √2: the next layer multiplies it into its styles."""
+    return F.leaky_relu_(y.add_(bias), LRELU_SLOPE)
 
 
 def box_downsample(x: torch.Tensor, factor: int) -> torch.Tensor:

@@ -6,19 +6,26 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.profiler import record_function
 
 from ..perceptual import PerceptualSpec
 from ..projection import (
+    REGION_ADAM,
+    REGION_NOISE_REG,
+    REGION_RENORM,
+    REGION_VGG,
     CancelCheck,
     FaceStreams,
     ProjectionResult,
     ProjectorConfig,
     StepCallback,
+    keep_freed_memory,
     latent_shape,
     learning_rate,
     noise_strength,
     perceptual_factor,
     pyramid_levels,
+    run_config,
     run_steps,
     sigma_scale,
     targets_to_perceptual_input,
@@ -48,6 +55,7 @@ class Projector:
     def __init__(self, generator: Generator, perceptual: PerceptualSpec, config: ProjectorConfig,
                  w_avg: np.ndarray, w_std: float, batch: int) -> None:
         self.generator, self.config, self.batch = generator, config, batch
+        keep_freed_memory()
         self.device = generator.device
         spec = generator.spec
         self.sigma = sigma_scale(w_std, spec, config)
@@ -65,10 +73,13 @@ class Projector:
         ws = ws.expand(-1, self.generator.spec.num_ws, -1) if ws.shape[1] == 1 else ws
         return self.generator.run_synthesis(ws, self._noise)
 
-    def project(self, targets: np.ndarray, seeds: Sequence[int], on_step: Optional[StepCallback] = None,
+    def project(self, targets: np.ndarray, seeds: Sequence[int], config: ProjectorConfig,
+                on_step: Optional[StepCallback] = None,
                 should_cancel: Optional[CancelCheck] = None) -> ProjectionResult:
-        """targets: uint8 [B, H, W, 3] aligned faces. Returns W+ latents [B, num_ws, w_dim]."""
-        spec, config = self.generator.spec, self.config
+        """targets: uint8 [B, H, W, 3] aligned faces. Returns W+ latents [B, num_ws, w_dim]. ``config`` may
+        differ from the one the projector was built with in everything but its structure (steps, schedules)."""
+        spec = self.generator.spec
+        config = run_config(self.config, config)
         target = torch.as_tensor(targets_to_perceptual_input(targets), device=self.device)
         if len(target) != self.batch or len(seeds) != self.batch:
             raise ValueError("this projector was built for %d faces; got %d targets, %d seeds"
@@ -90,13 +101,16 @@ class Projector:
             perturb = torch.as_tensor(streams.perturbation((rows, w_dim), noise_strength(t, self.sigma, config)),
                                       device=self.device)
             images = self._synthesize(perturb)
-            dist = self.lpips.distance_to(self._perceptual_input((images + 1) * 127.5), target_taps)
-            reg = sum(noise_regularization(n) for n in self._noise)
+            with record_function(REGION_VGG):
+                dist = self.lpips.distance_to(self._perceptual_input((images + 1) * 127.5), target_taps)
+            with record_function(REGION_NOISE_REG):
+                reg = sum(noise_regularization(n) for n in self._noise)
             loss = dist.sum() + config.regularize_noise_weight * reg.sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
-            with torch.no_grad():
+            with record_function(REGION_ADAM):
+                optimizer.step()
+            with torch.no_grad(), record_function(REGION_RENORM):
                 for noise in self._noise:
                     noise -= noise.mean(dim=(1, 2, 3), keepdim=True)
                     noise *= torch.rsqrt(torch.square(noise).mean(dim=(1, 2, 3), keepdim=True))
