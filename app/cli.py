@@ -1,4 +1,4 @@
-"""``python -m app`` — serve, toonify, align, paste."""
+"""``python -m app`` — serve, toonify, align, paste, distill."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from PIL import Image
 
+from . import distill
 from .align import align_face, paste_faces
 from .errors import ToonifyError
 from .faces import FaceDetector
@@ -110,11 +111,13 @@ def cmd_toonify(args: argparse.Namespace) -> int:
     from .pipeline import ToonifyOptions, toonify
 
     settings = Settings.from_env()
-    engine = Engine(args.engine or settings.engine, Path(args.models or settings.models_dir))
-    detector = FaceDetector(Path(args.models or settings.models_dir))
     options = ToonifyOptions(face=args.face, steps=args.steps, seed=args.seed, strength=args.strength)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.method == "fast":
+        return toonify_fast_cli(args, settings, options, out)
+    engine = Engine(args.engine or settings.engine, Path(args.models or settings.models_dir))
+    detector = FaceDetector(Path(args.models or settings.models_dir))
     status = 0
     for photo in args.photos:
         path = Path(photo)
@@ -134,6 +137,30 @@ def cmd_toonify(args: argparse.Namespace) -> int:
             Image.fromarray(toon).save(str(out / ("%s_%02d-toon.png" % (path.stem, index + 1))))
         Image.fromarray(result.pasted).save(str(out / ("%s-paste.png" % path.stem)))
         print("%s: %d face(s) → %s" % (path.name, len(result.toons), out))
+    return status
+
+
+def toonify_fast_cli(args: argparse.Namespace, settings, options, out: Path) -> int:
+    """--method fast: the distilled student instead of projection (app.fast)."""
+    from .fast import FastMode, toonify_fast
+
+    models = Path(args.models or settings.models_dir)
+    student = FastMode(args.engine or settings.engine, models).load().require()
+    detector = FaceDetector(models)
+    status = 0
+    for photo in args.photos:
+        path = Path(photo)
+        try:
+            result = toonify_fast(student, detector, path.read_bytes(), options.model_copy(update={"output": "paste"}))
+        except ToonifyError as exc:
+            print("%s: %s" % (path.name, exc.message), file=sys.stderr)
+            status = 1
+            continue
+        for index, toon in enumerate(result.toons):
+            Image.fromarray(toon).save(str(out / ("%s_%02d-toon.png" % (path.stem, index + 1))))
+        Image.fromarray(result.pasted).save(str(out / ("%s-paste.png" % path.stem)))
+        print("%s: %d face(s) → %s (fast mode, %.2fs)" % (path.name, len(result.toons), out,
+                                                         sum(result.stage_seconds.values())))
     return status
 
 
@@ -172,7 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     toon.add_argument("--strength", type=float, default=1.0)
     toon.add_argument("--engine", choices=["tf1", "torch"], default=None)
     toon.add_argument("--models", default=None, help="models directory (default TOONIFY_MODELS_DIR or models/)")
+    toon.add_argument("--method", choices=["project", "fast"], default="project",
+                      help="project: the faithful projection path; fast: the distilled student (needs "
+                           "toonify-student.npz in the models directory)")
     toon.set_defaults(func=cmd_toonify)
+    distill.add_parser(sub)
     return parser
 
 

@@ -47,6 +47,14 @@ def _options(form, settings) -> ToonifyOptions:
     return options
 
 
+def _method(form) -> str:
+    method = form.get("method")
+    method = method.strip().lower() if isinstance(method, str) and method.strip() else "project"
+    if method not in ("project", "fast"):
+        raise ApiError("invalid_option", "method must be 'project' (faithful, slow) or 'fast' (distilled student)")
+    return method
+
+
 def _job_or_404(svc: Service, job_id: str) -> Job:
     job = svc.store.get(job_id)
     if job is None:
@@ -88,6 +96,7 @@ async def healthz() -> dict:
                                "reachable and at least one live worker (redis)")
 async def readyz(request: Request) -> JSONResponse:
     ready, body = await run_in_threadpool(service(request).readiness)
+    body["fast"] = service(request).fast.readiness()
     if not ready:
         return JSONResponse(body, status_code=503, headers={"Retry-After": "10"})
     return JSONResponse(body)
@@ -109,6 +118,8 @@ async def toonify(
     image: Optional[UploadFile] = File(None, description="the photo (JPEG, PNG, WebP, HEIC, BMP, TIFF, GIF)"),
     face: Optional[str] = Form(None), steps: Optional[str] = Form(None), seed: Optional[str] = Form(None),
     strength: Optional[str] = Form(None), output: Optional[str] = Form(None), format: Optional[str] = Form(None),
+    method: Optional[str] = Form(None, description="project (default: the faithful 500-step path) or fast "
+                                                   "(the distilled student, if this server has one)"),
 ) -> Response:
     svc = service(request)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -121,6 +132,12 @@ async def toonify(
         raise ApiError("too_many_files", "send one photo per request (got %d in 'image')" % len(uploads))
     options = _options(form, svc.settings)
     data = await uploads[0].read()
+    wants_async = async_ in ("1", "true", "yes") or "respond-async" in request.headers.get("prefer", "").lower()
+    if _method(form) == "fast":
+        if wants_async:
+            raise ApiError("invalid_option", "method=fast answers at once and has no job: drop async / "
+                                             "'Prefer: respond-async'")
+        return await svc.fast.respond(svc.detector, data, options, svc.limits)
     svc.check_accepting()
     cache_key = hashlib.sha256(data).hexdigest() + ";" + options.projection_key()
     job = svc.store.find_reusable(cache_key)  # same bytes, same options: no decoding or detection again
@@ -136,7 +153,6 @@ async def toonify(
                            {"Retry-After": str(retry)})
         job = await run_in_threadpool(svc.submit, new_job_id(), options.model_dump(), cache_key,
                                       [f.to_json() for f in faces], data)
-    wants_async = async_ in ("1", "true", "yes") or "respond-async" in request.headers.get("prefer", "").lower()
     if wants_async:
         status = 200 if job.finished else 202
         return JSONResponse(job_view(job, svc.store), status_code=status,

@@ -28,6 +28,7 @@ from ..jobs.results import read_latents
 from ..jobs.store import JobStore
 from ..metrics import Metrics
 from .errors import ApiError
+from .fast import FastService
 
 log = logging.getLogger("toonify")
 RENDER_WAIT_S = 120
@@ -45,6 +46,7 @@ class Service:
         self.metrics = Metrics()
         self.limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
         self.detector = FaceDetector(settings.models_dir)
+        self.fast = FastService(settings, self.metrics.registry)
 
     def start(self) -> None:
         """Start background work (called once the event loop runs)."""

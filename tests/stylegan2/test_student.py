@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from stylegan2 import pickles
 from stylegan2.engines import engine_module
 from stylegan2.errors import ModelStructureError
-from stylegan2.pairs import Manifest
+from stylegan2.layout import describe
+from stylegan2.pairs import Manifest, render_pairs, resize
+from stylegan2.sampling import broadcast, to_uint8, truncate
 from stylegan2.student import init_student, load_student, save_student
 from tests.conftest import REPO, run_cli
 
@@ -70,30 +74,26 @@ def test_engines_agree_on_the_student(tmp_path, engine):
 
 
 def test_pairs_are_resumable_and_match_generate(tmp_path, engine, tiny_models):
-    args = ["stylegan2", "pairs", "--ffhq", str(tiny_models / "stylegan2-ffhq-config-f.pkl"),
-            "--toon", str(tiny_models / "ffhq-cartoon-blended-64.pkl"), "--count", "5", "--resolution", "32",
-            "--shard-size", "2", "--psi", "0.5", "--strength", "1", "--strength", "0.5", "--engine", engine,
-            "--out", str(tmp_path / "pairs")]
-    first = run_cli(args)
+    ffhq, toon = tiny_models / "stylegan2-ffhq-config-f.pkl", tiny_models / "ffhq-cartoon-blended-64.pkl"
+    first = run_cli(["stylegan2", "pairs", "--ffhq", str(ffhq), "--toon", str(toon), "--count", "5",
+                     "--resolution", "32", "--shard-size", "2", "--psi", "0.5", "--strength", "1", "--strength",
+                     "0.5", "--engine", engine, "--out", str(tmp_path / "pairs")])
     assert first.returncode == 0, first.stderr
-    assert "3 shards" in first.stdout
-    manifest = Manifest.read(tmp_path / "pairs")
+    assert "5 pairs at 32x32 in 3 shards" in first.stdout and first.stderr.count("written") == 3
     before = dict(np.load(str(tmp_path / "pairs" / "shard-00001.npz")))
     assert before["faces"].shape == (2, 32, 32, 3) and before["toons"].shape == (2, 2, 32, 32, 3)
     assert np.abs(before["faces"].astype(int) - before["toons"][:, 0]).mean() > 10
     (tmp_path / "pairs" / "shard-00001.npz").unlink()  # as if the run had been killed while writing it
-    second = run_cli(args)
-    assert second.returncode == 0, second.stderr
-    assert second.stderr.count("skipped") == 2 and second.stderr.count("written") == 1
+    settings = Manifest.read(tmp_path / "pairs").settings
+    events = []
+    render_pairs(engine, ffhq, toon, tmp_path / "pairs", settings, lambda *event: events.append(event))
+    assert events == [(1, 3, True), (2, 3, False), (3, 3, True)]
     after = dict(np.load(str(tmp_path / "pairs" / "shard-00001.npz")))
     assert all(np.array_equal(before[k], after[k]) for k in before)
-    assert len(Manifest.read(tmp_path / "pairs").shards) == len(manifest.shards) == 3
-    other = run_cli(args[:-1] + [str(tmp_path / "pairs")] + ["--psi", "0.9"])
-    assert other.returncode == 2 and "other settings" in other.stderr
-    generated = run_cli(["stylegan2", "generate", "--pkl", str(tiny_models / "stylegan2-ffhq-config-f.pkl"),
-                         "--seeds", "2", "--psi", "0.5", "--engine", engine, "--out", str(tmp_path / "gen")])
-    assert generated.returncode == 0, generated.stderr
-    from PIL import Image
-
-    face = np.asarray(Image.open(str(tmp_path / "gen" / "0000.png")).resize((32, 32), Image.LANCZOS))
-    assert np.abs(face.astype(int) - after["faces"][0]).max() <= 1  # seed 2 = index 2 = first of shard 1
+    with pytest.raises(ValueError, match="other settings"):
+        render_pairs(engine, ffhq, toon, tmp_path / "pairs", replace(settings, truncation_psi=0.9))
+    generator = engine_module(engine, "networks").Generator(describe(pickles.load_generator(ffhq)))
+    ws = truncate(broadcast(generator.map(np.random.RandomState(2).randn(1, 512)), generator.spec.num_ws),
+                  generator.spec.dlatent_avg, 0.5)
+    face = resize(to_uint8(generator.synthesize(ws)), 32)
+    assert np.array_equal(face[0], after["faces"][0])  # seed 2 = index 2 = the first pair of shard 1
