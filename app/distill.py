@@ -43,6 +43,7 @@ def add_parser(sub) -> None:
     distill.add_argument("--checkpoint-minutes", type=float, default=10.0)
     distill.add_argument("--log-steps", type=int, default=50)
     distill.add_argument("--seed", type=int, default=0)
+    distill.add_argument("--flip", action="store_true", help="mirror pairs at random (aligned real faces)")
     distill.add_argument("--eval", action="store_true", help="compare a student with the projection path")
     distill.add_argument("--student", default=None, help="--eval: the student .npz (default OUT/../student.npz)")
     distill.add_argument("--count", type=int, default=8, help="--eval: held-out pairs to project (slow path)")
@@ -76,6 +77,7 @@ def train(args: argparse.Namespace) -> int:
                          learning_rate=args.lr, lpips_weight=args.lpips_weight, adv_weight=args.adv_weight,
                          holdout=args.holdout, checkpoint_steps=args.checkpoint_steps,
                          checkpoint_minutes=args.checkpoint_minutes, log_steps=args.log_steps, seed=args.seed,
+                         flip=args.flip,
                          **({"channels": args.channels} if args.channels else {}))
     result = Trainer(config, perceptual, log=lambda line: print(line, flush=True)).run()
     print("done: step %d, held-out L1 %.2f grey levels; serve it by copying %s to the models directory as %s"

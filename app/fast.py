@@ -107,7 +107,7 @@ class FastMode:
             if self.path.exists():
                 spec = load_student(self.path)
                 student = engine_module(self.engine, "student").Student(spec)
-                side = max(spec.resolution, 2 ** spec.depth)
+                side = spec.resolution
                 student.toonify(np.zeros([1, side, side, 3], np.uint8))  # warm-up: ready means it runs
                 self.student = student
                 log.info("fast mode: student %s (%d px, %d parameters)", self.path, side, spec.num_params)

@@ -35,9 +35,9 @@ def peak_mb() -> float:
 
 def budget_rows(channels=DEFAULT_CHANNELS) -> List[Dict[str, object]]:
     """Per resolution: parameters, training activations at a batch that fits, FLOPs, hours for PAIRS×EPOCHS."""
-    spec = init_student(channels)
     rows = []
     for side in (256, 512, 1024):
+        spec = init_student(side, channels)
         cost = forward_flops(spec, side)
         lpips_side = min(side, 256)
         lpips_flops = 2 * 15.5e9 * (lpips_side / 224.0) ** 2  # VGG16 ≈ 15.5 GMAC at 224², student and target
@@ -61,7 +61,7 @@ def fast_request_seconds(engine: str, side: int, repeats: int) -> Dict[str, floa
     from app.fast import toonify_fast
     from app.pipeline import ToonifyOptions
 
-    student = engine_module(engine, "student").Student(init_student(meta={"resolution": side}))
+    student = engine_module(engine, "student").Student(init_student(side))
     detector = FaceDetector()
     data = (PHOTOS / "astronaut.png").read_bytes()
     options = ToonifyOptions(output="paste")
@@ -106,7 +106,7 @@ def main() -> None:
         return
     rows = []
     for side in args.sizes:
-        student = engine_module(args.engine, "student").Student(init_student(meta={"resolution": side}))
+        student = engine_module(args.engine, "student").Student(init_student(side))
         faces = np.random.RandomState(0).randint(0, 256, [1, side, side, 3]).astype(np.uint8)
         timing = median_seconds(lambda s=student, f=faces: s.toonify(f), args.repeats)
         rows.append(dict(engine=args.engine, what="student forward", size=side,

@@ -54,9 +54,9 @@ class PairData:
             shard = missing.pop(rnd.randint(len(missing)))
             self._cache[shard["file"]] = self._load(shard)
 
-    def batch(self, rnd: np.random.RandomState, size: int, flip: bool = True) -> Batch:
-        """Random pairs from the cached training shards, one random strength each, mirrored left-right at
-        random (a mirrored aligned face is still aligned; the toon mirrors with it)."""
+    def batch(self, rnd: np.random.RandomState, size: int, flip: bool = False) -> Batch:
+        """Random pairs from the cached training shards, one random strength each; with ``flip`` mirrored
+        left-right at random (a mirrored aligned face is still aligned; the toon mirrors with it)."""
         self._fill_cache(rnd)
         self._batches += 1
         names = sorted(self._cache)

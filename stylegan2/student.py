@@ -7,11 +7,17 @@ forward pass from these arrays (``stylegan2/tf/student.py``, ``stylegan2/torch/s
     x = [rgb in [-1, 1]] (+ a constant strength plane when the student was trained with strength input)
     e0 = lrelu(conv3×3(x))                                   at R
     e_i = lrelu(conv3×3(lrelu(conv3×3 stride 2(e_{i-1}))))   at R / 2^i, i = 1..depth
-    d_depth = e_depth
+    d_depth = e_depth + position                              (a learned [R/2^depth]² map: where things are)
     d_{i-1} = lrelu(conv3×3(concat(nearest_up2(d_i), e_{i-1})))
-    toon = rgb + conv1×1(d_0)                                 (a residual: the student learns the change)
+    toon = conv1×1_skip(x) + mean + conv1×1_out(d_0)
 
-Stride-2 convs pad one pixel on every side (so both engines agree; TF's SAME would pad asymmetrically).
+``skip`` (a colour map of the input) and ``mean`` (an [R, R, 3] image) are the best linear answer and start
+from a least-squares fit to the pairs (``fit_linear``); the U-Net learns what is left. Untrained (skip = the
+identity, mean = 0, out = 0) a student returns its input.
+
+The position map gives the convolutions what they cannot know alone in an aligned face — where in the frame
+they are — and ties a student to the face size it was trained at. Stride-2 convs pad one pixel on every
+side (so both engines agree; TF's SAME would pad asymmetrically).
 Kernels are stored HWIO like the official pickles; the torch engine transposes them.
 """
 from __future__ import annotations
@@ -52,15 +58,15 @@ class StudentSpec:
 
     @property
     def resolution(self) -> int:
-        """The face size the student was trained at (it runs at any multiple of 2^depth)."""
-        return int(self.meta.get("resolution", 0))
+        """The aligned-face side the student was trained at, and the only one it runs at."""
+        return int(self.weights["position"].shape[0]) * 2 ** self.depth
 
     @property
     def num_params(self) -> int:
         return int(sum(v.size for v in self.weights.values()))
 
 
-def layer_shapes(channels: Sequence[int], in_channels: int) -> "OrderedDict[str, Tuple[int, ...]]":
+def layer_shapes(channels: Sequence[int], in_channels: int, resolution: int) -> "OrderedDict[str, Tuple[int, ...]]":
     """Every variable's name and HWIO / bias shape, in forward order."""
     shapes: "OrderedDict[str, Tuple[int, ...]]" = OrderedDict()
 
@@ -72,9 +78,13 @@ def layer_shapes(channels: Sequence[int], in_channels: int) -> "OrderedDict[str,
     for i in range(1, len(channels)):
         conv("down%d" % i, 3, channels[i - 1], channels[i])
         conv("down%d_b" % i, 3, channels[i], channels[i])
+    side = resolution // 2 ** (len(channels) - 1)
+    shapes["position"] = (side, side, channels[-1])
     for i in range(len(channels) - 1, 0, -1):
         conv("up%d" % i, 3, channels[i] + channels[i - 1], channels[i - 1])
     conv("out", 1, channels[0], 3)
+    conv("skip", 1, in_channels, 3)
+    shapes["mean"] = (resolution, resolution, 3)
     return shapes
 
 
@@ -89,7 +99,8 @@ def describe_student(weights: Mapping[str, np.ndarray], meta: Mapping[str, Any] 
     if in_channels not in (3, 4):
         raise ModelStructureError("student input must have 3 (RGB) or 4 (RGB + strength) channels; got %d"
                                   % in_channels)
-    expected = layer_shapes(channels, int(in_channels))
+    side = weights["position"].shape[0] if "position" in weights else 0
+    expected = layer_shapes(channels, int(in_channels), int(side) * 2 ** (len(channels) - 1))
     if set(expected) != set(weights):
         missing, extra = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
         raise ModelStructureError("student weights do not match a U-Net of channels %s: missing %s, unexpected %s"
@@ -105,20 +116,36 @@ def describe_student(weights: Mapping[str, np.ndarray], meta: Mapping[str, Any] 
     return StudentSpec(tuple(channels), int(in_channels), ordered, dict(meta or {}))
 
 
-def init_student(channels: Sequence[int] = DEFAULT_CHANNELS, strength_input: bool = False, seed: int = 0,
-                 meta: Mapping[str, Any] = None) -> StudentSpec:
-    """He-initialised kernels for lrelu, zero biases, and a zero output layer: an untrained student returns
-    its input unchanged (the identity is where the residual starts)."""
+def init_student(resolution: int, channels: Sequence[int] = DEFAULT_CHANNELS, strength_input: bool = False,
+                 seed: int = 0, meta: Mapping[str, Any] = None) -> StudentSpec:
+    """He-initialised kernels for lrelu, zero biases, a zero output layer and an identity skip: an untrained
+    student returns its input unchanged (the identity is where learning the change starts)."""
     rnd = np.random.RandomState(seed)
     weights: "OrderedDict[str, np.ndarray]" = OrderedDict()
-    for name, shape in layer_shapes(channels, 4 if strength_input else 3).items():
-        if name.endswith("bias") or name.startswith("out/"):
+    if resolution % 2 ** (len(channels) - 1):
+        raise ValueError("the resolution %d is not divisible by 2^depth = %d" % (resolution, 2 ** (len(channels) - 1)))
+    for name, shape in layer_shapes(channels, 4 if strength_input else 3, resolution).items():
+        if name == "skip/weight":
+            weights[name] = np.eye(shape[2], 3, dtype=np.float32)[None, None]
+        elif name.endswith("bias") or name.startswith(("out/", "skip/", "position", "mean")):
             weights[name] = np.zeros(shape, np.float32)
         else:
             fan_in = shape[0] * shape[1] * shape[2]
             gain = np.sqrt(2.0 / (1.0 + LRELU_SLOPE ** 2))
             weights[name] = (rnd.randn(*shape) * gain / np.sqrt(fan_in)).astype(np.float32)
     return describe_student(weights, meta)
+
+
+def fit_linear(faces: np.ndarray, toons: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Least squares toon ≈ A·face + m(pixel) over pairs in [-1, 1] NHWC: one 3×3 colour map A shared by all
+    pixels and a per-pixel intercept m. Returns (A as a 1×1 HWIO kernel [1, 1, 3, 3], m [R, R, 3])."""
+    faces, toons = faces.astype(np.float64), toons.astype(np.float64)
+    face_mean, toon_mean = faces.mean(axis=0), toons.mean(axis=0)
+    x = (faces - face_mean).reshape(-1, 3)
+    y = (toons - toon_mean).reshape(-1, 3)
+    colour = np.linalg.lstsq(x, y, rcond=None)[0]  # [3 in, 3 out]
+    intercept = toon_mean - face_mean @ colour
+    return colour[None, None].astype(np.float32), intercept.astype(np.float32)
 
 
 def save_student(spec: StudentSpec, path: Path) -> None:
@@ -147,8 +174,8 @@ def load_student(path: Path) -> StudentSpec:
 
 
 def check_size(spec: StudentSpec, size: int) -> None:
-    if size % (2 ** spec.depth):
-        raise ValueError("the student needs image sides divisible by %d; got %d" % (2 ** spec.depth, size))
+    if size != spec.resolution:
+        raise ValueError("this student runs on %d² aligned faces; got %d²" % (spec.resolution, size))
 
 
 def strength_plane(images: np.ndarray, strength: float) -> np.ndarray:
@@ -184,5 +211,5 @@ def forward_flops(spec_or_channels, resolution: int, in_channels: int = 3) -> Di
         flops += 2 * 9 * (channels[i] + channels[i - 1]) * channels[i - 1] * size * size * 4
         activations += (channels[i] + 2 * channels[i - 1]) * size * size * 4
         size *= 2
-    flops += 2 * channels[0] * 3 * resolution * resolution
+    flops += 2 * (channels[0] + in_channels) * 3 * resolution * resolution
     return {"flops": flops, "activation_floats": activations}

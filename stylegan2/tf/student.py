@@ -39,10 +39,10 @@ def student_graph(x: tf.Tensor, params: Mapping[str, tf.Tensor], depth: int) -> 
     for i in range(1, depth + 1):
         y = _lrelu(_conv(skips[-1], params, "down%d" % i, stride=2))
         skips.append(_lrelu(_conv(y, params, "down%d_b" % i)))
-    y = skips[-1]
+    y = skips[-1] + params["position"]
     for i in range(depth, 0, -1):
         y = _lrelu(_conv(tf.concat([_nearest_up2(y), skips[i - 1]], axis=3), params, "up%d" % i))
-    return x[:, :, :, :3] + _conv(y, params, "out")
+    return _conv(x, params, "skip") + params["mean"] + _conv(y, params, "out")
 
 
 class Student:
@@ -53,13 +53,14 @@ class Student:
         self.graph = tf.Graph()
         with self.graph.as_default():
             params = {name: tf.constant(value) for name, value in spec.weights.items()}
-            self._input = tf.placeholder(tf.float32, [None, None, None, spec.in_channels], name="student_input")
+            side = spec.resolution
+            self._input = tf.placeholder(tf.float32, [None, side, side, spec.in_channels], name="student_input")
             self._output = student_graph(self._input, params, spec.depth)
             self.session = tf.Session(graph=self.graph, config=session_config())
         self._lock = threading.Lock()
 
     def toonify(self, aligned: np.ndarray, strength: float = 1.0) -> np.ndarray:
-        """aligned uint8 [B, S, S, 3] with S divisible by 2^depth → toons uint8 [B, S, S, 3]."""
+        """aligned uint8 [B, R, R, 3] at the student's resolution → toons uint8 [B, R, R, 3]."""
         check_size(self.spec, aligned.shape[1])
         x = to_unit_range(aligned)
         if self.spec.takes_strength:

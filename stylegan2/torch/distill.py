@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..pair_data import PairData
 from ..perceptual import PerceptualSpec
-from ..student import DEFAULT_CHANNELS, init_student, save_student, to_unit_range
+from ..student import DEFAULT_CHANNELS, fit_linear, init_student, save_student, to_unit_range
 from .lpips import LPIPS
 from .ops import default_device
 from .student import StudentNet
@@ -31,6 +31,7 @@ from .student import StudentNet
 LOG_FIELDS = ["step", "seconds", "l1", "lpips", "adv", "disc", "total", "images_per_s"]
 LPIPS_MAX_SIDE = 256  # the perceptual net was built for ~224² (spec §4)
 SAMPLE_COUNT = 8
+LINEAR_FIT_BATCHES = 8
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class TrainConfig:
     log_steps: int = 50
     seed: int = 0
     amp: bool = True  # only where CUDA runs it
+    flip: bool = False  # mirror pairs at random (symmetric data only: a generator's mean image need not be)
 
 
 class PatchDiscriminator(torch.nn.Module):
@@ -96,8 +98,9 @@ class Trainer:
         (self.out / "samples").mkdir(parents=True, exist_ok=True)
         self.data = PairData(Path(config.pairs), config.holdout)
         torch.manual_seed(config.seed)
-        spec = init_student(config.channels, len(self.data.strengths) > 1, config.seed,
-                            {"resolution": self.data.resolution, "pairs": str(config.pairs)})
+        spec = init_student(self.data.resolution, config.channels, len(self.data.strengths) > 1, config.seed,
+                            {"pairs": str(config.pairs)})
+        self._fit_linear_part(spec)
         self.takes_strength = spec.takes_strength
         self.net = StudentNet(spec).to(self.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate, betas=(0.9, 0.99))
@@ -111,6 +114,15 @@ class Trainer:
         self.rnd = np.random.RandomState(config.seed)
         self.step, self.seconds = 0, 0.0
         self.held_out = self.data.held_out()
+
+    def _fit_linear_part(self, spec) -> None:
+        """Start from the best linear answer (skip colour map + mean image, stylegan2.student.fit_linear) on a
+        sample of training pairs, so the U-Net's steps go to what a linear map cannot do."""
+        rnd = np.random.RandomState(self.config.seed + 1)
+        faces, toons, _ = zip(*[self.data.batch(rnd, 32, flip=False) for _ in range(LINEAR_FIT_BATCHES)])
+        colour, mean = fit_linear(to_unit_range(np.concatenate(faces)), to_unit_range(np.concatenate(toons)))
+        spec.weights["skip/weight"][:, :, :3] = colour
+        spec.weights["mean"][...] = mean
 
     # ---- state ----------------------------------------------------------------------------------------------
     def _state(self) -> Dict[str, object]:
@@ -218,7 +230,7 @@ class Trainer:
         return float(loss)
 
     def train_step(self) -> Dict[str, float]:
-        faces_np, toons_np, strengths = self.data.batch(self.rnd, self.config.batch)
+        faces_np, toons_np, strengths = self.data.batch(self.rnd, self.config.batch, self.config.flip)
         faces, toons = _to_tensor(faces_np, self.device), _to_tensor(toons_np, self.device)
         losses = self._losses(faces, toons, strengths)
         total = losses["l1"] + self.config.lpips_weight * losses.get("lpips", 0.0) \

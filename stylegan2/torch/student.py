@@ -10,8 +10,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..student import (LRELU_SLOPE, StudentSpec, check_size, describe_student, from_unit_range, strength_plane,
-                       to_unit_range)
+from ..student import (
+    LRELU_SLOPE,
+    StudentSpec,
+    check_size,
+    describe_student,
+    from_unit_range,
+    strength_plane,
+    to_unit_range,
+)
 from . import ops
 
 
@@ -30,18 +37,23 @@ def student_graph(x: torch.Tensor, params: Dict[str, torch.Tensor], depth: int) 
     for i in range(1, depth + 1):
         y = _lrelu(_conv(skips[-1], params, "down%d" % i, stride=2))
         skips.append(_lrelu(_conv(y, params, "down%d_b" % i)))
-    y = skips[-1]
+    y = skips[-1] + params["position"]
     for i in range(depth, 0, -1):
         up = F.interpolate(y, scale_factor=2.0, mode="nearest")
         y = _lrelu(_conv(torch.cat([up, skips[i - 1]], dim=1), params, "up%d" % i))
-    return x[:, :3] + _conv(y, params, "out")
+    return _conv(x, params, "skip") + params["mean"] + _conv(y, params, "out")
 
 
 def _to_oihw(name: str, value: np.ndarray) -> np.ndarray:
+    """HWIO kernels → OIHW; the HWC position and mean maps → [1, C, H, W]."""
+    if name in ("position", "mean"):
+        return value.transpose(2, 0, 1)[None]
     return value.transpose(3, 2, 0, 1) if name.endswith("weight") else value
 
 
 def _to_hwio(name: str, value: np.ndarray) -> np.ndarray:
+    if name in ("position", "mean"):
+        return value[0].transpose(1, 2, 0)
     return value.transpose(2, 3, 1, 0) if name.endswith("weight") else value
 
 
@@ -81,7 +93,7 @@ class Student:
 
     @torch.inference_mode()
     def toonify(self, aligned: np.ndarray, strength: float = 1.0) -> np.ndarray:
-        """aligned uint8 [B, S, S, 3] with S divisible by 2^depth → toons uint8 [B, S, S, 3]."""
+        """aligned uint8 [B, R, R, 3] at the student's resolution → toons uint8 [B, R, R, 3]."""
         check_size(self.spec, aligned.shape[1])
         x = to_unit_range(aligned)
         if self.spec.takes_strength:

@@ -22,7 +22,7 @@ OTHER = {"tf1": "torch", "torch": "tf1"}
 
 def _random_student(strength_input: bool = False):
     """A student whose every layer matters (init_student zeroes the output layer: the identity)."""
-    spec = init_student((8, 16, 16), strength_input, seed=3, meta={"resolution": 32})
+    spec = init_student(32, (8, 16, 16), strength_input, seed=3)
     rnd = np.random.RandomState(4)
     for name, value in spec.weights.items():
         spec.weights[name] = (value + rnd.randn(*value.shape).astype(np.float32) * 0.1).astype(np.float32)
@@ -31,7 +31,7 @@ def _random_student(strength_input: bool = False):
 
 def test_untrained_student_returns_its_input(engine):
     faces = np.random.RandomState(0).randint(0, 256, [2, 32, 32, 3]).astype(np.uint8)
-    student = engine_module(engine, "student").Student(init_student((8, 16), meta={"resolution": 32}))
+    student = engine_module(engine, "student").Student(init_student(32, (8, 16)))
     assert np.abs(student.toonify(faces).astype(int) - faces).max() <= 1
 
 
