@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import resource
 import tempfile
+import time
 from pathlib import Path
 from typing import Dict, List
 
@@ -56,6 +57,15 @@ def budget_rows(channels=DEFAULT_CHANNELS) -> List[Dict[str, object]]:
     return rows
 
 
+def with_cpu_seconds(fn, repeats: int) -> Dict[str, float]:
+    """Wall seconds (median) and the process's CPU seconds per call (user + system, all threads): on a shared
+    machine the wall time is an upper bound, and CPU seconds / cores is what a quiet machine would take."""
+    started = time.process_time()
+    timing = median_seconds(fn, repeats)
+    timing["cpu_s"] = (time.process_time() - started) / (repeats + 1)
+    return timing
+
+
 def fast_request_seconds(engine: str, side: int, repeats: int) -> Dict[str, float]:
     from app.faces import FaceDetector
     from app.fast import toonify_fast
@@ -72,7 +82,7 @@ def fast_request_seconds(engine: str, side: int, repeats: int) -> Dict[str, floa
         for name, seconds in result.stage_seconds.items():
             stages.setdefault(name, []).append(seconds)
 
-    timing = median_seconds(run, repeats)
+    timing = with_cpu_seconds(run, repeats)
     timing.update({"stage_%s_s" % name: float(np.median(values)) for name, values in stages.items()})
     return timing
 
@@ -108,7 +118,7 @@ def main() -> None:
     for side in args.sizes:
         student = engine_module(args.engine, "student").Student(init_student(side))
         faces = np.random.RandomState(0).randint(0, 256, [1, side, side, 3]).astype(np.uint8)
-        timing = median_seconds(lambda s=student, f=faces: s.toonify(f), args.repeats)
+        timing = with_cpu_seconds(lambda s=student, f=faces: s.toonify(f), args.repeats)
         rows.append(dict(engine=args.engine, what="student forward", size=side,
                          gflop=forward_flops(student.spec, side)["flops"] / 1e9, peak_mb=peak_mb(), **timing))
     timing = fast_request_seconds(args.engine, 512, args.repeats)
@@ -118,7 +128,7 @@ def main() -> None:
         step = projection_step_seconds(args.engine, args.projection_steps)
         rows.append(dict(engine=args.engine, what="projection step (config-f)", size=1024, median_s=step,
                          peak_mb=peak_mb(), note="x500 steps = %.0f s per face" % (500 * step)))
-    columns = ["engine", "what", "size", "gflop", "median_s", "min_s", "peak_mb"]
+    columns = ["engine", "what", "size", "gflop", "median_s", "min_s", "cpu_s", "peak_mb"]
     columns += sorted({k for row in rows for k in row if k.startswith("stage_")}) + ["note"]
     report("student-%s" % args.engine, rows, columns)
 

@@ -162,7 +162,7 @@ def test_method_fast_returns_the_students_toon(fast_server, engine):
         assert 'toonify_fast_requests_total{outcome="ok"} 2.0' in metrics
     photo = decode_image((PHOTOS / "astronaut.png").read_bytes())
     face = FaceDetector(models).usable_faces(photo)[0]
-    aligned = align_face(photo, face.landmarks, 64).image
+    aligned = align_face(photo, face.landmarks, 64, 4 * 64).image
     expected = engine_module(engine, "student").Student(load_student(models / STUDENT_FILE)).toonify(aligned[None])
     assert np.array_equal(toon, expected[0])
     assert np.abs(toon.astype(int) - aligned).mean() > 5  # the student's toon, not the aligned photo
