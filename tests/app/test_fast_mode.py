@@ -185,3 +185,21 @@ def test_method_fast_without_a_student_says_so(engine, tiny_models, tmp_path):
             assert httpx.get(server.url + "/healthz").status_code == 200
     finally:
         server.stop()
+
+
+def test_cli_method_fast_writes_the_students_toon(fast_server, engine, tmp_path):
+    _, models = fast_server
+    result = run_cli(["app", "toonify", str(PHOTOS / "astronaut.png"), "--out", str(tmp_path), "--method", "fast",
+                      "--models", str(models), "--engine", engine])
+    assert result.returncode == 0, result.stderr
+    assert "fast mode" in result.stdout
+    toon = np.asarray(Image.open(str(tmp_path / "astronaut_01-toon.png")))
+    photo = decode_image((PHOTOS / "astronaut.png").read_bytes())
+    face = FaceDetector(models).usable_faces(photo)[0]
+    expected = engine_module(engine, "student").Student(load_student(models / STUDENT_FILE)).toonify(
+        align_face(photo, face.landmarks, 64, 4 * 64).image[None])
+    assert np.array_equal(toon, expected[0])
+    assert Image.open(str(tmp_path / "astronaut-paste.png")).size == (512, 512)
+    missing = run_cli(["app", "toonify", str(PHOTOS / "astronaut.png"), "--out", str(tmp_path), "--method", "fast",
+                       "--engine", engine, "--models", str(tmp_path)])
+    assert missing.returncode == 2 and "no student model" in missing.stderr
