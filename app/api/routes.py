@@ -132,9 +132,8 @@ async def toonify(
         raise ApiError("too_many_files", "send one photo per request (got %d in 'image')" % len(uploads))
     options = _options(form, svc.settings)
     data = await uploads[0].read()
-    wants_async = async_ in ("1", "true", "yes") or "respond-async" in request.headers.get("prefer", "").lower()
     if _method(form) == "fast":
-        if wants_async:
+        if async_ in ("1", "true", "yes") or "respond-async" in request.headers.get("prefer", "").lower():
             raise ApiError("invalid_option", "method=fast answers at once and has no job: drop async / "
                                              "'Prefer: respond-async'")
         return await svc.fast.respond(svc.detector, data, options, svc.limits)
@@ -153,6 +152,7 @@ async def toonify(
                            {"Retry-After": str(retry)})
         job = await run_in_threadpool(svc.submit, new_job_id(), options.model_dump(), cache_key,
                                       [f.to_json() for f in faces], data)
+    wants_async = async_ in ("1", "true", "yes") or "respond-async" in request.headers.get("prefer", "").lower()
     if wants_async:
         status = 200 if job.finished else 202
         return JSONResponse(job_view(job, svc.store), status_code=status,
