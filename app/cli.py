@@ -1,4 +1,4 @@
-"""``python -m app`` — toonify, render, align, paste, serve, worker, workers.
+"""``python -m app`` — toonify, render, align, paste, serve, worker, workers, distill.
 
 Arguments, files and settings are checked before any model loads, so a typo costs a second, not a model
 load; a batch goes on past a bad photo and ends with a summary and a non-zero exit status."""
@@ -20,6 +20,7 @@ from stylegan2.projection import StepInfo
 from stylegan2.tiny import MARKER_FILE
 from stylegan2.toonifier import ModelPaths
 
+from . import distill
 from .align import align_face, paste_faces
 from .config import ConfigError, Settings
 from .errors import ToonifyError
@@ -148,8 +149,37 @@ def write_toonify_outputs(folder: Path, photo: Path, result, options, engine) ->
     (folder / "result.json").write_text(json.dumps(record, indent=1))
 
 
+def cmd_toonify_fast(args: argparse.Namespace, options) -> int:
+    """--method fast: the distilled student instead of projection (app.fast): toons and the pasted photo."""
+    from .fast import FastMode, toonify_fast
+
+    batch = Batch("photo", len(args.photos))
+    photos = readable_files(args.photos, batch)
+    if not photos:
+        return batch.finish()
+    student = FastMode(args.engine, Path(args.models)).load().require()
+    detector = FaceDetector(Path(args.models))
+    for photo in photos:
+        try:
+            result = toonify_fast(student, detector, photo.read_bytes(), options.model_copy(update={"output": "paste"}))
+        except (ToonifyError, OSError) as exc:
+            batch.fail(photo.name, getattr(exc, "message", None) or str(exc))
+            continue
+        folder = Path(args.out) / photo.stem
+        folder.mkdir(parents=True, exist_ok=True)
+        for position, number in enumerate(face_numbers(options.face, len(result.toons))):
+            Image.fromarray(result.toons[position]).save(str(folder / ("face%d-toon.png" % number)))
+        Image.fromarray(result.pasted).save(str(folder / "paste.png"))
+        batch.done += 1
+        print("%s: %d face(s) → %s (fast mode, %.2fs)" % (photo.name, len(result.toons), folder,
+                                                         sum(result.stage_seconds.values())))
+    return batch.finish()
+
+
 def cmd_toonify(args: argparse.Namespace, settings: Settings) -> int:
     options = checked_options(args, settings)
+    if args.method == "fast":
+        return cmd_toonify_fast(args, options)
     check_models(Path(args.models))
     batch = Batch("photo", len(args.photos))
     photos = readable_files(args.photos, batch)
@@ -362,6 +392,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     toon.add_argument("--seed", type=int, default=0, help="random seed of the projection (face k uses seed + k)")
     toon.add_argument("--strength", type=float, default=1.0,
                       help="1.0 = the original Toonify look, 0.0 = the photo's reconstruction")
+    toon.add_argument("--method", choices=["project", "fast"], default="project",
+                      help="project: the faithful projection path; fast: the distilled student (needs "
+                           "toonify-student.npz in the models folder; writes toons and the pasted photo only)")
     _add_model_options(toon, settings)
     toon.set_defaults(func=cmd_toonify)
 
@@ -403,6 +436,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     workers = command("workers", "list the live workers (TOONIFY_QUEUE=redis); exit 1 if none")
     workers.add_argument("--this-host", action="store_true", help="only this machine's (a container healthcheck)")
     workers.set_defaults(func=cmd_workers)
+    distill.add_parser(sub)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""``python -m stylegan2`` — generate, inspect, blend, make-tiny, project, toonify."""
+"""``python -m stylegan2`` — generate, inspect, blend, make-tiny, project, toonify, pairs."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +7,7 @@ import logging
 import os
 import platform
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -277,6 +278,25 @@ EXAMPLES = """examples:
 """
 
 
+def cmd_pairs(args: argparse.Namespace) -> int:
+    from .pairs import PairSettings, render_pairs
+
+    settings = PairSettings(resolution=args.resolution, count=args.count, first_seed=args.seed,
+                            truncation_psi=args.psi, mixing_prob=args.mixing, shard_size=args.shard_size,
+                            strengths=tuple(args.strength or [1.0]), projections=tuple(args.latents or []))
+    started = time.perf_counter()
+
+    def on_shard(done: int, total: int, skipped: bool) -> None:
+        elapsed = time.perf_counter() - started
+        print("shard %d/%d %s (%.1fs)" % (done, total, "already there, skipped" if skipped else "written", elapsed),
+              file=sys.stderr, flush=True)
+
+    manifest = render_pairs(args.engine, Path(args.ffhq), Path(args.toon), Path(args.out), settings, on_shard)
+    print("%d pairs at %dx%d in %d shards: %s" % (manifest.total, args.resolution, args.resolution,
+                                                 len(manifest.shards), args.out))
+    return 0
+
+
 def _add_projection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--perceptual", required=True, type=existing_file, help="vgg16_zhang_perceptual.pkl")
     parser.add_argument("--target", action="append", required=True, type=existing_file,
@@ -342,6 +362,22 @@ def build_parser() -> argparse.ArgumentParser:
     toonify.add_argument("--toon", required=True, type=existing_file, help="the cartoon-blended generator")
     _add_projection_options(toonify)
     toonify.set_defaults(func=cmd_toonify)
+
+    pairs = command("pairs", "render (FFHQ image, toon) pairs of the same W+ for the fast-mode student")
+    pairs.add_argument("--ffhq", required=True, type=existing_file, help="the FFHQ generator")
+    pairs.add_argument("--toon", required=True, type=existing_file, help="the cartoon-blended generator")
+    pairs.add_argument("--count", type=positive_int, required=True, help="latents from seeds SEED … SEED+COUNT-1")
+    pairs.add_argument("--resolution", type=positive_int, required=True, help="pair image side (divides the models')")
+    pairs.add_argument("--out", required=True, help="folder for shards + manifest.json (re-run to resume)")
+    pairs.add_argument("--seed", type=int, default=0, help="first seed")
+    pairs.add_argument("--psi", type=float, default=0.7, help="truncation psi (1 = none)")
+    pairs.add_argument("--mixing", type=float, default=0.0, help="style-mixing probability")
+    pairs.add_argument("--strength", type=float, action="append",
+                       help="toon strength(s) to render, repeatable (default 1.0 only)")
+    pairs.add_argument("--latents", action="append", help="saved projections .npy (W+), added after the seeds")
+    pairs.add_argument("--shard-size", type=int, default=64)
+    pairs.add_argument("--engine", choices=sorted(ENGINES), default="tf1")
+    pairs.set_defaults(func=cmd_pairs)
     return parser
 
 

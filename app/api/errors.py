@@ -22,6 +22,7 @@ STATUS_BY_CODE: Dict[str, int] = {
     "unauthorized": 401,
     "not_found": 404,
     "not_finished": 409,
+    "fast_unavailable": 409,
     "cancelled": 409,
     "queue_full": 429,
     "not_ready": 503,

@@ -15,7 +15,8 @@ from .middleware import FORM_SCOPE_KEY
 from .multipart_guard import FormPart as Part
 
 WEBHOOK_EVENTS = ("start", "progress", "completed")
-OTHER_FIELDS = ("image", "webhook", "webhook_events_filter")
+OTHER_FIELDS = ("image", "method", "webhook", "webhook_events_filter")
+METHODS = ("project", "fast")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class ToonifyRequest:
     options: ToonifyOptions
     upload: bytes
     webhook: Optional[WebhookRequest]
+    method: str = "project"
 
 
 def known_fields() -> List[str]:
@@ -96,7 +98,14 @@ def single_upload(parts: List[Part]) -> bytes:
     return uploads[0]
 
 
+def _method(parts: List[Part]) -> str:
+    method = ((_values(parts, "method") or [""])[0].strip().lower()) or "project"
+    if method not in METHODS:
+        raise ApiError("invalid_option", "method must be 'project' (faithful, slow) or 'fast' (distilled student)")
+    return method
+
+
 def toonify_request(parts: List[Part], settings: Settings) -> ToonifyRequest:
     upload = single_upload(parts)
     refuse_unknown(parts, known_fields())
-    return ToonifyRequest(_options(parts, settings), upload, _webhook(parts, settings))
+    return ToonifyRequest(_options(parts, settings), upload, _webhook(parts, settings), _method(parts))

@@ -90,6 +90,7 @@ async def healthz() -> dict:
                                "reachable and at least one live worker (redis)")
 async def readyz(request: Request) -> JSONResponse:
     ready, body = await run_in_threadpool(service(request).readiness)
+    body["fast"] = service(request).fast.readiness()
     if not ready:
         return JSONResponse(body, status_code=503, headers={"Retry-After": "10"})
     return JSONResponse(body)
@@ -114,6 +115,11 @@ async def toonify(
     svc = service(request)
     form = toonify_request(form_parts(request), svc.settings)
     options, data = form.options, form.upload
+    if form.method == "fast":
+        if async_ in ("1", "true", "yes") or "respond-async" in request.headers.get("prefer", "").lower():
+            raise ApiError("invalid_option", "method=fast answers at once and has no job: drop async / "
+                                             "'Prefer: respond-async'")
+        return await svc.fast.respond(svc.detector, data, options, svc.limits)
     svc.check_accepting()
     if form.webhook is not None:
         await run_in_threadpool(refuse_bad_url, form.webhook.url, svc.settings)

@@ -31,6 +31,7 @@ from ..metrics import Metrics
 from ..storage import StorageFull, check_free_space
 from .auth import Auth
 from .errors import ApiError
+from .fast import FastService
 
 log = logging.getLogger("toonify")
 RENDER_WAIT_S = 120
@@ -49,6 +50,7 @@ class Service:
         self.limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
         self.detector = FaceDetector(settings.models_dir)
         self.auth = Auth(settings.api_keys, settings.link_ttl_s, settings.open_metrics)
+        self.fast = FastService(settings, self.metrics.registry)
 
         self.draining = threading.Event()  # SIGTERM received: waiting requests answer, no new jobs
 

@@ -1,0 +1,63 @@
+"""method=fast over HTTP: answered at once (no job), off the event loop, with its own metrics and a bound on
+requests in flight so a burst cannot pile up unbounded threads."""
+from __future__ import annotations
+
+import threading
+import time
+
+from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.responses import Response
+
+from ..config import Settings
+from ..errors import ToonifyError
+from ..faces import FaceDetector
+from ..fast import FastMode, toonify_fast
+from ..imaging import ImageLimits, encode_image, media_type
+from ..metrics import STAGE_BUCKETS
+from ..pipeline import ToonifyOptions
+from .errors import ApiError
+
+
+class FastService:
+    def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
+        self.mode = FastMode(settings.engine, settings.models_dir).start()
+        self.max_in_flight = max(1, settings.max_queue)
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self.requests = Counter("toonify_fast_requests_total", "method=fast requests by outcome (ok or error code)",
+                                ["outcome"], registry=registry)
+        self.seconds = Histogram("toonify_fast_seconds", "Seconds per method=fast request, by stage", ["stage"],
+                                 buckets=STAGE_BUCKETS, registry=registry)
+
+    def readiness(self):
+        return self.mode.readiness()
+
+    def _run(self, detector: FaceDetector, data: bytes, options: ToonifyOptions, limits: ImageLimits):
+        started = time.perf_counter()
+        try:
+            result = toonify_fast(self.mode.require(), detector, data, options, limits,
+                                  lambda stage, s: self.seconds.labels(stage).observe(s))
+        except ToonifyError as exc:
+            self.requests.labels(exc.code).inc()
+            raise
+        self.seconds.labels("total").observe(time.perf_counter() - started)
+        self.requests.labels("ok").inc()
+        return result
+
+    async def respond(self, detector: FaceDetector, data: bytes, options: ToonifyOptions,
+                      limits: ImageLimits) -> Response:
+        with self._lock:
+            if self._in_flight >= self.max_in_flight:
+                self.requests.labels("queue_full").inc()
+                raise ApiError("queue_full", "%d fast requests are already running; try again in 1 s"
+                               % self._in_flight, {"Retry-After": "1"})
+            self._in_flight += 1
+        try:
+            result = await run_in_threadpool(self._run, detector, data, options, limits)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+        image = await run_in_threadpool(encode_image, result.image(options.output), options.format)
+        return Response(image, media_type=media_type(options.format),
+                        headers={"X-Toonify-Method": "fast", "X-Toonify-Faces": str(len(result.faces))})

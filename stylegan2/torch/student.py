@@ -1,0 +1,104 @@
+"""The fast-mode student U-Net in PyTorch (architecture and weight file in stylegan2.student): a trainable
+module built from a StudentSpec, its export back to a spec, and the inference wrapper the service calls."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..student import (
+    LRELU_SLOPE,
+    StudentSpec,
+    check_size,
+    describe_student,
+    from_unit_range,
+    strength_plane,
+    to_unit_range,
+)
+from . import ops
+
+
+def _conv(x: torch.Tensor, params: Dict[str, torch.Tensor], name: str, stride: int = 1) -> torch.Tensor:
+    weight = params[name + "/weight"]
+    return F.conv2d(x, weight, params[name + "/bias"], stride=stride, padding=weight.shape[-1] // 2)
+
+
+def _lrelu(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, LRELU_SLOPE)
+
+
+def student_graph(x: torch.Tensor, params: Dict[str, torch.Tensor], depth: int) -> torch.Tensor:
+    """NCHW input ([-1, 1] RGB, + strength plane) → NCHW toon in [-1, 1] (unclipped); stylegan2.student."""
+    skips = [_lrelu(_conv(x, params, "in"))]
+    for i in range(1, depth + 1):
+        y = _lrelu(_conv(skips[-1], params, "down%d" % i, stride=2))
+        skips.append(_lrelu(_conv(y, params, "down%d_b" % i)))
+    y = skips[-1] + params["position"]
+    for i in range(depth, 0, -1):
+        up = F.interpolate(y, scale_factor=2.0, mode="nearest")
+        y = _lrelu(_conv(torch.cat([up, skips[i - 1]], dim=1), params, "up%d" % i))
+    return _conv(x, params, "skip") + params["mean"] + _conv(y, params, "out")
+
+
+def _to_oihw(name: str, value: np.ndarray) -> np.ndarray:
+    """HWIO kernels → OIHW; the HWC position and mean maps → [1, C, H, W]."""
+    if name in ("position", "mean"):
+        return value.transpose(2, 0, 1)[None]
+    return value.transpose(3, 2, 0, 1) if name.endswith("weight") else value
+
+
+def _to_hwio(name: str, value: np.ndarray) -> np.ndarray:
+    if name in ("position", "mean"):
+        return value[0].transpose(1, 2, 0)
+    return value.transpose(2, 3, 1, 0) if name.endswith("weight") else value
+
+
+class StudentNet(torch.nn.Module):
+    """Trainable parameters named as in the weight file ('/' → '__' because of torch's naming rules)."""
+
+    def __init__(self, spec: StudentSpec) -> None:
+        super().__init__()
+        self.depth, self.meta = spec.depth, dict(spec.meta)
+        self.names = list(spec.weights)
+        self.weights = torch.nn.ParameterDict(OrderedDict(
+            (name.replace("/", "__"), torch.nn.Parameter(torch.as_tensor(np.ascontiguousarray(_to_oihw(name, v)))))
+            for name, v in spec.weights.items()))
+
+    def params(self) -> Dict[str, torch.Tensor]:
+        return {name: self.weights[name.replace("/", "__")] for name in self.names}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return student_graph(x, self.params(), self.depth)
+
+    def export(self, meta: Optional[Dict] = None) -> StudentSpec:
+        """The weights back in the engine-neutral layout (HWIO kernels), for save_student."""
+        arrays = OrderedDict((name, _to_hwio(name, t.detach().float().cpu().numpy()))
+                             for name, t in self.params().items())
+        return describe_student(arrays, dict(self.meta, **(meta or {})))
+
+
+class Student:
+    """A loaded student on one device: uint8 aligned faces in, uint8 toons out (same as stylegan2.tf.student)."""
+
+    def __init__(self, spec: StudentSpec, device: Optional[torch.device] = None) -> None:
+        self.spec = spec
+        self.device = device or ops.default_device()
+        self._params = {name: torch.as_tensor(np.ascontiguousarray(_to_oihw(name, v)), device=self.device)
+                        for name, v in spec.weights.items()}
+        self._lock = threading.Lock()
+
+    @torch.inference_mode()
+    def toonify(self, aligned: np.ndarray, strength: float = 1.0) -> np.ndarray:
+        """aligned uint8 [B, R, R, 3] at the student's resolution → toons uint8 [B, R, R, 3]."""
+        check_size(self.spec, aligned.shape[1])
+        x = to_unit_range(aligned)
+        if self.spec.takes_strength:
+            x = np.concatenate([x, strength_plane(x, strength)], axis=3)
+        x = torch.as_tensor(x, device=self.device).permute(0, 3, 1, 2)
+        with self._lock:
+            y = student_graph(x, self._params, self.spec.depth)
+        return from_unit_range(y.permute(0, 2, 3, 1).cpu().numpy())
