@@ -110,6 +110,9 @@ def form_schema(default_steps: int, max_steps: int) -> Dict[str, Any]:
         image={"type": "string", "format": "binary", "description": "the photo (JPEG, PNG, WebP, HEIC, BMP, "
                                                                      "TIFF, GIF)"},
         **schema["properties"],
+        method={"type": "string", "enum": ["project", "fast"], "default": "project",
+                "description": "project: the faithful projection; fast: the distilled student, if the server "
+                               "has one (answers at once, no job)"},
         webhook={"type": "string", "format": "uri", "maxLength": 2000,
                  "description": "http(s) URL that receives the job's events as signed JSON POSTs"},
         webhook_events_filter={"type": "array", "items": {"type": "string",
