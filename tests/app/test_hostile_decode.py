@@ -38,8 +38,9 @@ def test_reduced_decode_is_upright_and_matches_the_full_one(fmt, orientation):
     full = decode_image(data)
     reduced, scale = decode_reduced(data, DETECT_SIDE)
     assert full.shape == (4500, 3600, 3)
-    assert reduced.shape == (1400, 1120, 3) and scale == pytest.approx(1400 / 4500)
-    shrunk = np.asarray(Image.fromarray(full).resize((1120, 1400), Image.BILINEAR), dtype=np.float32)
+    side = (DETECT_SIDE, DETECT_SIDE * 4 // 5)  # the photo is 4500 × 3600 (5:4)
+    assert reduced.shape == side + (3,) and scale == pytest.approx(DETECT_SIDE / 4500)
+    shrunk = np.asarray(Image.fromarray(full).resize(side[::-1], Image.BILINEAR), dtype=np.float32)
     assert np.abs(shrunk - reduced).mean() < 3.0  # same picture, same way up (a rotation would differ by ~40)
     full_cost = 3600 * 4500 * 16
     cost = decode_cost_bytes(data, DETECT_SIDE)
