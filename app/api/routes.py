@@ -115,8 +115,9 @@ async def toonify(
     svc = service(request)
     form = toonify_request(form_parts(request), svc.settings)
     options, data = form.options, form.upload
+    wants_async = async_ in ("1", "true", "yes") or "respond-async" in request.headers.get("prefer", "").lower()
     if form.method == "fast":
-        if async_ in ("1", "true", "yes") or "respond-async" in request.headers.get("prefer", "").lower():
+        if wants_async:
             raise ApiError("invalid_option", "method=fast answers at once and has no job: drop async / "
                                              "'Prefer: respond-async'")
         return await svc.fast.respond(svc.detector, data, options, svc.limits)
@@ -145,7 +146,6 @@ async def toonify(
     location = {"Location": "/jobs/%s" % job.id}
     if "text/event-stream" in request.headers.get("accept", ""):
         return job_events(request, job, 200, dict(location, **{"X-Toonify-Job": job.id}))
-    wants_async = async_ in ("1", "true", "yes") or "respond-async" in request.headers.get("prefer", "").lower()
     if wants_async:
         status = 200 if job.finished else 202
         return JSONResponse(await run_in_threadpool(_view, svc, job), status_code=status,
