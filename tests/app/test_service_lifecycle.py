@@ -42,7 +42,7 @@ def test_sigkill_mid_job_then_restart_requeues_and_finishes(engine, tiny_models,
         done = client.post("/toonify", files=_photo("astronaut.png"), data={"steps": "5"})
         assert done.status_code == 200
         done_id = done.headers["x-toonify-job"]
-        running = client.post("/toonify?async=1", files=_photo("obama.jpg"), data={"steps": "60"}).json()["id"]
+        running = client.post("/toonify?async=1", files=_photo("obama.jpg"), data={"steps": "150"}).json()["id"]
         while client.get("/jobs/%s" % running).json()["step"] < 2:
             time.sleep(0.05)
     server.kill()
