@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from stylegan2.cli import HelpFormatter, StepProgress, silence_framework_noise, version_text
+from stylegan2.cli import StepProgress, command_parser, silence_framework_noise
 from stylegan2.projection import StepInfo
 from stylegan2.tiny import MARKER_FILE
 from stylegan2.toonifier import ModelPaths
@@ -372,14 +372,7 @@ def _add_model_options(parser: argparse.ArgumentParser, settings: Settings) -> N
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m app", description="Toonify: photo in, cartoon face out.",
-                                     epilog=EXAMPLES, formatter_class=HelpFormatter)
-    parser.add_argument("--version", action="version", version=version_text("toonify"))
-    parser.add_argument("--verbose", action="store_true", help="show the frameworks' start-up warnings")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(name: str, text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=text, description=text, epilog=EXAMPLES, formatter_class=HelpFormatter)
+    parser, command = command_parser("python -m app", "Toonify: photo in, cartoon face out.", "toonify", EXAMPLES)
 
     toon = command("toonify", "photos in, cartoon faces out (the whole pipeline, no server)")
     toon.add_argument("photos", nargs="+", metavar="PHOTO", help="JPEG, PNG, WebP or HEIC photos")
@@ -436,7 +429,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     workers = command("workers", "list the live workers (TOONIFY_QUEUE=redis); exit 1 if none")
     workers.add_argument("--this-host", action="store_true", help="only this machine's (a container healthcheck)")
     workers.set_defaults(func=cmd_workers)
-    distill.add_parser(sub)
+    distill.add_parser(command)
     return parser
 
 

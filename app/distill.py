@@ -27,8 +27,9 @@ def _channels(text: str):
     return tuple(int(c) for c in text.split(","))
 
 
-def add_parser(sub) -> None:
-    distill = sub.add_parser("distill", help="train the fast-mode student on pairs (torch), or --eval it")
+def add_parser(command) -> None:
+    """Registers ``distill`` through the CLI's ``command(name, text)`` (stylegan2.cli.command_parser)."""
+    distill = command("distill", "train the fast-mode student on pairs (torch), or --eval it")
     distill.add_argument("--pairs", required=True, help="folder written by 'python -m stylegan2 pairs'")
     distill.add_argument("--resolution", type=int, default=None, help="must match the pairs (checked)")
     distill.add_argument("--out", required=True, help="run folder (training) or report folder (--eval); "

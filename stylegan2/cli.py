@@ -10,7 +10,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -309,15 +309,26 @@ def _add_projection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stylegan2", description="StyleGAN2 pickles without their code.",
-                                     epilog=EXAMPLES, formatter_class=HelpFormatter)
-    parser.add_argument("--version", action="version", version=version_text("stylegan2"))
+def command_parser(prog: str, description: str, name: str, examples: str
+                   ) -> Tuple[argparse.ArgumentParser, Callable[[str, str], argparse.ArgumentParser]]:
+    """The shape both CLIs share (``python -m stylegan2``, ``python -m app``): --version, --verbose, and
+    subcommands made by the returned ``command(name, text)``, each showing its defaults and the examples."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=examples,
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=version_text(name))
     parser.add_argument("--verbose", action="store_true", help="show the frameworks' start-up warnings")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
+    def command(command_name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(command_name, help=text, description=text, epilog=examples,
+                              formatter_class=HelpFormatter)
+
+    return parser, command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser, command = command_parser("python -m stylegan2", "StyleGAN2 pickles without their code.", "stylegan2",
+                                     EXAMPLES)
 
     gen = command("generate", "render images from seeds, z or w latents")
     gen.add_argument("--pkl", required=True, type=existing_file, help="generator pickle")
