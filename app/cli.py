@@ -5,6 +5,7 @@ load; a batch goes on past a bad photo and ends with a summary and a non-zero ex
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -16,9 +17,8 @@ import numpy as np
 from PIL import Image
 
 from stylegan2.cli import StepProgress, command_parser, silence_framework_noise
+from stylegan2.model_files import MARKER_FILE, ModelPaths
 from stylegan2.projection import StepInfo
-from stylegan2.tiny import MARKER_FILE
-from stylegan2.toonifier import ModelPaths
 
 from . import distill
 from .align import align_face, paste_faces
@@ -87,14 +87,14 @@ def check_models(models_dir: Path) -> None:
 
 
 def checked_options(args: argparse.Namespace, settings: Settings):
-    """The request options, validated by the same model as the API's, with messages that name the option."""
+    """The request options, validated by the same models as the API's, with messages that name the option."""
     from pydantic import ValidationError
 
-    from .pipeline import ToonifyOptions
+    from .options import RequestOptions
 
     fields = {"face": args.face, "steps": args.steps, "seed": args.seed, "strength": args.strength}
     try:
-        options = ToonifyOptions(**{k: v for k, v in fields.items() if v is not None})
+        options = RequestOptions(**{k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -107,14 +107,15 @@ def checked_options(args: argparse.Namespace, settings: Settings):
     return options
 
 
-def load_engine(args: argparse.Namespace, settings: Settings):
-    from .engine import Engine
+def load_toonify(args: argparse.Namespace, settings: Settings):
+    """The Toonify object for --engine and --models (over the TOONIFY_* settings), set up."""
+    from .toonify import Toonify
 
     print("loading the %s models from %s …" % (args.engine, args.models), file=sys.stderr)
-    engine = Engine(args.engine, Path(args.models), settings.device_memory_bytes)
-    if engine.tiny:
+    toonify = Toonify(dataclasses.replace(settings, engine=args.engine, models_dir=Path(args.models)))
+    if toonify.tiny:
         print("warning: %s holds tiny TEST models: the results are noise, not faces" % args.models, file=sys.stderr)
-    return engine
+    return toonify.setup()
 
 
 # -- toonify ---------------------------------------------------------------------------------------------------
@@ -125,27 +126,28 @@ def face_numbers(choice: str, count: int) -> List[int]:
     return [0 if choice == "largest" else int(choice)]
 
 
-def write_toonify_outputs(folder: Path, photo: Path, result, options, engine) -> None:
+def write_toonify_outputs(folder: Path, photo: Path, projection, rendering, options, toonify) -> None:
     """Per face: toon, reconstruction, aligned crop, latents; then the pasted photo and result.json, so a
     user can re-render at another strength (``render``) without projecting again."""
     folder.mkdir(parents=True, exist_ok=True)
     faces = []
-    for position, number in enumerate(face_numbers(options.face, len(result.faces))):
+    for position, number in enumerate(face_numbers(options.face, len(projection.faces))):
         stem = "face%d" % number
         files = {"toon": stem + "-toon.png", "reconstruction": stem + "-reconstruction.png",
                  "aligned": stem + "-aligned.png", "latents": stem + "-latents.npy"}
-        Image.fromarray(result.toons[position]).save(str(folder / files["toon"]))
-        Image.fromarray(result.reconstructions[position]).save(str(folder / files["reconstruction"]))
-        Image.fromarray(result.aligned[position]).save(str(folder / files["aligned"]))
-        np.save(str(folder / files["latents"]), result.latents[position].astype(np.float32))
-        faces.append(dict(result.faces[position].to_json(), index=number,
-                          quad=np.round(result.quads[position], 3).tolist(), files=files))
-    Image.fromarray(result.pasted).save(str(folder / "paste.png"))
-    record = {"photo": str(photo), "size": [int(result.photo.shape[1]), int(result.photo.shape[0])],
+        Image.fromarray(rendering.toons[position]).save(str(folder / files["toon"]))
+        Image.fromarray(rendering.reconstructions[position]).save(str(folder / files["reconstruction"]))
+        Image.fromarray(projection.aligned[position]).save(str(folder / files["aligned"]))
+        np.save(str(folder / files["latents"]), projection.latents[position].astype(np.float32))
+        faces.append(dict(projection.faces[position].to_json(), index=number,
+                          quad=np.round(projection.quads[position], 3).tolist(), files=files))
+    Image.fromarray(rendering.pasted).save(str(folder / "paste.png"))
+    seconds = dict(projection.stage_seconds, **rendering.stage_seconds)
+    record = {"photo": str(photo), "size": [int(projection.photo.shape[1]), int(projection.photo.shape[0])],
               "faces": faces, "paste": "paste.png", "options": options.model_dump(include={"face", "steps", "seed",
                                                                                            "strength"}),
-              "engine": engine.name, "models_dir": str(engine.models_dir), "tiny_models": engine.tiny,
-              "seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()}}
+              "engine": toonify.engine, "models_dir": str(toonify.settings.models_dir),
+              "tiny_models": toonify.tiny, "seconds": {k: round(v, 3) for k, v in seconds.items()}}
     (folder / "result.json").write_text(json.dumps(record, indent=1))
 
 
@@ -185,27 +187,25 @@ def cmd_toonify(args: argparse.Namespace, settings: Settings) -> int:
     photos = readable_files(args.photos, batch)
     if not photos:
         return batch.finish()
-    from .pipeline import toonify
-
-    engine = load_engine(args, settings)
-    detector = FaceDetector(Path(args.models))
+    toonify = load_toonify(args, settings)
     out = Path(args.out)
     for photo in photos:
-        progress = StepProgress("%s (%d steps)" % (photo.name, options.steps))
+        bar = StepProgress("%s (%d steps)" % (photo.name, options.steps))
 
-        def on_step(step: int, total: int, losses: List[float], progress=progress) -> None:
-            progress(StepInfo(step, total, losses))
+        def progress(_stage: str, step: Optional[StepInfo], bar=bar) -> None:
+            if step is not None:
+                bar(step)
 
         try:
-            result = toonify(engine, detector, photo.read_bytes(), options, on_step=on_step,
-                             batch_size=settings.batch_size)
+            projection = toonify.project(photo.read_bytes(), options.projection, progress)
+            rendering = toonify.render(projection, options.rendering)
         except (ToonifyError, OSError) as exc:
             batch.fail(photo.name, getattr(exc, "message", None) or str(exc))
             continue
         folder = out / photo.stem
-        write_toonify_outputs(folder, photo, result, options, engine)
+        write_toonify_outputs(folder, photo, projection, rendering, options, toonify)
         batch.done += 1
-        print("%s: %d face(s) → %s" % (photo.name, len(result.toons), folder))
+        print("%s: %d face(s) → %s" % (photo.name, len(projection.faces), folder))
     return batch.finish()
 
 
@@ -237,16 +237,16 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
             batch.fail(str(path), str(exc))
     if not loaded:
         return batch.finish()
-    engine = load_engine(args, settings)
+    toonify = load_toonify(args, settings)
     for path, latents in loaded.items():
-        if latents.shape[1] != engine.num_ws:
-            batch.fail(str(path), "has %d latent rows; these models take %d" % (latents.shape[1], engine.num_ws))
+        if latents.shape[1] != toonify.num_ws:
+            batch.fail(str(path), "has %d latent rows; these models take %d" % (latents.shape[1], toonify.num_ws))
             continue
         name = "%s-strength%.2f.png" % (path.stem[: -len("-latents")] if path.stem.endswith("-latents")
                                         else path.stem, args.strength)
         target = Path(args.out) / name if args.out else path.with_name(name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(engine.synthesize(latents, args.strength)[0]).save(str(target))
+        Image.fromarray(toonify.synthesize(latents, args.strength)[0]).save(str(target))
         batch.done += 1
         print("%s → %s" % (path, target))
     return batch.finish()

@@ -17,7 +17,7 @@ import dlib
 import numpy as np
 from PIL import Image
 
-from .errors import FaceTooSmall, NoFaceFound
+from .errors import FaceNotFound, FaceTooSmall, NoFaceFound
 
 LANDMARK_FILE = "shape_predictor_68_face_landmarks.dat"
 MIN_SCORE = 0.2
@@ -149,3 +149,14 @@ class FaceDetector:
                                % (faces[0].width, self.min_face_px))
         raise NoFaceFound("no face found — use a photo where the face is at least %d px wide, well lit and looking "
                           "at the camera" % max(self.min_face_px, 128))
+
+
+def select_faces(faces: List[Face], choice: str) -> List[Face]:
+    """The faces a request's ``face`` option picks: all, the largest, or the one at an index (largest first)."""
+    if choice == "all":
+        return list(faces)
+    index = 0 if choice == "largest" else int(choice)
+    if index >= len(faces):
+        raise FaceNotFound("face %d was asked for, but the photo has %d face(s) (0 is the largest)"
+                           % (index, len(faces)))
+    return [faces[index]]

@@ -18,9 +18,9 @@ from stylegan2.student import STUDENT_FILE, load_student
 
 from .align import TRANSFORM_SIZE, align_face, paste_faces
 from .errors import ToonifyError
-from .faces import Face, FaceDetector
+from .faces import Face, FaceDetector, select_faces
 from .imaging import ImageLimits, decode_image
-from .pipeline import ToonifyOptions, select_faces
+from .options import RequestOptions
 
 log = logging.getLogger("toonify.fast")
 StageCallback = Callable[[str, float], None]
@@ -56,7 +56,7 @@ class FastResult:
                 "paste": lambda: self.pasted}[output]()
 
 
-def check_options(student: Any, options: ToonifyOptions) -> None:
+def check_options(student: Any, options: RequestOptions) -> None:
     if options.output not in FAST_OUTPUTS:
         raise FastOptionUnsupported("output=%s is not available with method=fast (it has no latents); choose %s"
                                     % (options.output, ", ".join(FAST_OUTPUTS)))
@@ -65,7 +65,7 @@ def check_options(student: Any, options: ToonifyOptions) -> None:
                                     "method=project")
 
 
-def toonify_fast(student: Any, detector: FaceDetector, data: bytes, options: ToonifyOptions,
+def toonify_fast(student: Any, detector: FaceDetector, data: bytes, options: RequestOptions,
                  limits: Optional[ImageLimits] = None, on_stage: Optional[StageCallback] = None) -> FastResult:
     """Photo bytes → toons by the student; the same typed errors as the projection pipeline."""
     check_options(student, options)

@@ -15,9 +15,9 @@ from typing import Callable, Dict, List
 
 import httpx
 
-from app.engine import Engine
-from app.faces import FaceDetector
-from app.pipeline import ToonifyOptions, toonify
+from app.config import Settings
+from app.options import RequestOptions
+from app.toonify import Toonify
 from bench.common import report
 from stylegan2.tiny import write_tiny_models
 from tests.app.server import Server
@@ -69,10 +69,10 @@ def main() -> None:
             rows.append(dict(hit, endpoint="/toonify (cached)"))
         finally:
             server.stop()
-        engine = Engine(args.engine, models)
-        detector = FaceDetector()
+        toonify = Toonify(Settings(engine=args.engine, models_dir=models)).setup()
+        options = RequestOptions(steps=args.steps)
         started = time.perf_counter()
-        toonify(engine, detector, photo, ToonifyOptions(steps=args.steps))
+        toonify.render(toonify.project(photo, options.projection), options.rendering)
         direct_s = time.perf_counter() - started
     rows.append({"endpoint": "full job (%d steps)" % args.steps, "job_s": job_s, "direct_pipeline_s": direct_s,
                  "overhead_s": job_s - direct_s})

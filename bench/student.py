@@ -69,12 +69,12 @@ def with_cpu_seconds(fn, repeats: int) -> Dict[str, float]:
 def fast_request_seconds(engine: str, side: int, repeats: int) -> Dict[str, float]:
     from app.faces import FaceDetector
     from app.fast import toonify_fast
-    from app.pipeline import ToonifyOptions
+    from app.options import RequestOptions
 
     student = engine_module(engine, "student").Student(init_student(side))
     detector = FaceDetector()
     data = (PHOTOS / "astronaut.png").read_bytes()
-    options = ToonifyOptions(output="paste")
+    options = RequestOptions(output="paste")
     stages: Dict[str, List[float]] = {}
 
     def run() -> None:

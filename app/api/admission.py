@@ -18,11 +18,11 @@ import numpy as np
 from fastapi.concurrency import run_in_threadpool
 
 from ..errors import TooManyFaces
-from ..faces import DETECT_SIDE, Face
+from ..faces import DETECT_SIDE, Face, select_faces
 from ..imaging import decode_cost_bytes, decode_reduced
 from ..jobs.job import Job, new_job_id
 from ..memory import return_freed_memory
-from ..pipeline import ToonifyOptions, select_faces
+from ..options import RequestOptions
 from .errors import ApiError
 from .state import Service
 
@@ -90,7 +90,7 @@ async def queue_full(svc: Service) -> ApiError:
                     % (svc.settings.max_queue, retry), {"Retry-After": str(retry)})
 
 
-async def admit(svc: Service, budget: MemoryBudget, options: ToonifyOptions, cache_key: str, data: bytes) -> Job:
+async def admit(svc: Service, budget: MemoryBudget, options: RequestOptions, cache_key: str, data: bytes) -> Job:
     """Reserve a place in the queue, then find the faces, then turn the reservation into the job. Any
     failure on the way gives the place back."""
     job_id = new_job_id()

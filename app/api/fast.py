@@ -15,7 +15,7 @@ from ..faces import FaceDetector
 from ..fast import FastMode, toonify_fast
 from ..imaging import ImageLimits, encode_image, media_type
 from ..metrics import STAGE_BUCKETS
-from ..pipeline import ToonifyOptions
+from ..options import RequestOptions
 from .errors import ApiError
 
 
@@ -33,7 +33,7 @@ class FastService:
     def readiness(self):
         return self.mode.readiness()
 
-    def _run(self, detector: FaceDetector, data: bytes, options: ToonifyOptions, limits: ImageLimits):
+    def _run(self, detector: FaceDetector, data: bytes, options: RequestOptions, limits: ImageLimits):
         started = time.perf_counter()
         try:
             result = toonify_fast(self.mode.require(), detector, data, options, limits,
@@ -45,7 +45,7 @@ class FastService:
         self.requests.labels("ok").inc()
         return result
 
-    async def respond(self, detector: FaceDetector, data: bytes, options: ToonifyOptions,
+    async def respond(self, detector: FaceDetector, data: bytes, options: RequestOptions,
                       limits: ImageLimits) -> Response:
         with self._lock:
             if self._in_flight >= self.max_in_flight:

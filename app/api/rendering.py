@@ -18,7 +18,7 @@ from starlette.responses import Response
 from ..align import paste_faces
 from ..imaging import decode_image, encode_image, media_type
 from ..jobs.job import PHOTO, Job
-from ..pipeline import OUTPUT_KINDS, ToonifyOptions
+from ..options import OUTPUT_KINDS, RequestOptions
 from .errors import ApiError
 from .state import Service
 
@@ -90,7 +90,7 @@ def image_response(data: bytes, fmt: str, job: Job) -> Response:
     return Response(data, media_type=media_type(fmt), headers=_headers(job))
 
 
-async def result_response(svc: Service, job: Job, options: ToonifyOptions) -> Response:
+async def result_response(svc: Service, job: Job, options: RequestOptions) -> Response:
     """What a waiting ``POST /toonify`` answers once its job has succeeded."""
     if options.output == "paste":
         return image_response(await pasted_bytes(svc, job, options.strength, options.format), options.format, job)

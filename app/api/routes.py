@@ -13,11 +13,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from typing_extensions import Literal
 
-from stylegan2.tiny import MARKER_FILE
+from stylegan2.model_files import MARKER_FILE
 
 from ..imaging import encode_image
 from ..jobs.job import Job
-from ..pipeline import ToonifyOptions
+from ..options import RequestOptions
 from ..web import PAGE
 from .admission import admit, detect
 from .auth import NO_OWNER
@@ -126,7 +126,7 @@ async def toonify(
         await run_in_threadpool(refuse_bad_url, form.webhook.url, svc.settings)
     who, index = owner(request), request.app.state.job_index
     digest = await run_in_threadpool(lambda: hashlib.sha256(data).hexdigest())
-    cache_key = "%s;%s;%s" % (who, digest, options.projection_key())
+    cache_key = "%s;%s;%s" % (who, digest, options.projection.key())
     hook = (form.webhook.url, sorted(form.webhook.events)) if form.webhook else None  # the same in every process
     fingerprint = hashlib.sha256((cache_key + repr(options) + repr(hook)).encode()).hexdigest()
     job = await run_in_threadpool(_idempotent_job, svc, index, who, idempotency_key, fingerprint)
@@ -180,7 +180,7 @@ async def server_config(request: Request) -> JSONResponse:
     settings = svc.settings
     tiny = (settings.models_dir / MARKER_FILE).exists()
     return JSONResponse({
-        "defaults": ToonifyOptions(steps=settings.default_steps).model_dump(),
+        "defaults": RequestOptions(steps=settings.default_steps).model_dump(),
         "limits": {"max_steps": settings.max_steps, "max_upload_bytes": settings.max_upload_bytes,
                    "max_pixels": settings.max_pixels, "max_queue": settings.max_queue},
         "engine": settings.engine,

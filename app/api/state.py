@@ -18,7 +18,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.job import JobStatus
 
 from ..config import Settings
-from ..engine import Engine
 from ..faces import FaceDetector
 from ..imaging import ImageLimits
 from ..jobs.job import Job
@@ -29,6 +28,7 @@ from ..jobs.store import JobStore
 from ..jobs.supervisor import WorkerSupervisor
 from ..metrics import Metrics
 from ..storage import StorageFull, check_free_space
+from ..toonify import Toonify
 from .auth import Auth
 from .errors import ApiError
 from .fast import FastService
@@ -91,15 +91,14 @@ class LocalService(Service):
         requeued = self.store.requeue_interrupted(settings.job_attempts)
         if requeued:
             log.info("jobs interrupted by the last stop: %s", ", ".join(requeued))
-        self.engine: Optional[Engine] = None
-        self.engine_error: Optional[str] = None
+        self.toonify = Toonify(settings, self.detector)
+        self.load_error: Optional[str] = None
         self.workers = WorkerSupervisor(self._new_worker,
                                         lambda: self.store.requeue_interrupted(settings.job_attempts))
-        self._loader = threading.Thread(target=self._load_engine, name="toonify-engine-loader", daemon=True)
+        self._loader = threading.Thread(target=self._load_models, name="toonify-model-loader", daemon=True)
 
     def _new_worker(self) -> LocalWorker:
-        return LocalWorker(self.store, lambda: self.engine, self.detector, self.limits, self.metrics,
-                           self.settings.batch_size, self.settings.min_free_bytes)
+        return LocalWorker(self.store, self.toonify, self.metrics, self.settings.min_free_bytes)
 
     def start(self) -> None:
         self._loader.start()
@@ -114,14 +113,14 @@ class LocalService(Service):
             log.warning("the worker did not stop within %.0f s; its job is re-queued at the next start",
                         self.settings.shutdown_timeout_s / 2)
 
-    def _load_engine(self) -> None:
+    def _load_models(self) -> None:
         try:
-            self.engine = Engine(self.settings.engine, self.settings.models_dir, self.settings.device_memory_bytes)
-            log.info("engine %s ready in %.1fs", self.settings.engine, self.engine.load_seconds)
+            self.toonify.setup()
+            log.info("engine %s ready in %.1fs", self.settings.engine, self.toonify.load_seconds)
             self.workers.wake()
         except Exception:  # readiness says so (without paths or tracebacks: it is public); the log has the detail
             log.exception("loading the models failed")
-            self.engine_error = "see the server log; run preload.sh for the weights"
+            self.load_error = "see the server log; run preload.sh for the weights"
 
     def submit(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
                upload: bytes) -> Job:
@@ -130,32 +129,31 @@ class LocalService(Service):
         self.workers.wake()
         return job
 
-    def _loaded_engine(self) -> Engine:
-        engine = self.engine
-        if engine is not None:
-            return engine
-        if self.engine_error is not None:
+    def _loaded_toonify(self) -> Toonify:
+        if self.toonify.ready:
+            return self.toonify
+        if self.load_error is not None:
             raise ApiError("models_failed", "the models failed to load (%s); the operator must fix the models "
-                                            "folder and restart the service" % self.engine_error)
+                                            "folder and restart the service" % self.load_error)
         raise ApiError("not_ready", "the service is still loading its models; try again shortly",
                        {"Retry-After": "10"})
 
     def check_accepting(self) -> None:
         super().check_accepting()
-        self._loaded_engine()
+        self._loaded_toonify()
         alive, reason = self.workers.alive()
         if not alive:
             raise ApiError("not_ready", reason + "; try again shortly", {"Retry-After": "5"})
         check_free_space(self.settings.data_dir, self.settings.min_free_bytes)
 
     async def render(self, job: Job, face: int, strength: float) -> np.ndarray:
-        engine = self._loaded_engine()
-        return (await run_in_threadpool(engine.synthesize, read_latents(self.store, job, face), strength))[0]
+        toonify = self._loaded_toonify()
+        return (await run_in_threadpool(toonify.synthesize, read_latents(self.store, job, face), strength))[0]
 
     def readiness(self) -> Readiness:
-        engine = self.engine
-        if engine is None:
-            return False, {"ready": False, "reason": self.engine_error or "loading the models"}
+        toonify = self.toonify
+        if not toonify.ready:
+            return False, {"ready": False, "reason": self.load_error or "loading the models"}
         alive, reason = self.workers.alive()
         if not alive:
             return False, {"ready": False, "queue": "local", "reason": reason}
@@ -163,10 +161,10 @@ class LocalService(Service):
             check_free_space(self.settings.data_dir, self.settings.min_free_bytes)
         except StorageFull as exc:
             return False, {"ready": False, "queue": "local", "reason": exc.message}
-        body = {"ready": True, "queue": "local", "engine": engine.name, "models": engine.model_files,
-                "resolution": engine.resolution, "load_seconds": round(engine.load_seconds, 2),
+        body = {"ready": True, "queue": "local", "engine": toonify.engine, "models": toonify.model_files,
+                "resolution": toonify.resolution, "load_seconds": round(toonify.load_seconds, 2),
                 "queue_depth": self.store.queue_depth()}
-        if engine.tiny:
+        if toonify.tiny:
             body["warning"] = TINY_WARNING
         return True, body
 

@@ -6,15 +6,13 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from typing import Callable, Dict, Optional
+from typing import Dict, Optional
 
-from ..engine import Engine
-from ..faces import FaceDetector
-from ..imaging import ImageLimits
 from ..metrics import Metrics
 from ..storage import free_bytes, is_out_of_space
+from ..toonify import Toonify
 from .job import Job
-from .runner import run_job
+from .runner import WorkerContext, run_job
 from .store import JobStore
 
 log = logging.getLogger("toonify.worker")
@@ -24,13 +22,12 @@ INTERNAL_ERROR = "toonification failed on the server; try again later"
 
 
 class LocalWorker(threading.Thread):
-    def __init__(self, store: JobStore, engine: Callable[[], Optional[Engine]], detector: FaceDetector,
-                 limits: ImageLimits, metrics: Metrics, batch_size: int, min_free_bytes: int = 0) -> None:
+    def __init__(self, store: JobStore, toonify: Toonify, metrics: Metrics, min_free_bytes: int = 0) -> None:
+        """Jobs wait until ``toonify`` is set up (the service loads it in the background)."""
         super().__init__(name="toonify-worker", daemon=True)
-        self.store, self.engine, self.detector = store, engine, detector
-        self.limits, self.metrics, self.batch_size = limits, metrics, batch_size
+        self.context = WorkerContext(store, toonify, metrics, "%s-local" % socket.gethostname())
+        self.store, self.toonify = store, toonify
         self.min_free_bytes = min_free_bytes
-        self.name_label = "%s-local" % socket.gethostname()
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.unsettled: Dict[str, BaseException] = {}  # jobs whose end could not be recorded yet
@@ -54,13 +51,12 @@ class LocalWorker(threading.Thread):
         """Settle what is pending, then run one job; False when there was nothing to do."""
         for job_id, exc in list(self.unsettled.items()):
             self._settle(job_id, exc)
-        engine = self.engine()
-        if engine is None or self.stopping.is_set() or not self._room_for_results():
+        if not self.toonify.ready or self.stopping.is_set() or not self._room_for_results():
             return False
-        job = self.store.claim_next(self.name_label)
+        job = self.store.claim_next(self.context.name)
         if job is None:
             return False
-        self._run(job, engine)
+        self._run(job)
         return True
 
     def _room_for_results(self) -> bool:
@@ -68,10 +64,9 @@ class LocalWorker(threading.Thread):
         self.store.space_reserve.ensure()
         return self.min_free_bytes <= 0 or free_bytes(self.store.data_dir) >= self.min_free_bytes // 2
 
-    def _run(self, job: Job, engine: Engine) -> None:
+    def _run(self, job: Job) -> None:
         try:
-            run_job(job, self.store, engine, self.detector, self.limits, self.metrics, self.batch_size,
-                    self.name_label, should_stop=self.stopping.is_set)
+            run_job(job, self.context, should_stop=self.stopping.is_set)
         except Exception as exc:
             if is_out_of_space(exc):
                 log.warning("job %s: waiting for disk space (%s)", job.id, exc)
@@ -88,7 +83,7 @@ class LocalWorker(threading.Thread):
                 self.store.requeue(job_id)
             else:
                 self.store.finish(job_id, "failed", "internal_error", INTERNAL_ERROR)
-                self.store.count_job(self.name_label, "failed", "internal_error")
+                self.store.count_job(self.context.name, "failed", "internal_error")
             self.unsettled.pop(job_id, None)
         except Exception as again:
             if job_id not in self.unsettled:

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ResultNotFound, ResultNotReady
-from ..pipeline import ToonifyResult
+from ..toonify import Projection, Rendering
 from .job import LATENTS, PHOTO, Job
 
 
@@ -25,20 +25,20 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def write_results(store: Any, job_id: str, result: ToonifyResult, photo: bytes) -> None:
+def write_results(store: Any, job_id: str, projection: Projection, rendering: Rendering, photo: bytes) -> None:
     """Everything a user may download or re-render later, the photo included (pasting toons at another
     strength needs it; it expires with the rest). Latents go last: their presence marks a result set
     complete."""
-    for index, (toon, aligned, reconstruction) in enumerate(zip(result.toons, result.aligned,
-                                                                result.reconstructions)):
+    for index, (toon, aligned, reconstruction) in enumerate(zip(rendering.toons, projection.aligned,
+                                                                rendering.reconstructions)):
         store.write_file(job_id, "toon_%02d.png" % index, png_bytes(toon))
         store.write_file(job_id, "aligned_%02d.png" % index, png_bytes(aligned))
         store.write_file(job_id, "reconstruction_%02d.png" % index, png_bytes(reconstruction))
-    store.write_file(job_id, "paste.png", png_bytes(result.pasted))
+    store.write_file(job_id, "paste.png", png_bytes(rendering.pasted))
     store.write_file(job_id, PHOTO, photo)
-    faces = [dict(face.to_json(), quad=quad.tolist()) for face, quad in zip(result.faces, result.quads)]
+    faces = [dict(face.to_json(), quad=quad.tolist()) for face, quad in zip(projection.faces, projection.quads)]
     store.write_file(job_id, "faces.json", json.dumps(faces).encode())
-    store.write_file(job_id, LATENTS, npy_bytes(result.latents))
+    store.write_file(job_id, LATENTS, npy_bytes(projection.latents))
 
 
 def read_latents(store: Any, job: Job, face: int) -> np.ndarray:

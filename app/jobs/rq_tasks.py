@@ -1,34 +1,17 @@
 """The functions RQ runs on a worker, by their import path. The worker installs its context (store, loaded
-engine, detector) once at start, so each job reuses the models already on the GPU."""
+Toonify) once at start, so each job reuses the models already on the GPU."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 
-from ..engine import Engine
-from ..faces import FaceDetector
-from ..imaging import ImageLimits
-from ..metrics import Metrics
 from .job import worker_lost_message
-from .redis_store import RedisJobStore
 from .results import read_latents
-from .runner import run_job
+from .runner import WorkerContext, run_job
 
 log = logging.getLogger("toonify.worker")
-
-
-@dataclass
-class WorkerContext:
-    store: RedisJobStore
-    engine: Engine
-    detector: FaceDetector
-    limits: ImageLimits
-    metrics: Metrics
-    batch_size: int
-    name: str
 
 
 _context: Optional[WorkerContext] = None
@@ -52,7 +35,7 @@ def process_job(job_id: str) -> str:
     if job is None:
         return "skipped"
     log.info("job %s: attempt %d on %s", job_id, job.attempts, ctx.name)
-    return run_job(job, ctx.store, ctx.engine, ctx.detector, ctx.limits, ctx.metrics, ctx.batch_size, ctx.name)
+    return run_job(job, ctx)
 
 
 def render_face(job_id: str, face: int, strength: float) -> np.ndarray:
@@ -61,7 +44,7 @@ def render_face(job_id: str, face: int, strength: float) -> np.ndarray:
     job = ctx.store.get(job_id)
     if job is None:
         raise LookupError("job %s is gone" % job_id)
-    return ctx.engine.synthesize(read_latents(ctx.store, job, face), strength)[0]
+    return ctx.toonify.synthesize(read_latents(ctx.store, job, face), strength)[0]
 
 
 def job_failed(rq_job: Any, _connection: Any, exc_type: type, _exc: BaseException, _traceback: Any) -> None:

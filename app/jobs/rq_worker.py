@@ -23,13 +23,12 @@ from rq.timeouts import UnixSignalDeathPenalty
 from rq.utils import utcnow
 
 from ..config import Settings
-from ..engine import Engine
 from ..errors import JobTimedOut
-from ..faces import FaceDetector
-from ..imaging import ImageLimits
 from ..metrics import Metrics
+from ..toonify import Toonify
 from .redis_store import JOBS_QUEUE, RENDER_QUEUE, WORKERS, RedisJobStore, connect
-from .rq_tasks import WorkerContext, install
+from .rq_tasks import install
+from .runner import WorkerContext
 
 log = logging.getLogger("toonify.worker")
 
@@ -108,19 +107,17 @@ def run_worker(settings: Settings, name: str, burst: bool = False, metrics_port:
     """Load the models, then take jobs until stopped (SIGTERM: finish the current job first)."""
     redis = connect(settings.redis_url)
     store = RedisJobStore(redis, settings.result_ttl_s, settings.job_timeout_s, settings.job_attempts)
-    engine = Engine(settings.engine, settings.models_dir, settings.device_memory_bytes)
-    log.info("worker %s: engine %s ready in %.1fs", name, engine.name, engine.load_seconds)
+    toonify = Toonify(settings).setup()
+    log.info("worker %s: engine %s ready in %.1fs", name, toonify.engine, toonify.load_seconds)
     metrics = Metrics()
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, registry=metrics.registry)
-    install(WorkerContext(store, engine, FaceDetector(settings.models_dir),
-                          ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels),
-                          metrics, settings.batch_size, name))
+    install(WorkerContext(store, toonify, metrics, name))
     ttl_s = max(4, settings.worker_ttl_s)
-    presence = Presence(redis, name, {"engine": engine.name, "tiny": engine.tiny, "models": engine.model_files,
-                                      "resolution": engine.resolution, "host": socket.gethostname(),
+    presence = Presence(redis, name, {"engine": toonify.engine, "tiny": toonify.tiny, "models": toonify.model_files,
+                                      "resolution": toonify.resolution, "host": socket.gethostname(),
                                       "pid": os.getpid()}, ttl_s)
     queues = [Queue(RENDER_QUEUE, connection=redis), Queue(JOBS_QUEUE, connection=redis)]
     # An idle RQ worker blocks on its queues for (its TTL - 15) s between maintenance passes, and maintenance

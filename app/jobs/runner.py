@@ -1,18 +1,20 @@
-"""Run one job: the pipeline with progress and cancellation, results written to the job's folder. Shared
-by the in-process worker and the Redis workers."""
+"""Run one job: project and render with the worker's Toonify object, with progress and cancellation, results
+written to the job's folder. Shared by the in-process worker and the Redis workers."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Callable, Optional, Union
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Union
 
-from ..engine import Engine, ProjectionCancelled
+from stylegan2.projection import StepInfo
+
 from ..errors import ToonifyError
-from ..faces import Face, FaceDetector
-from ..imaging import ImageLimits
+from ..faces import Face
 from ..memory import return_freed_memory
 from ..metrics import Metrics
-from ..pipeline import ToonifyOptions, toonify
+from ..options import RequestOptions
 from ..storage import is_out_of_space, storage_full_from
+from ..toonify import ProjectionCancelled, Toonify
 from .job import UPLOAD, Job
 from .results import write_results
 from .store import JobStore
@@ -25,14 +27,28 @@ AnyStore = Union[JobStore, "RedisJobStore"]
 log = logging.getLogger("toonify.jobs")
 
 
-def run_job(job: Job, store: AnyStore, engine: Engine, detector: FaceDetector, limits: ImageLimits,
-            metrics: Metrics, batch_size: int, worker: str,
-            should_stop: Optional[Callable[[], bool]] = None) -> str:
+@dataclass(frozen=True)
+class WorkerContext:
+    """What a worker holds for every job it runs: its store, its loaded Toonify, its metrics, its name."""
+
+    store: AnyStore
+    toonify: Toonify
+    metrics: Metrics
+    name: str
+
+
+def _observe(metrics: Metrics, seconds: Dict[str, float]) -> None:
+    for stage, took in seconds.items():
+        metrics.stage_seconds.labels(stage).observe(took)
+
+
+def run_job(job: Job, worker: WorkerContext, should_stop: Optional[Callable[[], bool]] = None) -> str:
     """Returns the job's outcome: succeeded, failed, cancelled or requeued. ``should_stop``: the worker is
     shutting down; the job stops between two projection steps and goes back to the queue. A full disk also
     re-queues the job (StorageFull is raised after, so the worker can wait for space). Errors that occur
     while recording the outcome propagate: the worker settles the job later."""
-    options = ToonifyOptions(**job.options)
+    store, toonify = worker.store, worker.toonify
+    options = RequestOptions(**job.options)
 
     def stopping() -> bool:
         return bool(should_stop and should_stop())
@@ -40,13 +56,11 @@ def run_job(job: Job, store: AnyStore, engine: Engine, detector: FaceDetector, l
     def cancelled() -> bool:
         return stopping() or store.is_cancelled(job.id)
 
-    def on_stage(stage: str, seconds: float) -> None:
-        metrics.stage_seconds.labels(stage).observe(seconds)
-        store.progress(job.id, {"decode": "aligning", "detect": "aligning", "align": "projecting",
-                                "project": "synthesizing", "synthesize": "pasting"}.get(stage, stage))
-
-    def on_step(step: int, total: int, _losses) -> None:
-        store.progress(job.id, "projecting", step, total)
+    def progress(stage: str, step: Optional[StepInfo]) -> None:
+        if step is None:
+            store.progress(job.id, stage)
+        else:
+            store.progress(job.id, stage, step.step, step.total)
 
     outcome, reason = "succeeded", ""
     out_of_space: Optional[BaseException] = None
@@ -54,12 +68,14 @@ def run_job(job: Job, store: AnyStore, engine: Engine, detector: FaceDetector, l
         upload = store.read_file(job.id, UPLOAD)
         if upload is None:
             raise FileNotFoundError(UPLOAD)
-        store.progress(job.id, "decoding")
         known = [Face.from_json(face) for face in job.faces] or None
-        result = toonify(engine, detector, upload, options, limits, on_stage, on_step, cancelled, batch_size, known)
+        projection = toonify.project(upload, options.projection, progress, cancelled, known)
+        _observe(worker.metrics, projection.stage_seconds)
+        rendering = toonify.render(projection, options.rendering, progress)
+        _observe(worker.metrics, rendering.stage_seconds)
         if store.is_cancelled(job.id):  # a finished job is kept even when the server is stopping
             raise ProjectionCancelled()
-        write_results(store, job.id, result, upload)
+        write_results(store, job.id, projection, rendering, upload)
         store.finish(job.id, "succeeded")
     except ProjectionCancelled:
         outcome, reason = "cancelled", "cancelled"
@@ -84,7 +100,7 @@ def run_job(job: Job, store: AnyStore, engine: Engine, detector: FaceDetector, l
     if outcome == "cancelled":
         store.delete_files(job.id)
     if outcome != "requeued":
-        store.count_job(worker, outcome, reason)
+        store.count_job(worker.name, outcome, reason)
     return_freed_memory()  # the job's full-size photo and arrays: back to the system, not kept per thread
     if out_of_space is not None:
         raise storage_full_from(out_of_space)

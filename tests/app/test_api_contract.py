@@ -83,22 +83,46 @@ def test_sync_face_all_returns_every_face(alice):
             assert np.array_equal(_rgb(archive.read(name)), _rgb(stored))
 
 
-def test_cache_hit_honours_strength_output_and_format(alice):
-    first = alice.post("/toonify", files=_photo("obama.jpg"), data={"seed": "21", "strength": "0.5"})
-    job_id = first.headers["x-toonify-job"]
-    full = alice.post("/toonify", files=_photo("obama.jpg"), data={"seed": "21", "strength": "1.0"})
-    assert full.headers["x-toonify-job"] == job_id  # a cache hit …
-    assert np.array_equal(_rgb(full.content), _rgb(alice.post("/jobs/%s/render?strength=1" % job_id).content))
-    assert not np.array_equal(_rgb(full.content), _rgb(first.content))  # … rendered at the strength asked for
-    paste_half = alice.post("/toonify", files=_photo("obama.jpg"), data={"seed": "21", "output": "paste",
-                                                                          "strength": "0.5"})
-    paste_full = alice.post("/toonify", files=_photo("obama.jpg"), data={"seed": "21", "output": "paste"})
-    assert paste_full.headers["x-toonify-job"] == job_id
-    assert not np.array_equal(_rgb(paste_half.content), _rgb(paste_full.content))
-    via_result = alice.get("/jobs/%s/result?kind=paste&strength=1" % job_id).content
-    assert np.array_equal(_rgb(paste_full.content), _rgb(via_result))
-    jpeg = alice.post("/toonify", files=_photo("obama.jpg"), data={"seed": "21", "format": "jpg"})
-    assert jpeg.headers["content-type"] == "image/jpeg"
+def _pasted_here(photo_name: str, toon: np.ndarray) -> np.ndarray:
+    """The photo with ``toon`` pasted on its largest face, computed in this process (dlib + the aligner)."""
+    from app.align import align_face, paste_faces
+    from app.faces import FaceDetector
+    from app.imaging import decode_image
+
+    photo = decode_image((PHOTOS / photo_name).read_bytes())
+    face = FaceDetector().usable_faces(photo)[0]
+    return paste_faces(photo, [toon], [align_face(photo, face.landmarks, toon.shape[0]).quad])
+
+
+def test_every_path_honours_the_render_options_it_is_asked_for(alice):
+    """The cache is keyed by the projection only: a job first run at strength 0.5 answers every later request
+    at the strength, output and format that request asks for — sync, async result, re-render, cache hit,
+    pasted photo."""
+    created = alice.post("/toonify?async=1", files=_photo("obama.jpg"),
+                         data={"seed": "21", "strength": "0.5", "output": "paste"})
+    job_id = created.json()["id"]
+    assert wait_for(alice, job_id)["status"] == "succeeded"
+    toon_03 = _rgb(alice.post("/jobs/%s/render?strength=0.3" % job_id).content)  # re-render from the latents
+    toon_05 = _rgb(alice.get("/jobs/%s/result?kind=toon" % job_id).content)  # as the job ran
+    assert not np.array_equal(toon_03, toon_05)
+    assert np.array_equal(_rgb(alice.get("/jobs/%s/result?kind=toon&strength=0.3" % job_id).content), toon_03)
+
+    hit = alice.post("/toonify", files=_photo("obama.jpg"), data={"seed": "21", "strength": "0.3"})
+    assert hit.headers["x-toonify-job"] == job_id  # a cache hit (sync) …
+    assert np.array_equal(_rgb(hit.content), toon_03)  # … rendered at the strength asked for
+
+    pasted_03 = _rgb(alice.post("/toonify", files=_photo("obama.jpg"),
+                                data={"seed": "21", "strength": "0.3", "output": "paste"}).content)
+    assert np.abs(pasted_03.astype(int) - _pasted_here("obama.jpg", toon_03)).max() <= 1  # the 0.3 toon, pasted
+    assert np.array_equal(_rgb(alice.get("/jobs/%s/result?kind=paste&strength=0.3" % job_id).content), pasted_03)
+    pasted_05 = _rgb(alice.get("/jobs/%s/result?kind=paste" % job_id).content)
+    assert np.abs(pasted_05.astype(int) - _pasted_here("obama.jpg", toon_05)).max() <= 1
+    hit_async = alice.post("/toonify?async=1", files=_photo("obama.jpg"), data={"seed": "21", "strength": "1"})
+    assert hit_async.status_code == 200 and hit_async.json()["id"] == job_id  # finished already: 200, not 202
+    full = alice.post("/toonify", files=_photo("obama.jpg"), data={"seed": "21", "strength": "1", "format": "jpg"})
+    assert full.headers["content-type"] == "image/jpeg" and full.headers["x-toonify-job"] == job_id
+    assert np.abs(_rgb(full.content).astype(int) - _rgb(alice.post("/jobs/%s/render?strength=1" % job_id).content)
+                  ).mean() < 8  # the full toon, as JPEG
 
 
 def test_unknown_form_field_is_422_naming_it(alice):

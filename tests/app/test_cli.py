@@ -80,8 +80,8 @@ def test_stylegan2_cli_checks_seeds_and_files_first(tmp_path):
 def test_toonify_goes_on_past_bad_photos_and_saves_what_render_continues_from(tmp_path, engine, tiny_models):
     out = tmp_path / "out"
     result = run_cli(["app", "toonify", str(PHOTOS / "two-faces.jpg"), "missing.jpg", str(PHOTOS / "chelsea.png"),
-                      "--out", str(out), "--face", "all", "--steps", "3", "--engine", engine, "--models",
-                      str(tiny_models)])
+                      "--out", str(out), "--face", "all", "--steps", "3", "--strength", "0.4", "--engine", engine,
+                      "--models", str(tiny_models)])
     assert result.returncode == 1  # two photos failed; the one with faces still went through
     assert "missing.jpg: file not found" in result.stderr and "chelsea.png: no face found" in result.stderr
     assert "1 of 3 photo(s) done" in result.stdout
@@ -89,7 +89,7 @@ def test_toonify_goes_on_past_bad_photos_and_saves_what_render_continues_from(tm
     folder = out / "two-faces"
     record = json.loads((folder / "result.json").read_text())
     assert [face["index"] for face in record["faces"]] == [0, 1]  # numbered from 0, as the API does
-    assert record["options"] == {"face": "all", "steps": 3, "seed": 0, "strength": 1.0}
+    assert record["options"] == {"face": "all", "steps": 3, "seed": 0, "strength": 0.4}
     assert record["tiny_models"] is True and {"project", "synthesize"} <= set(record["seconds"])
     assert np.asarray(record["faces"][1]["quad"]).shape == (4, 2)
     for face in record["faces"]:
@@ -104,14 +104,27 @@ def test_toonify_goes_on_past_bad_photos_and_saves_what_render_continues_from(tm
     assert rendered.returncode == 0 and "2 of 2 latents file(s) done" in rendered.stdout, rendered.stderr
     at_06 = np.asarray(Image.open(str(folder / "face1-strength0.60.png")))
 
-    from app.engine import Engine  # what the service's /jobs/{id}/render calls, here in this process
+    from app.config import Settings
+    from app.toonify import Toonify  # what the service's /jobs/{id}/render calls, here in this process
 
-    service = Engine(engine, tiny_models)
+    service = Toonify(Settings(engine=engine, models_dir=tiny_models)).setup()
     np.testing.assert_array_equal(at_06, service.synthesize(latents[None], 0.6)[0])
-    at_10 = service.synthesize(latents[None], 1.0)[0]
+    at_04 = service.synthesize(latents[None], 0.4)[0]
     toon = np.asarray(Image.open(str(folder / "face1-toon.png")))  # rendered in a batch of two: ±1 rounding
-    assert np.abs(at_10.astype(int) - toon).max() <= 1 and (at_10 != toon).mean() <= 0.001
-    assert np.abs(at_06.astype(int) - at_10).mean() > 1
+    assert np.abs(at_04.astype(int) - toon).max() <= 1 and (at_04 != toon).mean() <= 0.001
+    assert np.abs(at_06.astype(int) - at_04).mean() > 1
+
+    from app.align import paste_faces
+    from app.imaging import decode_image
+
+    photo = decode_image((PHOTOS / "two-faces.jpg").read_bytes())
+    toons = [np.asarray(Image.open(str(folder / face["files"]["toon"]))) for face in record["faces"]]
+    quads = [np.asarray(face["quad"]) for face in record["faces"]]
+    pasted = np.asarray(Image.open(str(folder / "paste.png"))).astype(int)
+    assert np.abs(pasted - paste_faces(photo, toons, quads)).mean() < 0.1  # the 0.4 toons are the ones pasted
+    at_10 = [service.synthesize(np.load(str(folder / face["files"]["latents"]))[None], 1.0)[0]
+             for face in record["faces"]]
+    assert np.abs(pasted - paste_faces(photo, at_10, quads)).mean() > 0.5
 
 
 def _listening_addresses(port: int):

@@ -10,13 +10,13 @@ import time
 import httpx
 import pytest
 
-from app.faces import FaceDetector
-from app.imaging import ImageLimits
+from app.config import Settings
 from app.jobs.local import LocalWorker
 from app.jobs.store import JobStore
 from app.jobs.supervisor import WorkerSupervisor
 from app.metrics import Metrics
 from app.storage import StorageFull
+from app.toonify import Toonify
 from tests.app.disk import SmallDisk, can_mount
 from tests.app.server import Server, wait_for
 from tests.conftest import PHOTOS
@@ -63,14 +63,18 @@ def test_a_dead_worker_thread_is_restarted_and_its_job_requeued(tmp_path):
     store.create("job-a", {}, "key", [], b"photo")
     deaths = []
 
-    def engine():
-        if not deaths:  # the first look at the engine ends the thread: not an Exception, nothing catches it
-            deaths.append(store.claim_next("w"))
-            raise SystemExit("worker thread ended")
-        return None  # then: no engine, the worker idles
+    class DyingToonify(Toonify):
+        @property
+        def ready(self) -> bool:
+            if not deaths:  # the first look at the models ends the thread: not an Exception, nothing catches it
+                deaths.append(store.claim_next("w"))
+                raise SystemExit("worker thread ended")
+            return False  # then: no models, the worker idles
+
+    toonify = DyingToonify(Settings(models_dir=tmp_path))
 
     def make_worker() -> LocalWorker:
-        return LocalWorker(store, engine, FaceDetector(), ImageLimits(), Metrics(), 4)
+        return LocalWorker(store, toonify, Metrics())
 
     supervisor = WorkerSupervisor(make_worker, lambda: store.requeue_interrupted(3), check_every_s=0.1)
     supervisor.start()

@@ -4,8 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.engine import BatchOutOfMemory, Engine
+from app.batches import BatchOutOfMemory
+from app.config import Settings
 from app.errors import DeviceOutOfMemory
+from app.options import ProjectionOptions
+from app.toonify import Toonify
 from stylegan2.engines import engine_module
 from stylegan2.layout import describe
 from stylegan2.memory import batch_that_fits, bytes_per_face
@@ -37,25 +40,26 @@ def test_the_engine_knows_a_real_out_of_memory_error(engine):
 
 
 @pytest.fixture(scope="module")
-def tight_engine(engine, tiny_models):
-    """An engine told it has memory for 2.5 faces: a batch of 4 cannot run, 2 can."""
-    probe = Engine(engine, tiny_models)
-    return Engine(engine, tiny_models, device_memory_bytes=int(probe.per_face_bytes * 2.5))
+def tight_toonify(engine, tiny_models):
+    """A Toonify told it has memory for 2.5 faces and configured for batches of 4: a batch of 4 cannot run."""
+    probe = Toonify(Settings(engine=engine, models_dir=tiny_models)).setup()
+    budget = int(probe.batches.per_face_bytes * 2.5)
+    return Toonify(Settings(engine=engine, models_dir=tiny_models, device_memory_bytes=budget, batch_size=4)).setup()
 
 
-def test_a_batch_out_of_memory_is_halved_and_every_face_projected(tight_engine):
+def test_a_batch_out_of_memory_is_halved_and_every_face_projected(tight_toonify):
     aligned = np.random.RandomState(0).randint(0, 256, (4, 64, 64, 3)).astype(np.uint8)
     with pytest.raises(BatchOutOfMemory):
-        tight_engine.project(aligned, 2, [0, 1, 2, 3])
-    latents = tight_engine.project_all(aligned, 2, first_seed=0, batch_size=4)
-    assert latents.shape == (4, tight_engine.num_ws, 512) and np.isfinite(latents).all()
-    assert tight_engine.oom_ceiling == 2 and tight_engine.max_batch == 2
-    again = tight_engine.project_all(aligned[2:], 2, first_seed=2, batch_size=4)  # later jobs start at 2
+        tight_toonify.batches.check(4)
+    latents = tight_toonify.project_aligned(aligned, ProjectionOptions(steps=2, seed=0))
+    assert latents.shape == (4, tight_toonify.num_ws, 512) and np.isfinite(latents).all()
+    assert tight_toonify.batches.oom_ceiling == 2 and tight_toonify.batches.max_batch == 2
+    again = tight_toonify.project_aligned(aligned[2:], ProjectionOptions(steps=2, seed=2))  # later jobs start at 2
     np.testing.assert_allclose(again, latents[2:], atol=1e-4)  # same seeds per face, whatever the batching
 
 
 def test_a_single_face_that_does_not_fit_fails_with_a_reason(engine, tiny_models):
-    starved = Engine(engine, tiny_models, device_memory_bytes=1000)
+    starved = Toonify(Settings(engine=engine, models_dir=tiny_models, device_memory_bytes=1000)).setup()
     with pytest.raises(DeviceOutOfMemory) as err:
-        starved.project_all(np.zeros((2, 64, 64, 3), np.uint8), 2, first_seed=0)
+        starved.project_aligned(np.zeros((2, 64, 64, 3), np.uint8), ProjectionOptions(steps=2))
     assert err.value.code == "device_out_of_memory" and "GPU" in err.value.message

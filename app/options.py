@@ -1,0 +1,67 @@
+"""What a user chooses per request, in two validated models: ``ProjectionOptions`` change the projection (and
+so key the result cache); ``RenderOptions`` only change how a projection is rendered, so every path (sync,
+async result, re-render, cache hit, page, CLI) can honour them without projecting again.
+
+The HTTP form and the CLI take both at once as ``RequestOptions``; its JSON schema is the OpenAPI form schema,
+so the enums, ranges and defaults are documented once."""
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, field_validator
+from typing_extensions import Literal
+
+from stylegan2.projection import DEFAULT_STEPS
+
+OUTPUT_KINDS = ("toon", "paste", "aligned", "reconstruction")
+IMAGE_FORMATS = ("png", "jpeg", "webp")
+MAX_FACE_INDEX = 63
+
+
+class ProjectionOptions(BaseModel):
+    """Which faces are projected, and how: the same photo with the same projection options gives the same
+    latents, whatever it is rendered as."""
+
+    face: str = Field("largest", description="largest, all, or the index of a face (0 = largest)",
+                      json_schema_extra={"pattern": "^(largest|all|[0-9]{1,2})$"})
+    steps: int = Field(DEFAULT_STEPS, ge=1, le=2000,
+                       description="projection steps (the original Toonify uses %d)" % DEFAULT_STEPS)
+    seed: int = Field(0, ge=0, le=2 ** 31 - 1, description="seed of the projection's noise (face k gets seed + k)")
+
+    @field_validator("face")
+    @classmethod
+    def _face(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value in ("largest", "all") or (value.isdigit() and int(value) <= MAX_FACE_INDEX):
+            return value
+        raise ValueError("face must be 'largest', 'all' or a face index from 0 to %d" % MAX_FACE_INDEX)
+
+    def key(self) -> str:
+        """The result cache's key part: equal keys, equal projections."""
+        return "face=%s;steps=%d;seed=%d" % (self.face, self.steps, self.seed)
+
+
+class RenderOptions(BaseModel):
+    """How a projection is turned into the image a user gets: re-rendering at other options costs one
+    synthesis, not a projection."""
+
+    strength: float = Field(1.0, ge=0.0, le=1.0, description="1.0 = the original Toonify look, 0.0 = the photo")
+    output: Literal["toon", "paste", "aligned", "reconstruction"] = Field(
+        "toon", description="the cartoon face, the photo with the face(s) pasted back, the aligned crop, or the "
+                            "FFHQ reconstruction (shows whether the projection found the face)")
+    format: Literal["png", "jpeg", "webp"] = Field("png", description="image format of the result")
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _format(cls, value: object) -> object:
+        return value.lower().replace("jpg", "jpeg") if isinstance(value, str) else value
+
+
+class RequestOptions(ProjectionOptions, RenderOptions):
+    """Both kinds as one request sends them (form fields, CLI options)."""
+
+    @property
+    def projection(self) -> ProjectionOptions:
+        return ProjectionOptions(**self.model_dump(include=set(ProjectionOptions.model_fields)))
+
+    @property
+    def rendering(self) -> RenderOptions:
+        return RenderOptions(**self.model_dump(include=set(RenderOptions.model_fields)))

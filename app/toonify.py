@@ -1,0 +1,232 @@
+"""The product in one object, after the models-serving contract people know (Cog's ``setup()`` once,
+``predict()`` many): ``setup()`` loads the generator pair, the perceptual net and the face detector;
+``project()`` turns a photo into faces, quads, aligned crops and latents; ``render()`` turns a projection
+into images at a toon strength. The CLI, the in-process worker and the RQ workers each hold one; nothing
+else threads engines, detectors or limits around.
+
+Nothing about TF sessions, tensors or devices leaks above this object (docs/architecture.md)."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from stylegan2.engines import engine_module
+from stylegan2.memory import bytes_per_face
+from stylegan2.model_files import MARKER_FILE, ModelPaths
+from stylegan2.projection import ProjectorConfig, StepInfo
+from stylegan2.toonifier import Toonifier, default_cache_dir
+
+from .align import align_face, paste_faces
+from .batches import CPU_DEVICE_BYTES, BatchOutOfMemory, BatchPlan
+from .config import Settings
+from .errors import DeviceOutOfMemory
+from .faces import Face, FaceDetector, select_faces
+from .imaging import ImageLimits, decode_image
+from .options import ProjectionOptions, RenderOptions
+
+log = logging.getLogger("toonify.engine")
+# (stage, step): a stage as it starts — decoding, aligning, projecting, synthesizing, pasting — and, while
+# projecting, each step with its losses.
+Progress = Callable[[str, Optional[StepInfo]], None]
+CancelCheck = Callable[[], bool]
+
+
+class ProjectionCancelled(Exception):
+    """The job was cancelled between two projection steps."""
+
+
+@dataclass
+class Projection:
+    """A photo's faces in latent space: everything rendering needs, and nothing that depends on how."""
+
+    photo: np.ndarray  # RGB uint8, upright
+    faces: List[Face]
+    quads: List[np.ndarray]
+    aligned: List[np.ndarray]
+    latents: np.ndarray  # [F, num_ws, 512]
+    stage_seconds: Dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Rendering:
+    """A projection's images at one strength: per face the toon and the FFHQ reconstruction, and the photo
+    with every toon pasted back."""
+
+    toons: List[np.ndarray]
+    reconstructions: List[np.ndarray]
+    pasted: np.ndarray
+    stage_seconds: Dict[str, float] = field(default_factory=dict)
+
+
+class _Stages:
+    """Announces each stage as it starts and times it."""
+
+    def __init__(self, progress: Optional[Progress]) -> None:
+        self.progress, self.seconds = progress, {}  # type: Optional[Progress], Dict[str, float]
+        self._name, self._started = "", 0.0
+
+    def start(self, announced: str, timed: str) -> None:
+        self.stop()
+        if self.progress is not None:
+            self.progress(announced, None)
+        self._name, self._started = timed, time.perf_counter()
+
+    def stop(self) -> Dict[str, float]:
+        if self._name:
+            self.seconds[self._name] = time.perf_counter() - self._started
+            self._name = ""
+        return self.seconds
+
+
+class Toonify:
+    def __init__(self, settings: Settings, detector: Optional[FaceDetector] = None) -> None:
+        """Cheap: nothing is loaded until setup(). ``detector``: one to share (the API's admission uses the
+        same one)."""
+        self.settings = settings
+        self.paths = ModelPaths.in_dir(settings.models_dir)
+        self.limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
+        self.detector = detector
+        self.tiny = (settings.models_dir / MARKER_FILE).exists()
+        self.load_seconds = 0.0
+        self._models: Optional[Toonifier] = None
+        self._plan: Optional[BatchPlan] = None
+        self._project_lock = threading.Lock()  # one device: projections run one at a time …
+        self._synthesis_lock = threading.Lock()  # … and a re-render never waits for a running projection
+
+    @property
+    def engine(self) -> str:
+        return self.settings.engine
+
+    @property
+    def model_files(self) -> List[str]:
+        return [path.name for path in (self.paths.ffhq, self.paths.toon, self.paths.perceptual)]
+
+    @property
+    def ready(self) -> bool:
+        return self._models is not None
+
+    def setup(self) -> "Toonify":
+        """Load the models, render once (so ready means the models really render), size the batches."""
+        started = time.perf_counter()
+        if self.detector is None:
+            self.detector = FaceDetector(self.settings.models_dir)
+        models = Toonifier(self.engine, self.paths, default_cache_dir(self.paths.ffhq, self.settings.cache_dir),
+                           self.settings.device or None)
+        warm = models.synthesize(np.repeat(models.w_avg[None, None], models.num_ws, axis=1), 1.0)
+        if warm.shape != (1, models.resolution, models.resolution, 3):
+            raise RuntimeError("warm-up synthesis returned %s" % (warm.shape,))
+        device_bytes = (self.settings.device_memory_bytes or engine_module(self.engine, "memory").free_device_bytes()
+                        or CPU_DEVICE_BYTES)
+        self._plan = BatchPlan(device_bytes, bytes_per_face(models.ffhq_spec, models.perceptual.tap_channels))
+        self._models = models
+        self.load_seconds = time.perf_counter() - started
+        return self
+
+    @property
+    def models(self) -> Toonifier:
+        if self._models is None:
+            raise RuntimeError("Toonify.setup() has not run")
+        return self._models
+
+    @property
+    def batches(self) -> BatchPlan:
+        if self._plan is None:
+            raise RuntimeError("Toonify.setup() has not run")
+        return self._plan
+
+    @property
+    def resolution(self) -> int:
+        return self.models.resolution
+
+    @property
+    def num_ws(self) -> int:
+        return self.models.num_ws
+
+    # -- project ---------------------------------------------------------------------------------------------
+    def project(self, photo: bytes, options: ProjectionOptions, progress: Optional[Progress] = None,
+                cancel: Optional[CancelCheck] = None, faces: Optional[List[Face]] = None) -> Projection:
+        """Photo bytes → the chosen faces in W+. ``faces``: faces already chosen on a reduced copy (the API
+        detects when it accepts a job); their landmarks are placed again on the full-size photo. Raises the
+        typed errors of app.errors, and ProjectionCancelled."""
+        stages = _Stages(progress)
+        stages.start("decoding", "decode")
+        rgb = decode_image(photo, self.limits)
+        stages.start("aligning", "detect")
+        detector = self.detector
+        if faces is None:
+            faces = select_faces(detector.usable_faces(rgb), options.face)
+        else:
+            faces = [Face(face.rect, face.score, detector.landmarks(rgb, face.rect)) for face in faces]
+        stages.start("aligning", "align")
+        aligned = [align_face(rgb, face.landmarks, self.resolution) for face in faces]
+        stages.start("projecting", "project")
+
+        def step(info: StepInfo) -> None:
+            if progress is not None:
+                progress("projecting", info)
+
+        latents = self.project_aligned(np.stack([a.image for a in aligned]), options, step, cancel)
+        return Projection(rgb, faces, [a.quad for a in aligned], [a.image for a in aligned], latents,
+                          stages.stop())
+
+    def _project_batch(self, aligned: np.ndarray, options: ProjectionOptions, first: int,
+                       step: Optional[Callable[[StepInfo], None]], cancel: Optional[CancelCheck]) -> np.ndarray:
+        self.batches.check(len(aligned))
+        seeds = [options.seed + first + i for i in range(len(aligned))]
+        memory = engine_module(self.engine, "memory")
+        try:
+            with self._project_lock:
+                result = self.models.project(aligned, seeds, ProjectorConfig(steps=options.steps), step, cancel)
+        except Exception as exc:
+            if memory.is_out_of_memory(exc):
+                raise BatchOutOfMemory(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+            raise
+        if result.cancelled:
+            raise ProjectionCancelled()
+        return result.latents
+
+    def project_aligned(self, aligned: np.ndarray, options: ProjectionOptions,
+                        step: Optional[Callable[[StepInfo], None]] = None,
+                        cancel: Optional[CancelCheck] = None) -> np.ndarray:
+        """Aligned crops uint8 [F, R, R, 3] → W+ latents [F, num_ws, 512], in batches that fit; a batch that
+        runs out of device memory is split in halves and retried. Face k always gets seed + k, whatever the
+        batching."""
+        size = self.batches.size(self.settings.batch_size)
+        latents, first = [], 0
+        while first < len(aligned):
+            chunk = aligned[first: first + size]
+            try:
+                latents.append(self._project_batch(chunk, options, first, step, cancel))
+            except BatchOutOfMemory as exc:
+                if len(chunk) == 1:
+                    raise DeviceOutOfMemory("one face does not fit in the GPU's memory (%s); the server needs a "
+                                            "larger GPU or fewer other processes on it" % exc) from None
+                size = self.batches.halve(len(chunk))
+                log.warning("out of device memory at a batch of %d faces (%s); retrying %d at a time",
+                            len(chunk), exc, size)
+                continue
+            first += len(chunk)
+        return np.concatenate(latents)
+
+    # -- render ----------------------------------------------------------------------------------------------
+    def synthesize(self, latents: np.ndarray, strength: float = 1.0) -> np.ndarray:
+        """uint8 [B, R, R, 3]; 1.0 = the blended model (Toonify), 0.0 = the FFHQ reconstruction."""
+        with self._synthesis_lock:
+            return self.models.synthesize(np.asarray(latents, np.float32), strength)
+
+    def render(self, projection: Projection, options: RenderOptions,
+               progress: Optional[Progress] = None) -> Rendering:
+        """The toons at ``options.strength``, the reconstructions, and the photo with the toons pasted back.
+        (``output`` and ``format`` choose among and encode these images; app.api.rendering, app.cli.)"""
+        stages = _Stages(progress)
+        stages.start("synthesizing", "synthesize")
+        toons = list(self.synthesize(projection.latents, options.strength))
+        reconstructions = list(self.synthesize(projection.latents, 0.0))
+        stages.start("pasting", "paste")
+        pasted = paste_faces(projection.photo, toons, projection.quads)
+        return Rendering(toons, reconstructions, pasted, stages.stop())
