@@ -159,9 +159,21 @@ def save_manifest(models_dir: Path, manifest: Dict[str, Dict[str, object]]) -> N
     tmp.replace(models_dir / "manifest.json")
 
 
-def preload(models_dir: Path, env: Dict[str, str], structural: bool, verify_only: bool, local_dir: Optional[Path],
-            resolution: int, min_bytes: Optional[int]) -> List[str]:
+@dataclass(frozen=True)
+class Checks:
+    """What preload verifies, and where it may copy from instead of downloading."""
+
+    structural: bool = True  # also read each file with stylegan2's loader
+    verify_only: bool = False  # check what is there, download nothing
+    local_dir: Optional[Path] = None  # TOONIFY_LOCAL_MODELS
+    resolution: int = 1024  # TOONIFY_EXPECT_RESOLUTION
+    min_bytes: Optional[int] = None  # TOONIFY_MIN_MODEL_BYTES: overrides each file's size floor
+
+
+def preload(models_dir: Path, env: Dict[str, str], checks: Checks) -> List[str]:
     """Returns problems (empty = every file present and verified)."""
+    structural, verify_only, local_dir = checks.structural, checks.verify_only, checks.local_dir
+    resolution, min_bytes = checks.resolution, checks.min_bytes
     models_dir.mkdir(parents=True, exist_ok=True)
     manifest, problems, downloader = load_manifest(models_dir), [], Downloader()
     for spec in FILES:
@@ -213,9 +225,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     env = dict(os.environ)
     local = env.get("TOONIFY_LOCAL_MODELS")
-    problems = preload(Path(env.get("TOONIFY_MODELS_DIR", "models")), env, not args.no_structural, args.verify_only,
-                       Path(local) if local else None, int(env.get("TOONIFY_EXPECT_RESOLUTION", "1024")),
-                       int(env["TOONIFY_MIN_MODEL_BYTES"]) if env.get("TOONIFY_MIN_MODEL_BYTES") else None)
+    checks = Checks(not args.no_structural, args.verify_only, Path(local) if local else None,
+                    int(env.get("TOONIFY_EXPECT_RESOLUTION", "1024")),
+                    int(env["TOONIFY_MIN_MODEL_BYTES"]) if env.get("TOONIFY_MIN_MODEL_BYTES") else None)
+    problems = preload(Path(env.get("TOONIFY_MODELS_DIR", "models")), env, checks)
     for problem in problems:
         print("error: %s" % problem, file=sys.stderr)
     return 1 if problems else 0

@@ -18,7 +18,7 @@ from .admission import MemoryBudget
 from .auth import RedactSecrets
 from .errors import ApiError, error_response
 from .jobindex import create_job_index
-from .middleware import ServiceMiddleware
+from .middleware import BodyLimits, ServiceMiddleware
 from .openapi import install_docs
 from .protocol import HeadAsGet
 from .routes import router
@@ -112,6 +112,6 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
                            allow_headers=["*"], expose_headers=["Location", "X-Toonify-Job", "X-Toonify-Faces"])
     app.add_middleware(HeadAsGet)  # inside ServiceMiddleware: metrics and API keys see the real method
-    app.add_middleware(ServiceMiddleware, max_body_bytes=settings.max_upload_bytes + 1_000_000, auth=svc.auth,
-                       metrics=svc.metrics, routes=app.router.routes, body_timeout_s=settings.body_timeout_s)
+    body = BodyLimits(max_bytes=settings.max_upload_bytes + 1_000_000, timeout_s=settings.body_timeout_s)
+    app.add_middleware(ServiceMiddleware, limits=body, auth=svc.auth, metrics=svc.metrics, routes=app.router.routes)
     return app

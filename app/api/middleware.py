@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass
 from typing import Awaitable, Callable, List, Optional, Sequence
 
 from starlette.concurrency import run_in_threadpool
@@ -43,11 +44,19 @@ async def _send_error(send: Callable[..., Awaitable[None]], code: str, message: 
     await send({"type": "http.response.body", "body": body})
 
 
+@dataclass(frozen=True)
+class BodyLimits:
+    """How large a request body may be, how long it may take to arrive, and what its form may hold."""
+
+    max_bytes: int
+    timeout_s: float
+    form: FormLimits = DEFAULT_LIMITS
+
+
 class ServiceMiddleware:
-    def __init__(self, app, max_body_bytes: int, auth: Auth, metrics: Metrics, routes: Sequence[BaseRoute],
-                 body_timeout_s: float, form_limits: FormLimits = DEFAULT_LIMITS) -> None:
-        self.app, self.max_body_bytes, self.auth, self.metrics = app, max_body_bytes, auth, metrics
-        self.routes, self.body_timeout_s, self.form_limits = routes, body_timeout_s, form_limits
+    def __init__(self, app, limits: BodyLimits, auth: Auth, metrics: Metrics, routes: Sequence[BaseRoute]) -> None:
+        self.app, self.auth, self.metrics, self.routes = app, auth, metrics, routes
+        self.max_body_bytes, self.body_timeout_s, self.form_limits = limits.max_bytes, limits.timeout_s, limits.form
 
     async def _buffered_body(self, scope, receive, send) -> Optional[bytes]:
         """Read the whole body up to the limit and within the deadline; None (after answering) otherwise.
