@@ -10,6 +10,7 @@ import numpy as np
 
 from . import pickles
 from .blending import blend_generators
+from .constants import LRELU_GAIN, LRELU_SLOPE, PIXEL_NORM_EPS
 from .layout import DEFAULTS, expected_mapping_shapes, expected_synthesis_shapes, synthesis_layers
 from .pickles import NetworkRecord
 
@@ -36,11 +37,11 @@ def _random_value(name: str, shape: Tuple[int, ...], rnd: np.random.RandomState,
 def _numpy_mapping_mean(mapping: "OrderedDict[str, np.ndarray]", layers: int, rnd: np.random.RandomState) -> np.ndarray:
     """Mean of w over random z, so truncation in test models behaves like in real ones (spec §3.3)."""
     x = rnd.randn(1000, 512).astype(np.float32)
-    x = x / np.sqrt(np.mean(x * x, axis=1, keepdims=True) + 1e-8)
+    x = x / np.sqrt(np.mean(x * x, axis=1, keepdims=True) + PIXEL_NORM_EPS)
     for i in range(layers):
         weight, bias = mapping["Dense%d/weight" % i], mapping["Dense%d/bias" % i]
         y = x @ (weight * (0.01 / np.sqrt(weight.shape[0]))) + bias * 0.01
-        x = np.where(y >= 0, y, 0.2 * y) * np.sqrt(2)
+        x = np.where(y >= 0, y, LRELU_SLOPE * y) * LRELU_GAIN
     return x.mean(axis=0).astype(np.float32)
 
 

@@ -7,12 +7,11 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from ..constants import LRELU_GAIN, PIXEL_NORM_EPS
 from ..layout import GeneratorSpec
 from ..projection import REGION_BIAS_ACT, REGION_NOISE, layer_region
 from ..weights import mapping_weights, synthesis_weights
 from . import ops
-
-PIXEL_NORM_EPS = 1e-8
 
 
 def session_config() -> tf.ConfigProto:
@@ -108,7 +107,7 @@ def synthesis_graph(
                                                  noise[layer.noise_index] * params[key + "noise_strength"])
                 with tf.name_scope(REGION_BIAS_ACT):
                     x = ops.bias_lrelu(y, params[key + "bias"])
-                gain = ops.LRELU_GAIN
+                gain = LRELU_GAIN
     return tf.transpose(img, [0, 3, 1, 2])
 
 

@@ -7,12 +7,11 @@ import numpy as np
 import torch
 from torch.profiler import record_function
 
+from ..constants import LRELU_GAIN, PIXEL_NORM_EPS
 from ..layout import GeneratorSpec
 from ..projection import REGION_BIAS_ACT, REGION_NOISE, layer_region
 from ..weights import mapping_weights, synthesis_weights
 from . import ops
-
-PIXEL_NORM_EPS = 1e-8
 
 
 def torch_layout(
@@ -84,7 +83,7 @@ def synthesis_graph(
                                                  noise[layer.noise_index] * params[key + "noise_strength"])
                 with record_function(REGION_BIAS_ACT):
                     x = ops.bias_lrelu_(y, params[key + "bias"])
-                gain = ops.LRELU_GAIN
+                gain = LRELU_GAIN
     return img.contiguous()
 
 
