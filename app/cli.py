@@ -16,9 +16,8 @@ import numpy as np
 from PIL import Image
 
 from stylegan2.cli import StepProgress, command_parser, silence_framework_noise
+from stylegan2.model_files import MARKER_FILE, ModelPaths
 from stylegan2.projection import StepInfo
-from stylegan2.tiny import MARKER_FILE
-from stylegan2.toonifier import ModelPaths
 
 from . import distill
 from .align import align_face, paste_faces

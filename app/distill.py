@@ -12,13 +12,13 @@ import numpy as np
 
 from stylegan2 import pickles
 from stylegan2.engines import engine_module
+from stylegan2.model_files import PERCEPTUAL_FILE, ModelPaths
 from stylegan2.pair_data import PairData
 from stylegan2.pairs import resize
 from stylegan2.perceptual import describe_perceptual
 from stylegan2.projection import ProjectorConfig
 from stylegan2.student import load_student
-from stylegan2.tiny import PERCEPTUAL_FILE
-from stylegan2.toonifier import ModelPaths, Toonifier, default_cache_dir
+from stylegan2.toonifier import Toonifier, default_cache_dir
 
 from .config import Settings
 

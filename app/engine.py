@@ -12,9 +12,9 @@ import numpy as np
 
 from stylegan2.engines import engine_module
 from stylegan2.memory import batch_that_fits, bytes_per_face
+from stylegan2.model_files import MARKER_FILE, ModelPaths
 from stylegan2.projection import ProjectorConfig, StepInfo
-from stylegan2.tiny import MARKER_FILE
-from stylegan2.toonifier import ModelPaths, Toonifier, default_cache_dir
+from stylegan2.toonifier import Toonifier, default_cache_dir
 
 from .errors import DeviceOutOfMemory
 

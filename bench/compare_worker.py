@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from stylegan2.model_files import ModelPaths
 from stylegan2.projection import ProjectorConfig
-from stylegan2.toonifier import ModelPaths, Toonifier
+from stylegan2.toonifier import Toonifier
 
 
 def main() -> None:

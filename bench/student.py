@@ -89,9 +89,10 @@ def fast_request_seconds(engine: str, side: int, repeats: int) -> Dict[str, floa
 
 def projection_step_seconds(engine: str, steps: int) -> float:
     from stylegan2 import pickles
+    from stylegan2.model_files import ModelPaths
     from stylegan2.perceptual import VGG16_CHANNELS, random_perceptual
     from stylegan2.projection import ProjectorConfig
-    from stylegan2.toonifier import ModelPaths, Toonifier
+    from stylegan2.toonifier import Toonifier
 
     with tempfile.TemporaryDirectory() as folder:
         perceptual = Path(folder) / "vgg.pkl"

@@ -19,10 +19,11 @@ from .blending import blend_generators
 from .engines import ENGINES, engine_module
 from .errors import ModelError
 from .layout import describe
+from .model_files import ModelPaths
 from .perceptual import describe_perceptual
 from .projection import ProjectorConfig, StepInfo
 from .sampling import broadcast, latents_from_seeds, parse_seeds, to_uint8, truncate
-from .toonifier import ModelPaths, Toonifier, default_cache_dir
+from .toonifier import Toonifier, default_cache_dir
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:

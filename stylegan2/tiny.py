@@ -12,12 +12,9 @@ from . import pickles
 from .blending import blend_generators
 from .constants import LRELU_GAIN, LRELU_SLOPE, PIXEL_NORM_EPS
 from .layout import DEFAULTS, expected_mapping_shapes, expected_synthesis_shapes, synthesis_layers
+from .model_files import FFHQ_FILE, MARKER_FILE, PERCEPTUAL_FILE, TOON_FILE
 from .pickles import NetworkRecord
 
-FFHQ_FILE = "stylegan2-ffhq-config-f.pkl"
-TOON_FILE = "ffhq-cartoon-blended-64.pkl"
-PERCEPTUAL_FILE = "vgg16_zhang_perceptual.pkl"
-MARKER_FILE = "TINY-TEST-MODELS.txt"
 TINY_SETTINGS = {"resolution": 64, "fmap_base": 512, "fmap_max": 32}
 TINY_BLEND_RESOLUTION = 16
 CONFIG_F_SETTINGS = {"resolution": 1024, "fmap_base": 16 << 10, "fmap_max": 512}

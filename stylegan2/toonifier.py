@@ -3,7 +3,6 @@ generator, synthesise latents with the cartoon-blended one (or between the two a
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -13,23 +12,10 @@ from . import pickles
 from .blending import interpolate_variables
 from .engines import engine_module
 from .layout import describe
+from .model_files import ModelPaths
 from .perceptual import describe_perceptual
 from .projection import CancelCheck, ProjectionResult, ProjectorConfig, StepCallback, cached_w_statistics
 from .sampling import to_uint8
-
-
-@dataclass(frozen=True)
-class ModelPaths:
-    ffhq: Path
-    toon: Optional[Path]  # None: projection only
-    perceptual: Path
-
-    @classmethod
-    def in_dir(cls, models_dir: Path) -> "ModelPaths":
-        from .tiny import FFHQ_FILE, PERCEPTUAL_FILE, TOON_FILE
-
-        models_dir = Path(models_dir)
-        return cls(models_dir / FFHQ_FILE, models_dir / TOON_FILE, models_dir / PERCEPTUAL_FILE)
 
 
 def default_cache_dir(model_path: Path) -> Optional[Path]:

@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from typing_extensions import Literal
 
-from stylegan2.tiny import MARKER_FILE
+from stylegan2.model_files import MARKER_FILE
 
 from ..imaging import encode_image
 from ..jobs.job import Job

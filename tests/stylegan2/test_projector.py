@@ -12,11 +12,11 @@ from PIL import Image
 from stylegan2 import pickles
 from stylegan2.engines import engine_module
 from stylegan2.errors import ModelStructureError
+from stylegan2.model_files import FFHQ_FILE, PERCEPTUAL_FILE, TOON_FILE, ModelPaths
 from stylegan2.perceptual import describe_perceptual
 from stylegan2.projection import ProjectorConfig, StepInfo, learning_rate, noise_strength, pyramid_levels
 from stylegan2.sampling import to_uint8
-from stylegan2.tiny import FFHQ_FILE, PERCEPTUAL_FILE, TOON_FILE
-from stylegan2.toonifier import ModelPaths, Toonifier
+from stylegan2.toonifier import Toonifier
 from tests.conftest import run_cli
 
 # One short config for the tests that only watch the steps: a projector is built (a graph, in tf1) per config.
