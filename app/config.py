@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, FrozenSet, Mapping, Optional, Tuple
 
+from stylegan2.projection import DEFAULT_STEPS
+
 
 class ConfigError(ValueError):
     """A TOONIFY_* variable holds a value the service cannot use; the message names the variable."""
@@ -39,7 +41,7 @@ class Settings:
     max_queue: int = 32
     batch_size: int = 0  # 0: as many faces as the device's memory holds (app.engine)
     device_memory_bytes: int = 0
-    default_steps: int = 500
+    default_steps: int = DEFAULT_STEPS
     max_steps: int = 2000
     max_upload_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 50_000_000

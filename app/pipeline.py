@@ -10,6 +10,8 @@ import numpy as np
 from pydantic import BaseModel, Field, field_validator
 from typing_extensions import Literal
 
+from stylegan2.projection import DEFAULT_STEPS
+
 from .align import align_face, paste_faces
 from .engine import Engine, StepCallback
 from .errors import FaceNotFound
@@ -26,7 +28,7 @@ class ToonifyOptions(BaseModel):
 
     face: str = Field("largest", description="largest, all, or the index of a face (0 = largest)",
                       json_schema_extra={"pattern": "^(largest|all|[0-9]{1,2})$"})
-    steps: int = Field(500, ge=1, le=2000, description="projection steps (the original Toonify uses 500)")
+    steps: int = Field(DEFAULT_STEPS, ge=1, le=2000, description="projection steps (the original Toonify uses 500)")
     seed: int = Field(0, ge=0, le=2 ** 31 - 1, description="seed of the projection's noise (face k gets seed + k)")
     strength: float = Field(1.0, ge=0.0, le=1.0, description="1.0 = the original Toonify look, 0.0 = the photo")
     output: Literal["toon", "paste", "aligned", "reconstruction"] = Field(

@@ -21,6 +21,7 @@ import numpy as np
 
 from bench.common import config_f_pickle, median_seconds, report
 from stylegan2.engines import ENGINES, engine_module
+from stylegan2.projection import DEFAULT_STEPS
 from stylegan2.student import DEFAULT_CHANNELS, forward_flops, init_student
 from tests.conftest import PHOTOS
 
@@ -128,7 +129,7 @@ def main() -> None:
     if args.projection_steps:
         step = projection_step_seconds(args.engine, args.projection_steps)
         rows.append(dict(engine=args.engine, what="projection step (config-f)", size=1024, median_s=step,
-                         peak_mb=peak_mb(), note="x500 steps = %.0f s per face" % (500 * step)))
+                         peak_mb=peak_mb(), note="x%d steps = %.0f s per face" % (DEFAULT_STEPS, DEFAULT_STEPS * step)))
     columns = ["engine", "what", "size", "gflop", "median_s", "min_s", "cpu_s", "peak_mb"]
     columns += sorted({k for row in rows for k in row if k.startswith("stage_")}) + ["note"]
     report("student-%s" % args.engine, rows, columns)

@@ -21,7 +21,7 @@ from .errors import ModelError
 from .layout import describe
 from .model_files import ModelPaths
 from .perceptual import describe_perceptual
-from .projection import ProjectorConfig, StepInfo
+from .projection import DEFAULT_STEPS, ProjectorConfig, StepInfo
 from .sampling import broadcast, latents_from_seeds, parse_seeds, to_uint8, truncate
 from .toonifier import Toonifier, default_cache_dir
 
@@ -302,7 +302,7 @@ def _add_projection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--perceptual", required=True, type=existing_file, help="vgg16_zhang_perceptual.pkl")
     parser.add_argument("--target", action="append", required=True, type=existing_file,
                         help="aligned face PNG (repeatable)")
-    parser.add_argument("--steps", type=positive_int, default=500, help="optimisation steps")
+    parser.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS, help="optimisation steps")
     parser.add_argument("--seed", type=int, default=0, help="face k of the request uses seed + k")
     parser.add_argument("--space", choices=["wplus", "w"], default="wplus", help="latent space searched")
     parser.add_argument("--batch", type=positive_int, default=1, help="faces projected at once")
