@@ -110,7 +110,7 @@ def load_engine(args: argparse.Namespace, settings: Settings):
     from .engine import Engine
 
     print("loading the %s models from %s …" % (args.engine, args.models), file=sys.stderr)
-    engine = Engine(args.engine, Path(args.models), settings.device_memory_bytes)
+    engine = Engine(args.engine, Path(args.models), settings.device_memory_bytes, settings.cache_dir, settings.device)
     if engine.tiny:
         print("warning: %s holds tiny TEST models: the results are noise, not faces" % args.models, file=sys.stderr)
     return engine
@@ -148,7 +148,7 @@ def write_toonify_outputs(folder: Path, photo: Path, result, options, engine) ->
     (folder / "result.json").write_text(json.dumps(record, indent=1))
 
 
-def cmd_toonify_fast(args: argparse.Namespace, options) -> int:
+def cmd_toonify_fast(args: argparse.Namespace, options, device: str) -> int:
     """--method fast: the distilled student instead of projection (app.fast): toons and the pasted photo."""
     from .fast import FastMode, toonify_fast
 
@@ -156,7 +156,7 @@ def cmd_toonify_fast(args: argparse.Namespace, options) -> int:
     photos = readable_files(args.photos, batch)
     if not photos:
         return batch.finish()
-    student = FastMode(args.engine, Path(args.models)).load().require()
+    student = FastMode(args.engine, Path(args.models), device).load().require()
     detector = FaceDetector(Path(args.models))
     for photo in photos:
         try:
@@ -178,7 +178,7 @@ def cmd_toonify_fast(args: argparse.Namespace, options) -> int:
 def cmd_toonify(args: argparse.Namespace, settings: Settings) -> int:
     options = checked_options(args, settings)
     if args.method == "fast":
-        return cmd_toonify_fast(args, options)
+        return cmd_toonify_fast(args, options, settings.device)
     check_models(Path(args.models))
     batch = Batch("photo", len(args.photos))
     photos = readable_files(args.photos, batch)

@@ -41,6 +41,8 @@ class Settings:
     max_queue: int = 32
     batch_size: int = 0  # 0: as many faces as the device's memory holds (app.engine)
     device_memory_bytes: int = 0
+    device: str = ""  # cpu, cuda, cuda:1 (torch engine); "" = CUDA when available
+    cache_dir: Optional[Path] = None  # w statistics; None = <models>/.cache if writable
     default_steps: int = DEFAULT_STEPS
     max_steps: int = 2000
     max_upload_bytes: int = 25 * 1024 * 1024
@@ -77,6 +79,8 @@ class Settings:
             models_dir=Path(env.get("TOONIFY_MODELS_DIR", str(cls.models_dir))),
             data_dir=Path(env.get("TOONIFY_DATA_DIR", str(cls.data_dir))),
             queue=env.get("TOONIFY_QUEUE", cls.queue),
+            device=env.get("TOONIFY_DEVICE", cls.device),
+            cache_dir=Path(env["TOONIFY_CACHE_DIR"]) if env.get("TOONIFY_CACHE_DIR") else None,
             redis_url=env.get("TOONIFY_REDIS_URL", cls.redis_url),
             api_keys=frozenset(_list(env, "TOONIFY_API_KEYS")),
             cors_origins=_list(env, "TOONIFY_CORS_ORIGINS"),

@@ -36,16 +36,17 @@ class Engine:
     """One loaded Toonifier per process. Projections are serialised (one device); syntheses have their own
     lock, so a re-render never waits for a running projection."""
 
-    def __init__(self, engine: str, models_dir: Path, device_memory_bytes: int = 0) -> None:
+    def __init__(self, engine: str, models_dir: Path, device_memory_bytes: int = 0,
+                 cache_dir: Optional[Path] = None, device: str = "") -> None:
         """``device_memory_bytes``: what projections may use; 0 = the device's free memory once the models
-        are loaded (CPU: CPU_DEVICE_BYTES)."""
+        are loaded (CPU: CPU_DEVICE_BYTES). ``cache_dir``, ``device``: Settings.cache_dir, Settings.device."""
         started = time.perf_counter()
         paths = ModelPaths.in_dir(models_dir)
         self.name = engine
         self.models_dir = Path(models_dir)
         self.model_files = [p.name for p in (paths.ffhq, paths.toon, paths.perceptual)]
         self.tiny = (self.models_dir / MARKER_FILE).exists()
-        self._toonifier = Toonifier(engine, paths, default_cache_dir(paths.ffhq))
+        self._toonifier = Toonifier(engine, paths, default_cache_dir(paths.ffhq, cache_dir), device or None)
         self._project_lock = threading.Lock()
         self._synthesis_lock = threading.Lock()
         self._memory = engine_module(engine, "memory")

@@ -32,6 +32,17 @@ def _save_png(array: np.ndarray, path: Path) -> None:
     Image.fromarray(array).save(str(path))
 
 
+def device_setting() -> Optional[str]:
+    """TOONIFY_DEVICE, read here at the CLI's edge (the library takes it as an argument); None = auto."""
+    return os.environ.get("TOONIFY_DEVICE") or None
+
+
+def cache_dir_setting(model_path: Path) -> Optional[Path]:
+    """TOONIFY_CACHE_DIR, read here at the CLI's edge, else the library's default beside the model."""
+    configured = os.environ.get("TOONIFY_CACHE_DIR")
+    return default_cache_dir(model_path, Path(configured) if configured else None)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     spec = describe(pickles.load_generator(args.pkl))
     noise = None
@@ -41,7 +52,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         z = np.load(args.z).astype(np.float32).reshape(-1, spec.z_dim)
     else:
         z = None
-    generator = engine_module(args.engine, "networks").Generator(spec)
+    generator = engine_module(args.engine, "networks").Generator(spec, device_setting())
     if z is not None:
         ws = truncate(broadcast(generator.map(z), spec.num_ws), spec.dlatent_avg, args.psi, spec.truncation_cutoff)
     else:
@@ -176,7 +187,7 @@ class StepProgress:
 def _projection_batches(args: argparse.Namespace, toon: Optional[str]):
     """Yield (stems, result, toonifier, projector) per batch of targets; face k gets seed S + k."""
     paths = ModelPaths(Path(args.pkl), Path(toon) if toon else None, Path(args.perceptual))
-    toonifier = Toonifier(args.engine, paths, default_cache_dir(paths.ffhq))
+    toonifier = Toonifier(args.engine, paths, cache_dir_setting(paths.ffhq), device_setting())
     config = ProjectorConfig(steps=args.steps, space=args.space)
     targets = list(args.target)
     for first in range(0, len(targets), args.batch):
@@ -292,7 +303,8 @@ def cmd_pairs(args: argparse.Namespace) -> int:
         print("shard %d/%d %s (%.1fs)" % (done, total, "already there, skipped" if skipped else "written", elapsed),
               file=sys.stderr, flush=True)
 
-    manifest = render_pairs(args.engine, Path(args.ffhq), Path(args.toon), Path(args.out), settings, on_shard)
+    manifest = render_pairs(args.engine, Path(args.ffhq), Path(args.toon), Path(args.out), settings, on_shard,
+                            device_setting())
     print("%d pairs at %dx%d in %d shards: %s" % (manifest.total, args.resolution, args.resolution,
                                                  len(manifest.shards), args.out))
     return 0

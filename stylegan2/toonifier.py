@@ -18,9 +18,9 @@ from .projection import CancelCheck, ProjectionResult, ProjectorConfig, StepCall
 from .sampling import to_uint8
 
 
-def default_cache_dir(model_path: Path) -> Optional[Path]:
-    """TOONIFY_CACHE_DIR, else ``.cache`` beside the model when that folder is writable, else no cache."""
-    configured = os.environ.get("TOONIFY_CACHE_DIR")
+def default_cache_dir(model_path: Path, configured: Optional[Path] = None) -> Optional[Path]:
+    """``configured`` (TOONIFY_CACHE_DIR in the app), else ``.cache`` beside the model when that folder is
+    writable, else no cache."""
     if configured:
         return Path(configured)
     folder = Path(model_path).resolve().parent
@@ -30,21 +30,24 @@ def default_cache_dir(model_path: Path) -> Optional[Path]:
 class Toonifier:
     """Models loaded once per process; engine ``tf1`` or ``torch``."""
 
-    def __init__(self, engine: str, paths: ModelPaths, cache_dir: Optional[Path] = None) -> None:
+    def __init__(self, engine: str, paths: ModelPaths, cache_dir: Optional[Path] = None,
+                 device: Optional[str] = None) -> None:
+        """``cache_dir``: where w statistics are kept (None: computed at every start). ``device``: cpu, cuda,
+        cuda:1 for the torch engine, None = CUDA when available; tf1 places its graphs itself."""
         networks = engine_module(engine, "networks")
         self.engine, self.paths = engine, paths
         self._projector_module = engine_module(engine, "projector")
         self.ffhq_spec = describe(pickles.load_generator(paths.ffhq))
         self.perceptual = describe_perceptual(pickles.load(paths.perceptual))
-        self.ffhq = networks.Generator(self.ffhq_spec)
+        self.ffhq = networks.Generator(self.ffhq_spec, device)
         self.toon_spec = self.ffhq_spec
         self.toon = self._mix = self.ffhq
         if paths.toon is not None:
             self.toon_spec = describe(pickles.load_generator(paths.toon))
             if (self.toon_spec.resolution, self.toon_spec.num_ws) != (self.resolution, self.num_ws):
                 raise pickles.ModelFileError("%s and %s have different resolutions" % (paths.ffhq, paths.toon))
-            self.toon = networks.Generator(self.toon_spec)
-            self._mix = networks.Generator(self.toon_spec)
+            self.toon = networks.Generator(self.toon_spec, device)
+            self._mix = networks.Generator(self.toon_spec, device)
         self._mix_strength: Optional[float] = None
         self.w_avg, self.w_std = cached_w_statistics(self.ffhq.map, self.ffhq_spec, paths.ffhq, cache_dir)
         self._projectors: Dict[Tuple[int, Tuple[object, ...]], object] = {}

@@ -116,7 +116,8 @@ class LocalService(Service):
 
     def _load_engine(self) -> None:
         try:
-            self.engine = Engine(self.settings.engine, self.settings.models_dir, self.settings.device_memory_bytes)
+            self.engine = Engine(self.settings.engine, self.settings.models_dir, self.settings.device_memory_bytes,
+                                 self.settings.cache_dir, self.settings.device)
             log.info("engine %s ready in %.1fs", self.settings.engine, self.engine.load_seconds)
             self.workers.wake()
         except Exception:  # readiness says so (without paths or tracebacks: it is public); the log has the detail

@@ -108,7 +108,8 @@ def run_worker(settings: Settings, name: str, burst: bool = False, metrics_port:
     """Load the models, then take jobs until stopped (SIGTERM: finish the current job first)."""
     redis = connect(settings.redis_url)
     store = RedisJobStore(redis, settings.result_ttl_s, settings.job_timeout_s, settings.job_attempts)
-    engine = Engine(settings.engine, settings.models_dir, settings.device_memory_bytes)
+    engine = Engine(settings.engine, settings.models_dir, settings.device_memory_bytes, settings.cache_dir,
+                    settings.device)
     log.info("worker %s: engine %s ready in %.1fs", name, engine.name, engine.load_seconds)
     metrics = Metrics()
     if metrics_port is not None:

@@ -114,7 +114,9 @@ def synthesis_graph(
 class Generator:
     """A loaded generator: its own graph and session; NumPy in, NumPy out."""
 
-    def __init__(self, spec: GeneratorSpec) -> None:
+    def __init__(self, spec: GeneratorSpec, device: Optional[str] = None) -> None:
+        """``device`` is the engines' common argument and unused here: TensorFlow places the graph itself (on
+        the GPU when it sees one, CUDA_VISIBLE_DEVICES picks which)."""
         self.spec = spec
         self.graph = tf.Graph()
         with self.graph.as_default():

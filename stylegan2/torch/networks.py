@@ -90,9 +90,10 @@ def synthesis_graph(
 class Generator:
     """A loaded generator on one device; NumPy in, NumPy out (same interface as the tf1 engine)."""
 
-    def __init__(self, spec: GeneratorSpec, device: Optional[torch.device] = None) -> None:
+    def __init__(self, spec: GeneratorSpec, device: Optional[str] = None) -> None:
+        """``device``: cpu, cuda, cuda:1; None = CUDA when available."""
         self.spec = spec
-        self.device = device or ops.default_device()
+        self.device = ops.pick_device(device)
         self.params = torch_layout(spec, self.device)
         self.mapping_params = [
             (torch.as_tensor(w, device=self.device), torch.as_tensor(b, device=self.device))

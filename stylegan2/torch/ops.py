@@ -1,7 +1,6 @@
 """PyTorch building blocks in NCHW (spec §3); the same functions as stylegan2.tf.ops."""
 from __future__ import annotations
 
-import os
 from typing import Optional, Tuple
 
 import torch
@@ -13,10 +12,9 @@ from ..filters import AFTER_TRANSPOSED_CONV_PAD, SKIP_UPSAMPLE_PAD, UP, fir_kern
 from ..projection import REGION_FIR
 
 
-def default_device() -> torch.device:
-    """TOONIFY_DEVICE if set (cpu, cuda, cuda:1), else CUDA when available."""
-    name = os.environ.get("TOONIFY_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+def pick_device(name: Optional[str] = None) -> torch.device:
+    """The named device (cpu, cuda, cuda:1); None or "" = CUDA when available, else the CPU."""
+    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def lrelu_gain(x: torch.Tensor) -> torch.Tensor:
