@@ -11,7 +11,7 @@ from typing import Dict, List
 import numpy as np
 
 from stylegan2 import pickles
-from stylegan2.engines import engine_module
+from stylegan2.engines import backend
 from stylegan2.model_files import PERCEPTUAL_FILE, ModelPaths
 from stylegan2.pair_data import PairData
 from stylegan2.pairs import resize
@@ -111,14 +111,14 @@ def evaluate(args: argparse.Namespace, settings: Settings) -> int:
     top = int(np.argmax(strengths))
     faces, teacher = held["faces"][:count], held["toons"][:count, top]
     strength = float(strengths[top])
-    students = engine_module(engine, "student").Student(spec, settings.device or None).toonify(faces, strength)
+    students = backend(engine).Student(spec, settings.device or None).toonify(faces, strength)
     paths = ModelPaths.in_dir(models)
     toonifier = Toonifier(engine, paths, default_cache_dir(paths.ffhq, settings.cache_dir), settings.device or None)
     targets = resize(faces, toonifier.resolution) if faces.shape[1] != toonifier.resolution else faces
     projected = toonifier.project(targets, list(range(count)), ProjectorConfig(steps=args.steps))
     projection = resize(toonifier.synthesize(projected.latents, strength), faces.shape[1])
     perceptual = describe_perceptual(pickles.load(paths.perceptual))
-    lpips = engine_module(engine, "projector").lpips_distance
+    lpips = backend(engine).lpips_distance
 
     def scores(images: np.ndarray) -> Dict[str, float]:
         nchw = lambda x: x.transpose(0, 3, 1, 2).astype(np.float32)  # noqa: E731

@@ -10,7 +10,7 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
-from stylegan2.engines import engine_module
+from stylegan2.engines import backend
 from stylegan2.memory import batch_that_fits, bytes_per_face
 from stylegan2.model_files import MARKER_FILE, ModelPaths
 from stylegan2.projection import ProjectorConfig, StepInfo
@@ -49,10 +49,10 @@ class Engine:
         self._toonifier = Toonifier(engine, paths, default_cache_dir(paths.ffhq, cache_dir), device or None)
         self._project_lock = threading.Lock()
         self._synthesis_lock = threading.Lock()
-        self._memory = engine_module(engine, "memory")
+        self._backend = backend(engine)
         self.warm_up()
         self.per_face_bytes = bytes_per_face(self._toonifier.ffhq_spec, self._toonifier.perceptual.tap_channels)
-        self.device_bytes = device_memory_bytes or self._memory.free_device_bytes() or CPU_DEVICE_BYTES
+        self.device_bytes = device_memory_bytes or self._backend.free_device_bytes() or CPU_DEVICE_BYTES
         self.max_batch = batch_that_fits(self.device_bytes, self.per_face_bytes, MAX_BATCH)
         self.oom_ceiling: Optional[int] = None  # the batch that last ran out of memory, halved
         self.load_seconds = time.perf_counter() - started
@@ -87,7 +87,7 @@ class Engine:
                 result = self._toonifier.project(aligned, seeds, ProjectorConfig(steps=steps), report,
                                                  should_cancel)
         except Exception as exc:
-            if self._memory.is_out_of_memory(exc):
+            if self._backend.is_out_of_memory(exc):
                 raise BatchOutOfMemory(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
             raise
         if result.cancelled:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from stylegan2.engines import engine_module
+from stylegan2.engines import backend
 from stylegan2.student import STUDENT_FILE, load_student
 
 from .align import TRANSFORM_SIZE, align_face, paste_faces
@@ -112,7 +112,7 @@ class FastMode:
         try:
             if self.path.exists():
                 spec = load_student(self.path)
-                student = engine_module(self.engine, "student").Student(spec, self.device or None)
+                student = backend(self.engine).Student(spec, self.device or None)
                 side = spec.resolution
                 student.toonify(np.zeros([1, side, side, 3], np.uint8))  # warm-up: ready means it runs
                 self.student = student

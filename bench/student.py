@@ -20,7 +20,7 @@ from typing import Dict, List
 import numpy as np
 
 from bench.common import config_f_pickle, median_seconds, report
-from stylegan2.engines import ENGINES, engine_module
+from stylegan2.engines import ENGINES, backend
 from stylegan2.projection import DEFAULT_STEPS
 from stylegan2.student import DEFAULT_CHANNELS, forward_flops, init_student
 from tests.conftest import PHOTOS
@@ -72,7 +72,7 @@ def fast_request_seconds(engine: str, side: int, repeats: int) -> Dict[str, floa
     from app.fast import toonify_fast
     from app.pipeline import ToonifyOptions
 
-    student = engine_module(engine, "student").Student(init_student(side))
+    student = backend(engine).Student(init_student(side))
     detector = FaceDetector()
     data = (PHOTOS / "astronaut.png").read_bytes()
     options = ToonifyOptions(output="paste")
@@ -118,7 +118,7 @@ def main() -> None:
         return
     rows = []
     for side in args.sizes:
-        student = engine_module(args.engine, "student").Student(init_student(side))
+        student = backend(args.engine).Student(init_student(side))
         faces = np.random.RandomState(0).randint(0, 256, [1, side, side, 3]).astype(np.uint8)
         timing = with_cpu_seconds(lambda s=student, f=faces: s.toonify(f), args.repeats)
         rows.append(dict(engine=args.engine, what="student forward", size=side,

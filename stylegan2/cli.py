@@ -16,7 +16,7 @@ import numpy as np
 
 from . import __version__, pickles
 from .blending import blend_generators
-from .engines import ENGINES, engine_module
+from .engines import ENGINES, backend
 from .errors import ModelError
 from .layout import describe
 from .model_files import ModelPaths
@@ -52,7 +52,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         z = np.load(args.z).astype(np.float32).reshape(-1, spec.z_dim)
     else:
         z = None
-    generator = engine_module(args.engine, "networks").Generator(spec, device_setting())
+    generator = backend(args.engine).Generator(spec, device_setting())
     if z is not None:
         ws = truncate(broadcast(generator.map(z), spec.num_ws), spec.dlatent_avg, args.psi, spec.truncation_cutoff)
     else:

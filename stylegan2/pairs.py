@@ -17,7 +17,7 @@ import numpy as np
 
 from . import pickles
 from .blending import interpolate_variables
-from .engines import engine_module
+from .engines import backend
 from .layout import GeneratorSpec, describe
 from .sampling import broadcast, to_uint8, truncate
 
@@ -98,7 +98,7 @@ class PairRenderer:
     """Both generators of one engine, and a third for in-between strengths (weights interpolated)."""
 
     def __init__(self, engine: str, ffhq_path: Path, toon_path: Path, device: Optional[str] = None) -> None:
-        networks = engine_module(engine, "networks")
+        networks = backend(engine)
         self.ffhq_spec = describe(pickles.load_generator(ffhq_path))
         self.toon_spec = describe(pickles.load_generator(toon_path))
         if (self.toon_spec.resolution, self.toon_spec.num_ws) != (self.ffhq_spec.resolution, self.ffhq_spec.num_ws):

@@ -10,7 +10,8 @@ import numpy as np
 
 from . import pickles
 from .blending import interpolate_variables
-from .engines import engine_module
+from .contracts import Projector
+from .engines import backend
 from .layout import describe
 from .model_files import ModelPaths
 from .perceptual import describe_perceptual
@@ -34,23 +35,22 @@ class Toonifier:
                  device: Optional[str] = None) -> None:
         """``cache_dir``: where w statistics are kept (None: computed at every start). ``device``: cpu, cuda,
         cuda:1 for the torch engine, None = CUDA when available; tf1 places its graphs itself."""
-        networks = engine_module(engine, "networks")
         self.engine, self.paths = engine, paths
-        self._projector_module = engine_module(engine, "projector")
+        self.backend = backend(engine)
         self.ffhq_spec = describe(pickles.load_generator(paths.ffhq))
         self.perceptual = describe_perceptual(pickles.load(paths.perceptual))
-        self.ffhq = networks.Generator(self.ffhq_spec, device)
+        self.ffhq = self.backend.Generator(self.ffhq_spec, device)
         self.toon_spec = self.ffhq_spec
         self.toon = self._mix = self.ffhq
         if paths.toon is not None:
             self.toon_spec = describe(pickles.load_generator(paths.toon))
             if (self.toon_spec.resolution, self.toon_spec.num_ws) != (self.resolution, self.num_ws):
                 raise pickles.ModelFileError("%s and %s have different resolutions" % (paths.ffhq, paths.toon))
-            self.toon = networks.Generator(self.toon_spec, device)
-            self._mix = networks.Generator(self.toon_spec, device)
+            self.toon = self.backend.Generator(self.toon_spec, device)
+            self._mix = self.backend.Generator(self.toon_spec, device)
         self._mix_strength: Optional[float] = None
         self.w_avg, self.w_std = cached_w_statistics(self.ffhq.map, self.ffhq_spec, paths.ffhq, cache_dir)
-        self._projectors: Dict[Tuple[int, Tuple[object, ...]], object] = {}
+        self._projectors: Dict[Tuple[int, Tuple[object, ...]], Projector] = {}
 
     @property
     def resolution(self) -> int:
@@ -60,12 +60,12 @@ class Toonifier:
     def num_ws(self) -> int:
         return self.ffhq_spec.num_ws
 
-    def projector(self, batch: int, config: ProjectorConfig):
+    def projector(self, batch: int, config: ProjectorConfig) -> Projector:
         """Projectors are cached per (batch, structure), never per step count: building one is costly in the
         tf1 engine and each adds to its graph for good (issue #15)."""
         key = (batch, config.structure)
         if key not in self._projectors:
-            self._projectors[key] = self._projector_module.build_projector(
+            self._projectors[key] = self.backend.build_projector(
                 self.ffhq, self.perceptual, config, self.w_avg, self.w_std, batch)
         return self._projectors[key]
 
