@@ -151,7 +151,7 @@ def write_toonify_outputs(folder: Path, photo: Path, projection, rendering, opti
     (folder / "result.json").write_text(json.dumps(record, indent=1))
 
 
-def cmd_toonify_fast(args: argparse.Namespace, options) -> int:
+def cmd_toonify_fast(args: argparse.Namespace, options, device: str) -> int:
     """--method fast: the distilled student instead of projection (app.fast): toons and the pasted photo."""
     from .fast import FastMode, toonify_fast
 
@@ -159,7 +159,7 @@ def cmd_toonify_fast(args: argparse.Namespace, options) -> int:
     photos = readable_files(args.photos, batch)
     if not photos:
         return batch.finish()
-    student = FastMode(args.engine, Path(args.models)).load().require()
+    student = FastMode(args.engine, Path(args.models), device).load().require()
     detector = FaceDetector(Path(args.models))
     for photo in photos:
         try:
@@ -181,7 +181,7 @@ def cmd_toonify_fast(args: argparse.Namespace, options) -> int:
 def cmd_toonify(args: argparse.Namespace, settings: Settings) -> int:
     options = checked_options(args, settings)
     if args.method == "fast":
-        return cmd_toonify_fast(args, options)
+        return cmd_toonify_fast(args, options, settings.device)
     check_models(Path(args.models))
     batch = Batch("photo", len(args.photos))
     photos = readable_files(args.photos, batch)

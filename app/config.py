@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, FrozenSet, Mapping, Optional, Tuple
 
+from stylegan2.projection import DEFAULT_STEPS
+
 
 class ConfigError(ValueError):
     """A TOONIFY_* variable holds a value the service cannot use; the message names the variable."""
@@ -39,7 +41,9 @@ class Settings:
     max_queue: int = 32
     batch_size: int = 0  # 0: as many faces as the device's memory holds (app.engine)
     device_memory_bytes: int = 0
-    default_steps: int = 500
+    device: str = ""  # cpu, cuda, cuda:1 (torch engine); "" = CUDA when available
+    cache_dir: Optional[Path] = None  # w statistics; None = <models>/.cache if writable
+    default_steps: int = DEFAULT_STEPS
     max_steps: int = 2000
     max_upload_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 50_000_000
@@ -75,6 +79,8 @@ class Settings:
             models_dir=Path(env.get("TOONIFY_MODELS_DIR", str(cls.models_dir))),
             data_dir=Path(env.get("TOONIFY_DATA_DIR", str(cls.data_dir))),
             queue=env.get("TOONIFY_QUEUE", cls.queue),
+            device=env.get("TOONIFY_DEVICE", cls.device),
+            cache_dir=Path(env["TOONIFY_CACHE_DIR"]) if env.get("TOONIFY_CACHE_DIR") else None,
             redis_url=env.get("TOONIFY_REDIS_URL", cls.redis_url),
             api_keys=frozenset(_list(env, "TOONIFY_API_KEYS")),
             cors_origins=_list(env, "TOONIFY_CORS_ORIGINS"),

@@ -11,14 +11,14 @@ from typing import Dict, List
 import numpy as np
 
 from stylegan2 import pickles
-from stylegan2.engines import engine_module
+from stylegan2.engines import backend
+from stylegan2.model_files import PERCEPTUAL_FILE, ModelPaths
 from stylegan2.pair_data import PairData
 from stylegan2.pairs import resize
 from stylegan2.perceptual import describe_perceptual
 from stylegan2.projection import ProjectorConfig
 from stylegan2.student import load_student
-from stylegan2.tiny import PERCEPTUAL_FILE
-from stylegan2.toonifier import ModelPaths, Toonifier, default_cache_dir
+from stylegan2.toonifier import Toonifier, default_cache_dir
 
 from .config import Settings
 
@@ -59,14 +59,14 @@ def cmd_distill(args: argparse.Namespace, settings: Settings) -> int:
         args.models = str(settings.models_dir)
     if args.engine is None:
         args.engine = settings.engine
-    return evaluate(args) if args.eval else train(args)
+    return evaluate(args, settings) if args.eval else train(args, settings)
 
 
 def _models_dir(args: argparse.Namespace) -> Path:
     return Path(args.models)
 
 
-def train(args: argparse.Namespace) -> int:
+def train(args: argparse.Namespace, settings: Settings) -> int:
     try:
         from stylegan2.torch.distill import TrainConfig, Trainer
     except ImportError:
@@ -84,7 +84,7 @@ def train(args: argparse.Namespace) -> int:
                          checkpoint_minutes=args.checkpoint_minutes, log_steps=args.log_steps, seed=args.seed,
                          flip=args.flip,
                          **({"channels": args.channels} if args.channels else {}))
-    result = Trainer(config, perceptual, log=lambda line: print(line, flush=True)).run()
+    result = Trainer(config, perceptual, log=lambda line: print(line, flush=True), device=settings.device or None).run()
     print("done: step %d, held-out L1 %.2f grey levels; serve it by copying %s to the models directory as %s"
           % (result["step"], result["held_out_l1"], Path(args.out) / "student.npz", "toonify-student.npz"))
     return 0
@@ -94,7 +94,7 @@ def _l1(a: np.ndarray, b: np.ndarray) -> List[float]:
     return [float(v) for v in np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=(1, 2, 3))]
 
 
-def evaluate(args: argparse.Namespace) -> int:
+def evaluate(args: argparse.Namespace, settings: Settings) -> int:
     """Held-out pairs: the input face, the student, the projection path (project the face with the FFHQ
     generator, render with the blended one) and the teacher toon; L1 and LPIPS to the teacher for each."""
     from PIL import Image
@@ -111,14 +111,14 @@ def evaluate(args: argparse.Namespace) -> int:
     top = int(np.argmax(strengths))
     faces, teacher = held["faces"][:count], held["toons"][:count, top]
     strength = float(strengths[top])
-    students = engine_module(engine, "student").Student(spec).toonify(faces, strength)
+    students = backend(engine).Student(spec, settings.device or None).toonify(faces, strength)
     paths = ModelPaths.in_dir(models)
-    toonifier = Toonifier(engine, paths, default_cache_dir(paths.ffhq))
+    toonifier = Toonifier(engine, paths, default_cache_dir(paths.ffhq, settings.cache_dir), settings.device or None)
     targets = resize(faces, toonifier.resolution) if faces.shape[1] != toonifier.resolution else faces
     projected = toonifier.project(targets, list(range(count)), ProjectorConfig(steps=args.steps))
     projection = resize(toonifier.synthesize(projected.latents, strength), faces.shape[1])
     perceptual = describe_perceptual(pickles.load(paths.perceptual))
-    lpips = engine_module(engine, "projector").lpips_distance
+    lpips = backend(engine).lpips_distance
 
     def scores(images: np.ndarray) -> Dict[str, float]:
         nchw = lambda x: x.transpose(0, 3, 1, 2).astype(np.float32)  # noqa: E731

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from stylegan2.engines import engine_module
+from stylegan2.engines import backend
 from stylegan2.student import STUDENT_FILE, load_student
 
 from .align import TRANSFORM_SIZE, align_face, paste_faces
@@ -97,8 +97,9 @@ def toonify_fast(student: Any, detector: FaceDetector, data: bytes, options: Req
 class FastMode:
     """The student of one models directory, loaded in the background (so liveness never waits for it)."""
 
-    def __init__(self, engine: str, models_dir: Path) -> None:
-        self.engine, self.path = engine, Path(models_dir) / STUDENT_FILE
+    def __init__(self, engine: str, models_dir: Path, device: str = "") -> None:
+        """``device``: Settings.device ("" = CUDA when available)."""
+        self.engine, self.path, self.device = engine, Path(models_dir) / STUDENT_FILE, device
         self.student: Any = None
         self.error: Optional[str] = None
         self.loaded = threading.Event()
@@ -111,7 +112,7 @@ class FastMode:
         try:
             if self.path.exists():
                 spec = load_student(self.path)
-                student = engine_module(self.engine, "student").Student(spec)
+                student = backend(self.engine).Student(spec, self.device or None)
                 side = spec.resolution
                 student.toonify(np.zeros([1, side, side, 3], np.uint8))  # warm-up: ready means it runs
                 self.student = student

@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from stylegan2.engines import engine_module
+from stylegan2.engines import backend
 from stylegan2.memory import bytes_per_face
 from stylegan2.model_files import MARKER_FILE, ModelPaths
 from stylegan2.projection import ProjectorConfig, StepInfo
@@ -120,7 +120,7 @@ class Toonify:
         warm = models.synthesize(np.repeat(models.w_avg[None, None], models.num_ws, axis=1), 1.0)
         if warm.shape != (1, models.resolution, models.resolution, 3):
             raise RuntimeError("warm-up synthesis returned %s" % (warm.shape,))
-        device_bytes = (self.settings.device_memory_bytes or engine_module(self.engine, "memory").free_device_bytes()
+        device_bytes = (self.settings.device_memory_bytes or backend(self.engine).free_device_bytes()
                         or CPU_DEVICE_BYTES)
         self._plan = BatchPlan(device_bytes, bytes_per_face(models.ffhq_spec, models.perceptual.tap_channels))
         self._models = models
@@ -178,12 +178,11 @@ class Toonify:
                        step: Optional[Callable[[StepInfo], None]], cancel: Optional[CancelCheck]) -> np.ndarray:
         self.batches.check(len(aligned))
         seeds = [options.seed + first + i for i in range(len(aligned))]
-        memory = engine_module(self.engine, "memory")
         try:
             with self._project_lock:
                 result = self.models.project(aligned, seeds, ProjectorConfig(steps=options.steps), step, cancel)
         except Exception as exc:
-            if memory.is_out_of_memory(exc):
+            if backend(self.engine).is_out_of_memory(exc):
                 raise BatchOutOfMemory(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
             raise
         if result.cancelled:

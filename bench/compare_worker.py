@@ -1,7 +1,7 @@
 """One engine of one revision, driven by bench/compare.py over stdin/stdout (one JSON object per line).
 
 Run by path with PYTHONPATH at the revision's checkout, so ``import stylegan2`` is that revision's code. Uses
-only the API every revision has (Toonifier, ProjectorConfig, synthesize); Python 3.7 compatible."""
+only the API every revision has (Toonifier, ModelPaths, ProjectorConfig, synthesize); Python 3.7 compatible."""
 import json
 import resource
 import sys
@@ -10,7 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from stylegan2.projection import ProjectorConfig
-from stylegan2.toonifier import ModelPaths, Toonifier
+from stylegan2.toonifier import Toonifier
+
+try:
+    from stylegan2.model_files import ModelPaths
+except ImportError:  # revisions before stylegan2/model_files.py kept it in the toonifier module
+    from stylegan2.toonifier import ModelPaths
 
 
 def main() -> None:

@@ -23,9 +23,10 @@ from stylegan2 import pickles
 from stylegan2.engines import ENGINES
 from stylegan2.layout import describe
 from stylegan2.memory import bytes_per_face
+from stylegan2.model_files import ModelPaths
 from stylegan2.perceptual import VGG16_CHANNELS, random_perceptual
 from stylegan2.projection import ProjectorConfig
-from stylegan2.toonifier import ModelPaths, Toonifier
+from stylegan2.toonifier import Toonifier
 
 MB = 1 << 20
 

@@ -15,10 +15,11 @@ import numpy as np
 from bench.common import config_f_pickle, report
 from stylegan2 import pickles
 from stylegan2.engines import ENGINES
+from stylegan2.model_files import ModelPaths
 from stylegan2.perceptual import VGG16_CHANNELS, random_perceptual
 from stylegan2.projection import ProjectorConfig
 from stylegan2.tiny import write_tiny_models
-from stylegan2.toonifier import ModelPaths, Toonifier
+from stylegan2.toonifier import Toonifier
 
 
 def vgg_flops(resolution: int) -> float:

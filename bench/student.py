@@ -20,7 +20,8 @@ from typing import Dict, List
 import numpy as np
 
 from bench.common import config_f_pickle, median_seconds, report
-from stylegan2.engines import ENGINES, engine_module
+from stylegan2.engines import ENGINES, backend
+from stylegan2.projection import DEFAULT_STEPS
 from stylegan2.student import DEFAULT_CHANNELS, forward_flops, init_student
 from tests.conftest import PHOTOS
 
@@ -71,7 +72,7 @@ def fast_request_seconds(engine: str, side: int, repeats: int) -> Dict[str, floa
     from app.fast import toonify_fast
     from app.options import RequestOptions
 
-    student = engine_module(engine, "student").Student(init_student(side))
+    student = backend(engine).Student(init_student(side))
     detector = FaceDetector()
     data = (PHOTOS / "astronaut.png").read_bytes()
     options = RequestOptions(output="paste")
@@ -89,9 +90,10 @@ def fast_request_seconds(engine: str, side: int, repeats: int) -> Dict[str, floa
 
 def projection_step_seconds(engine: str, steps: int) -> float:
     from stylegan2 import pickles
+    from stylegan2.model_files import ModelPaths
     from stylegan2.perceptual import VGG16_CHANNELS, random_perceptual
     from stylegan2.projection import ProjectorConfig
-    from stylegan2.toonifier import ModelPaths, Toonifier
+    from stylegan2.toonifier import Toonifier
 
     with tempfile.TemporaryDirectory() as folder:
         perceptual = Path(folder) / "vgg.pkl"
@@ -116,7 +118,7 @@ def main() -> None:
         return
     rows = []
     for side in args.sizes:
-        student = engine_module(args.engine, "student").Student(init_student(side))
+        student = backend(args.engine).Student(init_student(side))
         faces = np.random.RandomState(0).randint(0, 256, [1, side, side, 3]).astype(np.uint8)
         timing = with_cpu_seconds(lambda s=student, f=faces: s.toonify(f), args.repeats)
         rows.append(dict(engine=args.engine, what="student forward", size=side,
@@ -127,7 +129,7 @@ def main() -> None:
     if args.projection_steps:
         step = projection_step_seconds(args.engine, args.projection_steps)
         rows.append(dict(engine=args.engine, what="projection step (config-f)", size=1024, median_s=step,
-                         peak_mb=peak_mb(), note="x500 steps = %.0f s per face" % (500 * step)))
+                         peak_mb=peak_mb(), note="x%d steps = %.0f s per face" % (DEFAULT_STEPS, DEFAULT_STEPS * step)))
     columns = ["engine", "what", "size", "gflop", "median_s", "min_s", "cpu_s", "peak_mb"]
     columns += sorted({k for row in rows for k in row if k.startswith("stage_")}) + ["note"]
     report("student-%s" % args.engine, rows, columns)

@@ -10,7 +10,7 @@ import numpy as np
 
 from bench.common import config_f_pickle, median_seconds, report
 from stylegan2 import pickles
-from stylegan2.engines import ENGINES, engine_module
+from stylegan2.engines import ENGINES, backend
 from stylegan2.layout import describe
 from tests.conftest import STYLEGAN_FIXTURES
 
@@ -24,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     path = STYLEGAN_FIXTURES / "tiny-ffhq.pkl" if args.tiny else config_f_pickle()
     spec = describe(pickles.load_generator(path))
-    generator = engine_module(args.engine, "networks").Generator(spec)
+    generator = backend(args.engine).Generator(spec)
     rows = []
     for batch in args.batch:
         ws = np.random.RandomState(0).randn(batch, spec.num_ws, spec.w_dim).astype(np.float32)

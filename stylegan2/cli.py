@@ -16,19 +16,31 @@ import numpy as np
 
 from . import __version__, pickles
 from .blending import blend_generators
-from .engines import ENGINES, engine_module
+from .engines import ENGINES, backend
 from .errors import ModelError
 from .layout import describe
+from .model_files import ModelPaths
 from .perceptual import describe_perceptual
-from .projection import ProjectorConfig, StepInfo
+from .projection import DEFAULT_STEPS, ProjectorConfig, StepInfo
 from .sampling import broadcast, latents_from_seeds, parse_seeds, to_uint8, truncate
-from .toonifier import ModelPaths, Toonifier, default_cache_dir
+from .toonifier import Toonifier, default_cache_dir
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
     from PIL import Image
 
     Image.fromarray(array).save(str(path))
+
+
+def device_setting() -> Optional[str]:
+    """TOONIFY_DEVICE, read here at the CLI's edge (the library takes it as an argument); None = auto."""
+    return os.environ.get("TOONIFY_DEVICE") or None
+
+
+def cache_dir_setting(model_path: Path) -> Optional[Path]:
+    """TOONIFY_CACHE_DIR, read here at the CLI's edge, else the library's default beside the model."""
+    configured = os.environ.get("TOONIFY_CACHE_DIR")
+    return default_cache_dir(model_path, Path(configured) if configured else None)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -40,7 +52,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         z = np.load(args.z).astype(np.float32).reshape(-1, spec.z_dim)
     else:
         z = None
-    generator = engine_module(args.engine, "networks").Generator(spec)
+    generator = backend(args.engine).Generator(spec, device_setting())
     if z is not None:
         ws = truncate(broadcast(generator.map(z), spec.num_ws), spec.dlatent_avg, args.psi, spec.truncation_cutoff)
     else:
@@ -175,7 +187,7 @@ class StepProgress:
 def _projection_batches(args: argparse.Namespace, toon: Optional[str]):
     """Yield (stems, result, toonifier, projector) per batch of targets; face k gets seed S + k."""
     paths = ModelPaths(Path(args.pkl), Path(toon) if toon else None, Path(args.perceptual))
-    toonifier = Toonifier(args.engine, paths, default_cache_dir(paths.ffhq))
+    toonifier = Toonifier(args.engine, paths, cache_dir_setting(paths.ffhq), device_setting())
     config = ProjectorConfig(steps=args.steps, space=args.space)
     targets = list(args.target)
     for first in range(0, len(targets), args.batch):
@@ -279,7 +291,7 @@ EXAMPLES = """examples:
 
 
 def cmd_pairs(args: argparse.Namespace) -> int:
-    from .pairs import PairSettings, render_pairs
+    from .pairs import PairRenderer, PairSettings, render_pairs
 
     settings = PairSettings(resolution=args.resolution, count=args.count, first_seed=args.seed,
                             truncation_psi=args.psi, mixing_prob=args.mixing, shard_size=args.shard_size,
@@ -291,7 +303,8 @@ def cmd_pairs(args: argparse.Namespace) -> int:
         print("shard %d/%d %s (%.1fs)" % (done, total, "already there, skipped" if skipped else "written", elapsed),
               file=sys.stderr, flush=True)
 
-    manifest = render_pairs(args.engine, Path(args.ffhq), Path(args.toon), Path(args.out), settings, on_shard)
+    renderer = PairRenderer(args.engine, Path(args.ffhq), Path(args.toon), device_setting())
+    manifest = render_pairs(renderer, Path(args.out), settings, on_shard)
     print("%d pairs at %dx%d in %d shards: %s" % (manifest.total, args.resolution, args.resolution,
                                                  len(manifest.shards), args.out))
     return 0
@@ -301,7 +314,7 @@ def _add_projection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--perceptual", required=True, type=existing_file, help="vgg16_zhang_perceptual.pkl")
     parser.add_argument("--target", action="append", required=True, type=existing_file,
                         help="aligned face PNG (repeatable)")
-    parser.add_argument("--steps", type=positive_int, default=500, help="optimisation steps")
+    parser.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS, help="optimisation steps")
     parser.add_argument("--seed", type=int, default=0, help="face k of the request uses seed + k")
     parser.add_argument("--space", choices=["wplus", "w"], default="wplus", help="latent space searched")
     parser.add_argument("--batch", type=positive_int, default=1, help="faces projected at once")

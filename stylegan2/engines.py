@@ -1,17 +1,19 @@
-"""Engine registry: names → the sub-package that implements them. Imported lazily so one Python can run
-without the other engine's framework installed."""
+"""Engine registry: names → the backend module that implements stylegan2.contracts.Backend. Imported lazily
+so one Python can run without the other engine's framework installed."""
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from typing import cast
 
-ENGINES = {"tf1": "stylegan2.tf", "torch": "stylegan2.torch"}
+from .contracts import Backend
+
+ENGINES = {"tf1": "stylegan2.tf.backend", "torch": "stylegan2.torch.backend"}
 
 
-def engine_module(name: str, part: str) -> ModuleType:
-    """``engine_module('tf1', 'networks')`` → stylegan2.tf.networks."""
+def backend(name: str) -> Backend:
+    """``backend('tf1')`` → stylegan2.tf.backend, typed by the contract it satisfies."""
     try:
-        package = ENGINES[name]
+        module = ENGINES[name]
     except KeyError:
         raise ValueError("unknown engine %r (choose from %s)" % (name, ", ".join(sorted(ENGINES)))) from None
-    return importlib.import_module(package + "." + part)
+    return cast(Backend, importlib.import_module(module))

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import pickles
 from .blending import interpolate_variables
-from .engines import engine_module
+from .engines import backend
 from .layout import GeneratorSpec, describe
 from .sampling import broadcast, to_uint8, truncate
 
@@ -97,15 +97,16 @@ def resize(images: np.ndarray, size: int) -> np.ndarray:
 class PairRenderer:
     """Both generators of one engine, and a third for in-between strengths (weights interpolated)."""
 
-    def __init__(self, engine: str, ffhq_path: Path, toon_path: Path) -> None:
-        networks = engine_module(engine, "networks")
+    def __init__(self, engine: str, ffhq_path: Path, toon_path: Path, device: Optional[str] = None) -> None:
+        networks = backend(engine)
         self.ffhq_spec = describe(pickles.load_generator(ffhq_path))
         self.toon_spec = describe(pickles.load_generator(toon_path))
         if (self.toon_spec.resolution, self.toon_spec.num_ws) != (self.ffhq_spec.resolution, self.ffhq_spec.num_ws):
             raise pickles.ModelFileError("%s and %s have different resolutions" % (ffhq_path, toon_path))
-        self.ffhq = networks.Generator(self.ffhq_spec)
-        self.toon = networks.Generator(self.toon_spec)
-        self._mix, self._networks = None, networks
+        self.ffhq = networks.Generator(self.ffhq_spec, device)
+        self.toon = networks.Generator(self.toon_spec, device)
+        self.ffhq_path, self.toon_path = Path(ffhq_path), Path(toon_path)
+        self._mix, self._networks, self._device = None, networks, device
 
     def render(self, ws: np.ndarray, strength: float) -> np.ndarray:
         """uint8 NHWC at the model's resolution; strength 0 = FFHQ, 1 = the blended toon."""
@@ -114,7 +115,7 @@ class PairRenderer:
         if strength == 1.0:
             return to_uint8(self.toon.synthesize(ws))
         if self._mix is None:
-            self._mix = self._networks.Generator(self.toon_spec)
+            self._mix = self._networks.Generator(self.toon_spec, self._device)
         self._mix.load_synthesis(interpolate_variables(self.ffhq_spec.synthesis_vars, self.toon_spec.synthesis_vars,
                                                        strength))
         return to_uint8(self._mix.synthesize(ws))
@@ -151,11 +152,11 @@ def _write_manifest(out: Path, manifest: Manifest) -> None:
     tmp.replace(out / MANIFEST)
 
 
-def render_pairs(engine: str, ffhq: Path, toon: Path, out: Path, settings: PairSettings,
+def render_pairs(renderer: PairRenderer, out: Path, settings: PairSettings,
                  on_shard: Optional[Callable[[int, int, bool], None]] = None) -> Manifest:
     """Render every missing shard; ``on_shard(done, total, skipped)`` after each."""
     out = Path(out)
-    renderer = PairRenderer(engine, ffhq, toon)
+    ffhq, toon = renderer.ffhq_path, renderer.toon_path
     spec = renderer.ffhq_spec
     _check_settings(settings, spec.resolution)
     projected = projection_latents(settings.projections, spec.num_ws)

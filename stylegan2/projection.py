@@ -16,6 +16,7 @@ import numpy as np
 
 from .layout import GeneratorSpec, LayerSpec
 
+DEFAULT_STEPS = 500  # the original Toonify projection (Pinkney's projector)
 W_AVG_SAMPLES = 10000
 W_AVG_SEED = 123
 PERCEPTUAL_SIZE = 256
@@ -45,7 +46,7 @@ CancelCheck = Callable[[], bool]
 class ProjectorConfig:
     """Pinkney's W+ projector (the Toonify default); ``space='w'`` gives the NVlabs W variant."""
 
-    steps: int = 500
+    steps: int = DEFAULT_STEPS
     space: str = "wplus"
     initial_learning_rate: float = 0.1
     initial_noise_factor: float = 0.05

@@ -10,13 +10,11 @@ import numpy as np
 
 from . import pickles
 from .blending import blend_generators
+from .constants import LRELU_GAIN, LRELU_SLOPE, PIXEL_NORM_EPS
 from .layout import DEFAULTS, expected_mapping_shapes, expected_synthesis_shapes, synthesis_layers
+from .model_files import FFHQ_FILE, MARKER_FILE, PERCEPTUAL_FILE, TOON_FILE
 from .pickles import NetworkRecord
 
-FFHQ_FILE = "stylegan2-ffhq-config-f.pkl"
-TOON_FILE = "ffhq-cartoon-blended-64.pkl"
-PERCEPTUAL_FILE = "vgg16_zhang_perceptual.pkl"
-MARKER_FILE = "TINY-TEST-MODELS.txt"
 TINY_SETTINGS = {"resolution": 64, "fmap_base": 512, "fmap_max": 32}
 TINY_BLEND_RESOLUTION = 16
 CONFIG_F_SETTINGS = {"resolution": 1024, "fmap_base": 16 << 10, "fmap_max": 512}
@@ -36,11 +34,11 @@ def _random_value(name: str, shape: Tuple[int, ...], rnd: np.random.RandomState,
 def _numpy_mapping_mean(mapping: "OrderedDict[str, np.ndarray]", layers: int, rnd: np.random.RandomState) -> np.ndarray:
     """Mean of w over random z, so truncation in test models behaves like in real ones (spec §3.3)."""
     x = rnd.randn(1000, 512).astype(np.float32)
-    x = x / np.sqrt(np.mean(x * x, axis=1, keepdims=True) + 1e-8)
+    x = x / np.sqrt(np.mean(x * x, axis=1, keepdims=True) + PIXEL_NORM_EPS)
     for i in range(layers):
         weight, bias = mapping["Dense%d/weight" % i], mapping["Dense%d/bias" % i]
         y = x @ (weight * (0.01 / np.sqrt(weight.shape[0]))) + bias * 0.01
-        x = np.where(y >= 0, y, 0.2 * y) * np.sqrt(2)
+        x = np.where(y >= 0, y, LRELU_SLOPE * y) * LRELU_GAIN
     return x.mean(axis=0).astype(np.float32)
 
 

@@ -3,7 +3,6 @@ generator, synthesise latents with the cartoon-blended one (or between the two a
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -11,30 +10,18 @@ import numpy as np
 
 from . import pickles
 from .blending import interpolate_variables
-from .engines import engine_module
+from .contracts import Projector
+from .engines import backend
 from .layout import describe
+from .model_files import ModelPaths
 from .perceptual import describe_perceptual
 from .projection import CancelCheck, ProjectionResult, ProjectorConfig, StepCallback, cached_w_statistics
 from .sampling import to_uint8
 
 
-@dataclass(frozen=True)
-class ModelPaths:
-    ffhq: Path
-    toon: Optional[Path]  # None: projection only
-    perceptual: Path
-
-    @classmethod
-    def in_dir(cls, models_dir: Path) -> "ModelPaths":
-        from .tiny import FFHQ_FILE, PERCEPTUAL_FILE, TOON_FILE
-
-        models_dir = Path(models_dir)
-        return cls(models_dir / FFHQ_FILE, models_dir / TOON_FILE, models_dir / PERCEPTUAL_FILE)
-
-
-def default_cache_dir(model_path: Path) -> Optional[Path]:
-    """TOONIFY_CACHE_DIR, else ``.cache`` beside the model when that folder is writable, else no cache."""
-    configured = os.environ.get("TOONIFY_CACHE_DIR")
+def default_cache_dir(model_path: Path, configured: Optional[Path] = None) -> Optional[Path]:
+    """``configured`` (TOONIFY_CACHE_DIR in the app), else ``.cache`` beside the model when that folder is
+    writable, else no cache."""
     if configured:
         return Path(configured)
     folder = Path(model_path).resolve().parent
@@ -44,24 +31,26 @@ def default_cache_dir(model_path: Path) -> Optional[Path]:
 class Toonifier:
     """Models loaded once per process; engine ``tf1`` or ``torch``."""
 
-    def __init__(self, engine: str, paths: ModelPaths, cache_dir: Optional[Path] = None) -> None:
-        networks = engine_module(engine, "networks")
+    def __init__(self, engine: str, paths: ModelPaths, cache_dir: Optional[Path] = None,
+                 device: Optional[str] = None) -> None:
+        """``cache_dir``: where w statistics are kept (None: computed at every start). ``device``: cpu, cuda,
+        cuda:1 for the torch engine, None = CUDA when available; tf1 places its graphs itself."""
         self.engine, self.paths = engine, paths
-        self._projector_module = engine_module(engine, "projector")
+        self.backend = backend(engine)
         self.ffhq_spec = describe(pickles.load_generator(paths.ffhq))
         self.perceptual = describe_perceptual(pickles.load(paths.perceptual))
-        self.ffhq = networks.Generator(self.ffhq_spec)
+        self.ffhq = self.backend.Generator(self.ffhq_spec, device)
         self.toon_spec = self.ffhq_spec
         self.toon = self._mix = self.ffhq
         if paths.toon is not None:
             self.toon_spec = describe(pickles.load_generator(paths.toon))
             if (self.toon_spec.resolution, self.toon_spec.num_ws) != (self.resolution, self.num_ws):
                 raise pickles.ModelFileError("%s and %s have different resolutions" % (paths.ffhq, paths.toon))
-            self.toon = networks.Generator(self.toon_spec)
-            self._mix = networks.Generator(self.toon_spec)
+            self.toon = self.backend.Generator(self.toon_spec, device)
+            self._mix = self.backend.Generator(self.toon_spec, device)
         self._mix_strength: Optional[float] = None
         self.w_avg, self.w_std = cached_w_statistics(self.ffhq.map, self.ffhq_spec, paths.ffhq, cache_dir)
-        self._projectors: Dict[Tuple[int, Tuple[object, ...]], object] = {}
+        self._projectors: Dict[Tuple[int, Tuple[object, ...]], Projector] = {}
 
     @property
     def resolution(self) -> int:
@@ -71,12 +60,12 @@ class Toonifier:
     def num_ws(self) -> int:
         return self.ffhq_spec.num_ws
 
-    def projector(self, batch: int, config: ProjectorConfig):
+    def projector(self, batch: int, config: ProjectorConfig) -> Projector:
         """Projectors are cached per (batch, structure), never per step count: building one is costly in the
         tf1 engine and each adds to its graph for good (issue #15)."""
         key = (batch, config.structure)
         if key not in self._projectors:
-            self._projectors[key] = self._projector_module.build_projector(
+            self._projectors[key] = self.backend.build_projector(
                 self.ffhq, self.perceptual, config, self.w_avg, self.w_std, batch)
         return self._projectors[key]
 

@@ -6,8 +6,8 @@ keeps both engines' graphs small and guarantees they use bit-identical float32 w
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import List, Mapping, Optional, Tuple
+from dataclasses import dataclass, fields
+from typing import Callable, Generic, List, Mapping, Optional, Tuple, TypeVar
 
 import numpy as np
 
@@ -19,23 +19,45 @@ def _scaled(value: np.ndarray, coef: float) -> np.ndarray:
     return (value.astype(np.float32) * np.float32(coef)).astype(np.float32)
 
 
-@dataclass
-class LayerWeights:
-    """One modulated layer: conv weight HWIO, style affine, bias and noise strength."""
-
-    weight: np.ndarray  # [k, k, in, out], already × 1/√(k²·in)
-    style_weight: np.ndarray  # [w_dim, in], already × 1/√w_dim
-    style_bias: np.ndarray  # [in], mod_bias + 1
-    bias: np.ndarray  # [out]
-    noise_strength: float
-    demod: Optional[np.ndarray]  # [in, out] Σ_taps W'², so that d² = s²·demod (spec §3.4); None for ToRGB
+A = TypeVar("A")  # what holds one array: np.ndarray here, a tensor or variable inside an engine
+B = TypeVar("B")
 
 
 @dataclass
-class SynthesisWeights:
-    const: np.ndarray  # [1, C, 4, 4] as stored (NCHW)
-    layers: List[LayerWeights]
-    noise: List[np.ndarray]  # stored buffers, [1, H, W] each
+class LayerWeights(Generic[A]):
+    """One modulated layer: conv weight HWIO, style affine, bias and noise strength. Engines rearrange the
+    arrays into their own layouts and ``map`` them into tensors, keeping these fields as their graph's inputs."""
+
+    weight: A  # [k, k, in, out], already × 1/√(k²·in)
+    style_weight: A  # [w_dim, in], already × 1/√w_dim
+    style_bias: A  # [in], mod_bias + 1
+    bias: A  # [out]
+    noise_strength: A  # [] (0-d)
+    demod: Optional[A]  # [in, out] Σ_taps W'², so that d² = s²·demod (spec §3.4); None for ToRGB
+
+    def values(self) -> List[A]:
+        """The arrays in field order (demod left out where there is none)."""
+        return [value for value in (getattr(self, f.name) for f in fields(self)) if value is not None]
+
+    def map(self, convert: Callable[[A], B]) -> "LayerWeights[B]":
+        """The same layer with every array converted, in ``values`` order."""
+        return LayerWeights(*(None if value is None else convert(value)
+                              for value in (getattr(self, f.name) for f in fields(self))))
+
+
+@dataclass
+class SynthesisWeights(Generic[A]):
+    const: A  # [1, C, 4, 4] as stored (NCHW)
+    layers: List[LayerWeights[A]]
+    noise: List[A]  # stored buffers, [1, H, W] each
+
+    def values(self) -> List[A]:
+        """Every array, in the order ``map`` converts them."""
+        return [self.const] + [value for layer in self.layers for value in layer.values()] + list(self.noise)
+
+    def map(self, convert: Callable[[A], B]) -> "SynthesisWeights[B]":
+        return SynthesisWeights(convert(self.const), [layer.map(convert) for layer in self.layers],
+                                [convert(noise) for noise in self.noise])
 
 
 def mapping_weights(spec: GeneratorSpec) -> List[Tuple[np.ndarray, np.ndarray]]:
@@ -49,7 +71,7 @@ def mapping_weights(spec: GeneratorSpec) -> List[Tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def _layer_weights(layer: LayerSpec, variables: Mapping[str, np.ndarray]) -> LayerWeights:
+def _layer_weights(layer: LayerSpec, variables: Mapping[str, np.ndarray]) -> LayerWeights[np.ndarray]:
     prefix = layer.scope + "/"
     weight = variables[prefix + "weight"]
     mod_weight = variables[prefix + "mod_weight"]
@@ -61,12 +83,13 @@ def _layer_weights(layer: LayerSpec, variables: Mapping[str, np.ndarray]) -> Lay
         style_weight=_scaled(mod_weight, 1.0 / math.sqrt(mod_weight.shape[0])),
         style_bias=(variables[prefix + "mod_bias"] + np.float32(1)).astype(np.float32),
         bias=variables[prefix + "bias"].astype(np.float32),
-        noise_strength=float(strength) if strength is not None else 0.0,
+        noise_strength=np.asarray(0.0 if strength is None else strength, np.float32),
         demod=None if layer.kind == "rgb" else np.square(scaled).sum(axis=(0, 1)).astype(np.float32),
     )
 
 
-def synthesis_weights(spec: GeneratorSpec, variables: Mapping[str, np.ndarray] = None) -> SynthesisWeights:
+def synthesis_weights(spec: GeneratorSpec,
+                      variables: Mapping[str, np.ndarray] = None) -> SynthesisWeights[np.ndarray]:
     """Runtime synthesis weights from ``variables`` (default: the spec's own, e.g. interpolated ones)."""
     variables = spec.synthesis_vars if variables is None else variables
     return SynthesisWeights(

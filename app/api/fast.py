@@ -21,7 +21,7 @@ from .errors import ApiError
 
 class FastService:
     def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
-        self.mode = FastMode(settings.engine, settings.models_dir).start()
+        self.mode = FastMode(settings.engine, settings.models_dir, settings.device).start()
         self.max_in_flight = max(1, settings.max_queue)
         self._in_flight = 0
         self._lock = threading.Lock()

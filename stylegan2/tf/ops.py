@@ -1,18 +1,14 @@
 """TF 1.15 building blocks in NHWC, the layout TF's CPU kernels accept (spec §3)."""
 from __future__ import annotations
 
-import math
 from typing import Tuple
 
 import numpy as np
 import tensorflow as tf
 
+from ..constants import DEMOD_EPS, LRELU_GAIN, LRELU_SLOPE
 from ..filters import AFTER_TRANSPOSED_CONV_PAD, RESAMPLE_TAPS, SKIP_UPSAMPLE_PAD, UP
 from ..projection import REGION_FIR
-
-LRELU_SLOPE = 0.2
-LRELU_GAIN = math.sqrt(2.0)
-DEMOD_EPS = 1e-8
 
 
 def lrelu_gain(x: tf.Tensor) -> tf.Tensor:

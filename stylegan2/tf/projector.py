@@ -69,7 +69,7 @@ class Projector:
             ws = self._latent + self._perturb
             if rows == 1:
                 ws = tf.tile(ws, [1, spec.num_ws, 1])
-            self._images = synthesis_graph(ws, self._noise, generator.synthesis_params, spec)
+            self._images = synthesis_graph(ws, self._noise, generator.synthesis, spec)
             self._target = tf.placeholder(tf.float32, [batch, 3, spec.resolution, spec.resolution], name="target")
             target_taps = self.lpips.features(self._downsample(self._target))
             self._target_taps = [tf.Variable(tf.zeros(t.shape), trainable=False) for t in target_taps]

@@ -3,7 +3,7 @@ same forward pass as stylegan2.torch.student, NHWC."""
 from __future__ import annotations
 
 import threading
-from typing import Mapping
+from typing import Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -48,7 +48,8 @@ def student_graph(x: tf.Tensor, params: Mapping[str, tf.Tensor], depth: int) -> 
 class Student:
     """A loaded student: its own graph and session; uint8 aligned faces in, uint8 toons out."""
 
-    def __init__(self, spec: StudentSpec) -> None:
+    def __init__(self, spec: StudentSpec, device: Optional[str] = None) -> None:
+        """``device``: unused, as in stylegan2.tf.networks.Generator."""
         self.spec = spec
         self.graph = tf.Graph()
         with self.graph.as_default():

@@ -25,7 +25,7 @@ from ..pair_data import PairData
 from ..perceptual import PerceptualSpec
 from ..student import DEFAULT_CHANNELS, fit_linear, init_student, save_student, to_unit_range
 from .lpips import LPIPS
-from .ops import default_device
+from .ops import pick_device
 from .student import StudentNet
 
 LOG_FIELDS = ["step", "seconds", "l1", "lpips", "adv", "disc", "total", "images_per_s"]
@@ -91,9 +91,9 @@ class Trainer:
     """One training run; ``run()`` trains to ``config.steps``, resuming from the run folder's checkpoint."""
 
     def __init__(self, config: TrainConfig, perceptual: Optional[PerceptualSpec],
-                 log: Callable[[str], None] = print, device: Optional[torch.device] = None) -> None:
+                 log: Callable[[str], None] = print, device: Optional[str] = None) -> None:
         self.config, self.log = config, log
-        self.device = device or default_device()
+        self.device = pick_device(device)
         self.out = Path(config.out)
         (self.out / "samples").mkdir(parents=True, exist_ok=True)
         self.data = PairData(Path(config.pairs), config.holdout)

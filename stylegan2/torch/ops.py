@@ -1,26 +1,20 @@
 """PyTorch building blocks in NCHW (spec §3); the same functions as stylegan2.tf.ops."""
 from __future__ import annotations
 
-import math
-import os
 from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch.profiler import record_function
 
+from ..constants import DEMOD_EPS, LRELU_GAIN, LRELU_SLOPE
 from ..filters import AFTER_TRANSPOSED_CONV_PAD, SKIP_UPSAMPLE_PAD, UP, fir_kernel
 from ..projection import REGION_FIR
 
-LRELU_SLOPE = 0.2
-LRELU_GAIN = math.sqrt(2.0)
-DEMOD_EPS = 1e-8
 
-
-def default_device() -> torch.device:
-    """TOONIFY_DEVICE if set (cpu, cuda, cuda:1), else CUDA when available."""
-    name = os.environ.get("TOONIFY_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+def pick_device(name: Optional[str] = None) -> torch.device:
+    """The named device (cpu, cuda, cuda:1); None or "" = CUDA when available, else the CPU."""
+    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def lrelu_gain(x: torch.Tensor) -> torch.Tensor:

@@ -84,9 +84,10 @@ class StudentNet(torch.nn.Module):
 class Student:
     """A loaded student on one device: uint8 aligned faces in, uint8 toons out (same as stylegan2.tf.student)."""
 
-    def __init__(self, spec: StudentSpec, device: Optional[torch.device] = None) -> None:
+    def __init__(self, spec: StudentSpec, device: Optional[str] = None) -> None:
+        """``device``: cpu, cuda, cuda:1; None = CUDA when available."""
         self.spec = spec
-        self.device = device or ops.default_device()
+        self.device = ops.pick_device(device)
         self._params = {name: torch.as_tensor(np.ascontiguousarray(_to_oihw(name, v)), device=self.device)
                         for name, v in spec.weights.items()}
         self._lock = threading.Lock()

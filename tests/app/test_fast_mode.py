@@ -18,7 +18,7 @@ from PIL import Image
 from app.align import align_face
 from app.faces import FaceDetector
 from app.imaging import decode_image
-from stylegan2.engines import engine_module
+from stylegan2.engines import backend
 from stylegan2.pair_data import PairData
 from stylegan2.student import STUDENT_FILE, load_student
 from tests.app.server import Server, end_process
@@ -64,7 +64,7 @@ def test_student_learned_the_toon(run_dir, pairs, engine):
     """On held-out latents the student is at most half as far from the teacher's toon as the input face."""
     held = PairData(pairs, HOLDOUT).held_out()
     faces, toons = held["faces"], held["toons"][:, 0].astype(np.float32)
-    student = engine_module(engine, "student").Student(load_student(run_dir / "student.npz"))
+    student = backend(engine).Student(load_student(run_dir / "student.npz"))
     student_l1 = np.abs(student.toonify(faces).astype(np.float32) - toons).mean()
     input_l1 = np.abs(faces.astype(np.float32) - toons).mean()
     assert student_l1 <= 0.5 * input_l1, (student_l1, input_l1)
@@ -163,7 +163,7 @@ def test_method_fast_returns_the_students_toon(fast_server, engine):
     photo = decode_image((PHOTOS / "astronaut.png").read_bytes())
     face = FaceDetector(models).usable_faces(photo)[0]
     aligned = align_face(photo, face.landmarks, 64, 4 * 64).image
-    expected = engine_module(engine, "student").Student(load_student(models / STUDENT_FILE)).toonify(aligned[None])
+    expected = backend(engine).Student(load_student(models / STUDENT_FILE)).toonify(aligned[None])
     assert np.array_equal(toon, expected[0])
     assert np.abs(toon.astype(int) - aligned).mean() > 5  # the student's toon, not the aligned photo
 
@@ -196,7 +196,7 @@ def test_cli_method_fast_writes_the_students_toon(fast_server, engine, tmp_path)
     toon = np.asarray(Image.open(str(tmp_path / "astronaut" / "face0-toon.png")))
     photo = decode_image((PHOTOS / "astronaut.png").read_bytes())
     face = FaceDetector(models).usable_faces(photo)[0]
-    expected = engine_module(engine, "student").Student(load_student(models / STUDENT_FILE)).toonify(
+    expected = backend(engine).Student(load_student(models / STUDENT_FILE)).toonify(
         align_face(photo, face.landmarks, 64, 4 * 64).image[None])
     assert np.array_equal(toon, expected[0])
     assert Image.open(str(tmp_path / "astronaut" / "paste.png")).size == (512, 512)

@@ -9,7 +9,7 @@ from app.config import Settings
 from app.errors import DeviceOutOfMemory
 from app.options import ProjectionOptions
 from app.toonify import Toonify
-from stylegan2.engines import engine_module
+from stylegan2.engines import backend
 from stylegan2.layout import describe
 from stylegan2.memory import batch_that_fits, bytes_per_face
 from stylegan2.perceptual import VGG16_CHANNELS
@@ -24,7 +24,7 @@ def test_config_f_on_paper_and_the_8_gb_card():
 
 
 def test_the_engine_knows_a_real_out_of_memory_error(engine):
-    memory = engine_module(engine, "memory")
+    memory = backend(engine)
     if engine == "torch":
         import torch
 

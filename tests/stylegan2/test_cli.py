@@ -10,9 +10,9 @@ import pytest
 from stylegan2 import pickles
 from stylegan2.cli import StepProgress
 from stylegan2.layout import describe
+from stylegan2.model_files import FFHQ_FILE, MARKER_FILE, PERCEPTUAL_FILE, TOON_FILE
 from stylegan2.perceptual import describe_perceptual
 from stylegan2.projection import StepInfo
-from stylegan2.tiny import FFHQ_FILE, MARKER_FILE, PERCEPTUAL_FILE, TOON_FILE
 from tests.conftest import STYLEGAN_FIXTURES, run_cli
 
 

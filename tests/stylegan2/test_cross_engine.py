@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from stylegan2 import pickles
-from stylegan2.engines import engine_module
+from stylegan2.engines import backend
 from stylegan2.layout import describe
 from tests.conftest import REPO, STYLEGAN_FIXTURES
 
@@ -32,5 +32,5 @@ def test_engines_agree_through_files(tmp_path, engine):
     assert result.returncode == 0, result.stderr
     theirs = np.load(str(tmp_path / "other" / "images.npy"))
     spec = describe(pickles.load_generator(STYLEGAN_FIXTURES / "tiny-toon.pkl"))
-    ours = engine_module(engine, "networks").Generator(spec).synthesize(ws)
+    ours = backend(engine).Generator(spec).synthesize(ws)
     assert np.abs(ours - theirs).max() <= 1e-4

@@ -44,11 +44,11 @@ def test_generate_cli_matches_original(tmp_path, engine, reference, seeds, extra
 @pytest.mark.parametrize("model, reference", [("tiny-ffhq.pkl", "ffhq-synthesis.npz"),
                                               ("tiny-toon.pkl", "toon-synthesis.npz")])
 def test_wplus_synthesis_matches_original(engine, model, reference):
-    from stylegan2.engines import engine_module
+    from stylegan2.engines import backend
 
     ref = np.load(str(REFERENCE / reference))
     spec = describe(pickles.load_generator(STYLEGAN_FIXTURES / model))
-    generator = engine_module(engine, "networks").Generator(spec)
+    generator = backend(engine).Generator(spec)
     images = generator.synthesize(ref["ws"])
     assert np.abs(images - ref["images"]).max() <= FLOAT_TOL
     _assert_uint8_close(to_uint8(images), ref["images_uint8"])
@@ -56,20 +56,20 @@ def test_wplus_synthesis_matches_original(engine, model, reference):
 
 def test_swapping_synthesis_weights_renders_the_other_model(engine):
     """load_synthesis (used for blends and toon strength) gives the same pixels as loading that model."""
-    from stylegan2.engines import engine_module
+    from stylegan2.engines import backend
 
     ref = np.load(str(REFERENCE / "toon-synthesis.npz"))
     ffhq = describe(pickles.load_generator(STYLEGAN_FIXTURES / "tiny-ffhq.pkl"))
     toon = describe(pickles.load_generator(STYLEGAN_FIXTURES / "tiny-toon.pkl"))
-    generator = engine_module(engine, "networks").Generator(ffhq)
+    generator = backend(engine).Generator(ffhq)
     generator.load_synthesis(toon.synthesis_vars)
     assert np.abs(generator.synthesize(ref["ws"]) - ref["images"]).max() <= FLOAT_TOL
 
 
 def test_mapping_matches_original(engine):
-    from stylegan2.engines import engine_module
+    from stylegan2.engines import backend
 
     ref = np.load(str(REFERENCE / "ffhq-seeds-psi0.7.npz"))
     spec = describe(pickles.load_generator(STYLEGAN_FIXTURES / "tiny-ffhq.pkl"))
-    w = engine_module(engine, "networks").Generator(spec).map(ref["z"])
+    w = backend(engine).Generator(spec).map(ref["z"])
     assert np.abs(w - ref["w_mapped"][:, 0]).max() <= WS_TOL

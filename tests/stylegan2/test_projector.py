@@ -10,13 +10,13 @@ import pytest
 from PIL import Image
 
 from stylegan2 import pickles
-from stylegan2.engines import engine_module
+from stylegan2.engines import backend
 from stylegan2.errors import ModelStructureError
+from stylegan2.model_files import FFHQ_FILE, PERCEPTUAL_FILE, TOON_FILE, ModelPaths
 from stylegan2.perceptual import describe_perceptual
 from stylegan2.projection import ProjectorConfig, StepInfo, learning_rate, noise_strength, pyramid_levels
 from stylegan2.sampling import to_uint8
-from stylegan2.tiny import FFHQ_FILE, PERCEPTUAL_FILE, TOON_FILE
-from stylegan2.toonifier import ModelPaths, Toonifier
+from stylegan2.toonifier import Toonifier
 from tests.conftest import run_cli
 
 # One short config for the tests that only watch the steps: a projector is built (a graph, in tf1) per config.
@@ -93,7 +93,7 @@ def test_previews_arrive_every_k_steps(toonifier):
 
 
 def test_regulariser_small_for_white_noise_large_for_smooth(engine):
-    regularization_value = engine_module(engine, "projector").regularization_value
+    regularization_value = backend(engine).regularization_value
     white = np.random.RandomState(0).randn(2, 64, 64).astype(np.float32)
     smooth = np.cumsum(np.cumsum(white, axis=1), axis=2)
     smooth = (smooth - smooth.mean()) / smooth.std()
@@ -132,7 +132,7 @@ def test_perceptual_loader_names_what_is_wrong(tiny_models):
 
 
 def test_lpips_is_zero_for_identical_images_and_grows_with_change(engine, tiny_models):
-    lpips_distance = engine_module(engine, "projector").lpips_distance
+    lpips_distance = backend(engine).lpips_distance
     spec = describe_perceptual(pickles.load(tiny_models / PERCEPTUAL_FILE))
     images = np.random.RandomState(0).uniform(0, 255, (2, 3, 32, 32)).astype(np.float32)
     assert max(lpips_distance(spec, images, images)) < 1e-6

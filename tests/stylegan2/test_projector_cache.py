@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stylegan2.model_files import ModelPaths
 from stylegan2.projection import ProjectorConfig
-from stylegan2.toonifier import ModelPaths, Toonifier
+from stylegan2.toonifier import Toonifier
 
 JOBS = 50
 

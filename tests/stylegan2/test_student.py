@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from stylegan2 import pickles
-from stylegan2.engines import engine_module
+from stylegan2.engines import backend
 from stylegan2.errors import ModelStructureError
 from stylegan2.layout import describe
-from stylegan2.pairs import Manifest, render_pairs, resize
+from stylegan2.pairs import Manifest, PairRenderer, render_pairs, resize
 from stylegan2.sampling import broadcast, to_uint8, truncate
 from stylegan2.student import init_student, load_student, save_student
 from tests.conftest import REPO, run_cli
@@ -31,7 +31,7 @@ def _random_student(strength_input: bool = False):
 
 def test_untrained_student_returns_its_input(engine):
     faces = np.random.RandomState(0).randint(0, 256, [2, 32, 32, 3]).astype(np.uint8)
-    student = engine_module(engine, "student").Student(init_student(32, (8, 16)))
+    student = backend(engine).Student(init_student(32, (8, 16)))
     assert np.abs(student.toonify(faces).astype(int) - faces).max() <= 1
 
 
@@ -59,14 +59,14 @@ def test_engines_agree_on_the_student(tmp_path, engine):
     save_student(_random_student(strength_input=True), tmp_path / "s.npz")
     faces = np.random.RandomState(1).randint(0, 256, [3, 32, 32, 3]).astype(np.uint8)
     np.save(str(tmp_path / "faces.npy"), faces)
-    script = ("import numpy as np; from stylegan2.engines import engine_module; from stylegan2.student import "
-              "load_student; s = engine_module('%s', 'student').Student(load_student('%s')); "
+    script = ("import numpy as np; from stylegan2.engines import backend; from stylegan2.student import "
+              "load_student; s = backend('%s').Student(load_student('%s'), 'cpu'); "
               "np.save('%s', s.toonify(np.load('%s'), 0.6))"
               % (OTHER[engine], tmp_path / "s.npz", tmp_path / "theirs.npy", tmp_path / "faces.npy"))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO), TOONIFY_DEVICE="cpu")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
     result = subprocess.run([str(other_python), "-c", script], cwd=str(REPO), env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    ours = engine_module(engine, "student").Student(load_student(tmp_path / "s.npz")).toonify(faces, 0.6)
+    ours = backend(engine).Student(load_student(tmp_path / "s.npz")).toonify(faces, 0.6)
     theirs = np.load(str(tmp_path / "theirs.npy"))
     assert np.abs(ours.astype(int) - theirs).max() <= 1  # uint8 rounding of float32 sums that differ by ~1e-6
     assert np.mean(ours != theirs) < 0.01
@@ -86,13 +86,13 @@ def test_pairs_are_resumable_and_match_generate(tmp_path, engine, tiny_models):
     (tmp_path / "pairs" / "shard-00001.npz").unlink()  # as if the run had been killed while writing it
     settings = Manifest.read(tmp_path / "pairs").settings
     events = []
-    render_pairs(engine, ffhq, toon, tmp_path / "pairs", settings, lambda *event: events.append(event))
+    render_pairs(PairRenderer(engine, ffhq, toon), tmp_path / "pairs", settings, lambda *event: events.append(event))
     assert events == [(1, 3, True), (2, 3, False), (3, 3, True)]
     after = dict(np.load(str(tmp_path / "pairs" / "shard-00001.npz")))
     assert all(np.array_equal(before[k], after[k]) for k in before)
     with pytest.raises(ValueError, match="other settings"):
-        render_pairs(engine, ffhq, toon, tmp_path / "pairs", replace(settings, truncation_psi=0.9))
-    generator = engine_module(engine, "networks").Generator(describe(pickles.load_generator(ffhq)))
+        render_pairs(PairRenderer(engine, ffhq, toon), tmp_path / "pairs", replace(settings, truncation_psi=0.9))
+    generator = backend(engine).Generator(describe(pickles.load_generator(ffhq)))
     ws = truncate(broadcast(generator.map(np.random.RandomState(2).randn(1, 512)), generator.spec.num_ws),
                   generator.spec.dlatent_avg, 0.5)
     face = resize(to_uint8(generator.synthesize(ws)), 32)

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from stylegan2.projection import cached_w_statistics
+from stylegan2.toonifier import default_cache_dir
 
 
 def test_two_workers_filling_the_cache_at_once_both_succeed_and_leave_one_file(tmp_path):
@@ -31,3 +32,12 @@ def test_two_workers_filling_the_cache_at_once_both_succeed_and_leave_one_file(t
     assert len(files) == 1 and files[0].endswith(".npz") and ".part" not in files[0]
     cached_avg, cached_std = cached_w_statistics(lambda z: 1 / 0, spec, model, cache, samples=2000)  # from the file
     assert np.array_equal(cached_avg, first_avg) and cached_std == first_std
+
+
+def test_cache_folder_is_the_configured_one_else_beside_the_model(tmp_path, monkeypatch):
+    """The library takes the folder as an argument: TOONIFY_CACHE_DIR in its environment changes nothing."""
+    model = tmp_path / "models" / "model.pkl"
+    model.parent.mkdir()
+    monkeypatch.setenv("TOONIFY_CACHE_DIR", str(tmp_path / "from-env"))
+    assert default_cache_dir(model, tmp_path / "chosen") == tmp_path / "chosen"
+    assert default_cache_dir(model, None) == model.parent.resolve() / ".cache"
