@@ -25,7 +25,7 @@ from ..jobs.job import Job
 from ..jobs.local import LocalWorker
 from ..jobs.redis_store import RedisJobStore, connect
 from ..jobs.results import read_latents
-from ..jobs.store import JobStore
+from ..jobs.sqlite_store import SqliteJobStore
 from ..jobs.supervisor import WorkerSupervisor
 from ..metrics import Metrics
 from ..storage import StorageFull, check_free_space
@@ -86,7 +86,7 @@ class Service:
 class LocalService(Service):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.store = JobStore(settings.data_dir)
+        self.store = SqliteJobStore(settings.data_dir)
         self.metrics.count_jobs_from(self.store.job_counts)
         requeued = self.store.requeue_interrupted(settings.job_attempts)
         if requeued:

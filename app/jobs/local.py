@@ -15,7 +15,7 @@ from ..metrics import Metrics
 from ..storage import free_bytes, is_out_of_space
 from .job import Job
 from .runner import run_job
-from .store import JobStore
+from .sqlite_store import SqliteJobStore
 
 log = logging.getLogger("toonify.worker")
 IDLE_WAIT_S = 0.5
@@ -24,7 +24,7 @@ INTERNAL_ERROR = "toonification failed on the server; try again later"
 
 
 class LocalWorker(threading.Thread):
-    def __init__(self, store: JobStore, engine: Callable[[], Optional[Engine]], detector: FaceDetector,
+    def __init__(self, store: SqliteJobStore, engine: Callable[[], Optional[Engine]], detector: FaceDetector,
                  limits: ImageLimits, metrics: Metrics, batch_size: int, min_free_bytes: int = 0) -> None:
         super().__init__(name="toonify-worker", daemon=True)
         self.store, self.engine, self.detector = store, engine, detector

@@ -15,12 +15,12 @@ from ..pipeline import ToonifyOptions, toonify
 from ..storage import is_out_of_space, storage_full_from
 from .job import UPLOAD, Job
 from .results import write_results
-from .store import JobStore
+from .sqlite_store import SqliteJobStore
 
 if TYPE_CHECKING:
     from .redis_store import RedisJobStore
 
-AnyStore = Union[JobStore, "RedisJobStore"]
+AnyStore = Union[SqliteJobStore, "RedisJobStore"]
 
 log = logging.getLogger("toonify.jobs")
 

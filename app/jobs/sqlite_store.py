@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS job_counts (
 """
 
 
-class JobStore:
+class SqliteJobStore:
     """The single-machine store: the in-process worker claims jobs from it."""
 
     def __init__(self, data_dir: Path) -> None:
