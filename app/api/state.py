@@ -26,6 +26,7 @@ from ..jobs.local import LocalWorker
 from ..jobs.redis_store import RedisJobStore, connect
 from ..jobs.results import read_latents
 from ..jobs.sqlite_store import SqliteJobStore
+from ..jobs.store import JobStore
 from ..jobs.supervisor import WorkerSupervisor
 from ..metrics import Metrics
 from ..storage import StorageFull, check_free_space
@@ -42,7 +43,7 @@ Readiness = Tuple[bool, Dict[str, Any]]
 
 
 class Service:
-    store: Any  # JobStore or RedisJobStore: the same methods
+    store: JobStore
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -26,6 +26,7 @@ from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from ..config import Settings
+from ..jobs.store import JobStore
 from .errors import ApiError
 from .views import job_view
 
@@ -94,7 +95,7 @@ class Delivery:
 
 
 class WebhookSender:
-    def __init__(self, store: Any, settings: Settings) -> None:
+    def __init__(self, store: JobStore, settings: Settings) -> None:
         self.store, self.settings = store, settings
         self._subscriptions: Dict[str, Subscription] = {}
         self._pending: List[Delivery] = []

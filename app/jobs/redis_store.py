@@ -124,7 +124,7 @@ def job_from_hash(job_id: str, fields: Dict[bytes, bytes]) -> Job:
 
 
 class RedisJobStore:
-    """The job store of the scaled-out service; the same methods as the SQLite store, plus delivery."""
+    """The job store of the scaled-out service: the JobStore contract (app.jobs.store), plus delivery."""
 
     def __init__(self, redis: Redis, result_ttl_s: int, job_timeout_s: int, job_attempts: int) -> None:
         self.redis = redis

@@ -3,7 +3,7 @@ by the in-process worker and the Redis workers."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Callable, Optional, Union
+from typing import Callable, Optional
 
 from ..engine import Engine, ProjectionCancelled
 from ..errors import ToonifyError
@@ -15,17 +15,12 @@ from ..pipeline import ToonifyOptions, toonify
 from ..storage import is_out_of_space, storage_full_from
 from .job import UPLOAD, Job
 from .results import write_results
-from .sqlite_store import SqliteJobStore
-
-if TYPE_CHECKING:
-    from .redis_store import RedisJobStore
-
-AnyStore = Union[SqliteJobStore, "RedisJobStore"]
+from .store import JobStore
 
 log = logging.getLogger("toonify.jobs")
 
 
-def run_job(job: Job, store: AnyStore, engine: Engine, detector: FaceDetector, limits: ImageLimits,
+def run_job(job: Job, store: JobStore, engine: Engine, detector: FaceDetector, limits: ImageLimits,
             metrics: Metrics, batch_size: int, worker: str,
             should_stop: Optional[Callable[[], bool]] = None) -> str:
     """Returns the job's outcome: succeeded, failed, cancelled or requeued. ``should_stop``: the worker is

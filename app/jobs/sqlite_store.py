@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS job_counts (
 
 
 class SqliteJobStore:
-    """The single-machine store: the in-process worker claims jobs from it."""
+    """The single-machine store: the JobStore contract (app.jobs.store), plus what the in-process worker
+    needs (claim_next, requeue_interrupted, the files on disk)."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
