@@ -15,13 +15,13 @@ from typing_extensions import Literal
 
 from stylegan2.tiny import MARKER_FILE
 
+from ..errors import InvalidOption, JobCancelled, JobFailed, NotFound, ResultNotReady, ShuttingDown
 from ..imaging import encode_image
 from ..jobs.job import Job
 from ..pipeline import ToonifyOptions
 from ..web import PAGE
 from .admission import admit, detect
 from .auth import NO_OWNER
-from .errors import ApiError
 from .events import job_events
 from .form import form_parts, refuse_unknown, single_upload, toonify_request
 from .middleware import OWNER_SCOPE_KEY
@@ -52,9 +52,8 @@ async def _wait_while_connected(request: Request, svc: Service, job: Job) -> Opt
     deadline = time.monotonic() + svc.settings.sync_timeout_s
     while not job.finished and time.monotonic() < deadline:
         if svc.draining.is_set():
-            raise ApiError("shutting_down", "the server is restarting; job %s continues after the restart: poll "
-                                            "/jobs/%s" % (job.id, job.id),
-                           {"Retry-After": "30", "Location": "/jobs/%s" % job.id})
+            raise ShuttingDown("the server is restarting; job %s continues after the restart: poll /jobs/%s"
+                               % (job.id, job.id), retry_after_s=30, job_id=job.id)
         if await request.is_disconnected():
             if svc.settings.cancel_abandoned:
                 await run_in_threadpool(svc.store.cancel, job.id)
@@ -68,7 +67,7 @@ def _job_or_404(svc: Service, job_id: str, who: str) -> Job:
     """The job, if it exists and belongs to the requester's API key (another key's jobs are 404 too)."""
     job = svc.store.get(job_id)
     if job is None or job.status == "reserved" or (svc.auth.enabled and job_owner(job) != who):
-        raise ApiError("not_found", "no job %s (unknown, deleted, or expired after its TTL)" % job_id)
+        raise NotFound("no job %s (unknown, deleted, or expired after its TTL)" % job_id)
     return job
 
 
@@ -118,8 +117,7 @@ async def toonify(
     wants_async = async_ in ("1", "true", "yes") or "respond-async" in request.headers.get("prefer", "").lower()
     if form.method == "fast":
         if wants_async:
-            raise ApiError("invalid_option", "method=fast answers at once and has no job: drop async / "
-                                             "'Prefer: respond-async'")
+            raise InvalidOption("method=fast answers at once and has no job: drop async / 'Prefer: respond-async'")
         return await svc.fast.respond(svc.detector, data, options, svc.limits)
     svc.check_accepting()
     if form.webhook is not None:
@@ -154,10 +152,9 @@ async def toonify(
     if job is None:
         return Response(status_code=CLIENT_CLOSED)
     if job.status == "failed":
-        raise ApiError(job.error_code or "internal_error", job.error_message or "toonification failed")
+        raise JobFailed(job.error_code, job.error_message)
     if job.status != "succeeded":
-        raise ApiError("cancelled" if job.status == "cancelled" else "not_finished",
-                       "job %s is %s" % (job.id, job.status))
+        raise (JobCancelled if job.status == "cancelled" else ResultNotReady)("job %s is %s" % (job.id, job.status))
     return await result_response(svc, job, options)
 
 
@@ -168,8 +165,8 @@ def _idempotent_job(svc: Service, index, who: str, key: Optional[str], fingerpri
         return None
     job_id, earlier = found
     if earlier != fingerprint:
-        raise ApiError("invalid_option", "Idempotency-Key %r was used for another photo or other options; use a "
-                                         "new key for a new request" % key)
+        raise InvalidOption("Idempotency-Key %r was used for another photo or other options; use a new key for a "
+                            "new request" % key)
     return svc.store.get(job_id)
 
 
@@ -196,8 +193,8 @@ async def list_jobs(request: Request, limit: int = Query(20, ge=1, le=100),
                     before: Optional[float] = Query(None, description="the 'next' link's cursor")) -> JSONResponse:
     svc, who, index = service(request), owner(request), request.app.state.job_index
     if who == NO_OWNER:  # job ids are the keys to results: never list them to whoever asks
-        raise ApiError("not_found", "this server lists jobs per API key, and it has none (TOONIFY_API_KEYS); "
-                                    "keep the ids POST /toonify returns")
+        raise NotFound("this server lists jobs per API key, and it has none (TOONIFY_API_KEYS); keep the ids "
+                       "POST /toonify returns")
     cursor, views = float("inf") if before is None else before, []
     while len(views) < limit:
         entries = await run_in_threadpool(index.page, who, cursor, limit)

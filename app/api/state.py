@@ -19,6 +19,7 @@ from rq.job import JobStatus
 
 from ..config import Settings
 from ..engine import Engine
+from ..errors import InternalError, ModelsFailed, NotReady, ShuttingDown
 from ..faces import FaceDetector
 from ..imaging import ImageLimits
 from ..jobs.job import Job
@@ -31,7 +32,6 @@ from ..jobs.supervisor import WorkerSupervisor
 from ..metrics import Metrics
 from ..storage import StorageFull, check_free_space
 from .auth import Auth
-from .errors import ApiError
 from .fast import FastService
 
 log = logging.getLogger("toonify")
@@ -70,9 +70,9 @@ class Service:
         raise NotImplementedError
 
     def check_accepting(self) -> None:
-        """Raise ApiError (503) when new jobs cannot be taken now."""
+        """Raise ShuttingDown, NotReady or StorageFull when new jobs cannot be taken now."""
         if self.draining.is_set():
-            raise ApiError("shutting_down", "the server is restarting; try again shortly", {"Retry-After": "10"})
+            raise ShuttingDown("the server is restarting; try again shortly", retry_after_s=10)
 
     async def render(self, job: Job, face: int, strength: float) -> np.ndarray:
         raise NotImplementedError
@@ -136,17 +136,16 @@ class LocalService(Service):
         if engine is not None:
             return engine
         if self.engine_error is not None:
-            raise ApiError("models_failed", "the models failed to load (%s); the operator must fix the models "
-                                            "folder and restart the service" % self.engine_error)
-        raise ApiError("not_ready", "the service is still loading its models; try again shortly",
-                       {"Retry-After": "10"})
+            raise ModelsFailed("the models failed to load (%s); the operator must fix the models folder and "
+                               "restart the service" % self.engine_error)
+        raise NotReady("the service is still loading its models; try again shortly", retry_after_s=10)
 
     def check_accepting(self) -> None:
         super().check_accepting()
         self._loaded_engine()
         alive, reason = self.workers.alive()
         if not alive:
-            raise ApiError("not_ready", reason + "; try again shortly", {"Retry-After": "5"})
+            raise NotReady(reason + "; try again shortly", retry_after_s=5)
         check_free_space(self.settings.data_dir, self.settings.min_free_bytes)
 
     async def render(self, job: Job, face: int, strength: float) -> np.ndarray:
@@ -192,10 +191,9 @@ class RedisService(Service):
             if status == JobStatus.FINISHED:
                 return await run_in_threadpool(task.return_value, True)
             if status in (JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED):
-                raise ApiError("internal_error", "re-rendering failed on the worker; try again later")
+                raise InternalError("re-rendering failed on the worker; try again later")
             await asyncio.sleep(0.05)
-        raise ApiError("not_ready", "no worker was free to re-render within %d s; try again" % RENDER_WAIT_S,
-                       {"Retry-After": "30"})
+        raise NotReady("no worker was free to re-render within %d s; try again" % RENDER_WAIT_S, retry_after_s=30)
 
     def refresh_gauges(self) -> None:
         super().refresh_gauges()

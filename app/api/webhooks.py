@@ -26,8 +26,8 @@ from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from ..config import Settings
+from ..errors import InvalidOption
 from ..jobs.store import JobStore
-from .errors import ApiError
 from .views import job_view
 
 log = logging.getLogger("toonify.webhooks")
@@ -215,4 +215,4 @@ def refuse_bad_url(url: str, settings: Settings) -> None:
     try:
         check_url(url, settings.webhook_allow_private)
     except WebhookRefused as exc:
-        raise ApiError("invalid_option", str(exc)) from None
+        raise InvalidOption(str(exc)) from None
