@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
+from ..composition import create_service
 from ..config import Settings
 from ..errors import (
     BadRequest,
@@ -22,16 +23,17 @@ from ..errors import (
     QueueUnavailable,
     ToonifyError,
 )
+from ..jobs.redis_store import REDIS_DOWN
 from ..storage import is_out_of_space, storage_full_from
 from .admission import MemoryBudget
-from .auth import RedactSecrets
+from .auth import Auth, RedactSecrets
 from .errors import error_response
+from .fast import FastService
 from .jobindex import create_job_index
 from .middleware import ServiceMiddleware
 from .openapi import install_docs
 from .protocol import HeadAsGet
 from .routes import router
-from .state import REDIS_DOWN, create_service
 from .streams import JobWatcher
 from .views import job_owner, job_views
 from .webhooks import WebhookSender
@@ -46,6 +48,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app = FastAPI(title="Toonify", version="0.1.0", docs_url=None, redoc_url=None,
                   description="POST a photo of a person to /toonify; get a cartoon version of their face.")
     app.state.service = svc
+    app.state.auth = auth = Auth(settings.api_keys, settings.link_ttl_s, settings.open_metrics)
+    app.state.fast = FastService(settings, svc.metrics.registry)
     app.state.job_index = create_job_index(svc, settings.data_dir, settings.result_ttl_s)
     app.state.webhooks = WebhookSender(svc.store, settings)
     app.include_router(router)
@@ -92,7 +96,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         logging.getLogger("uvicorn.access").addFilter(RedactSecrets())
         app.state.decode_budget = MemoryBudget(settings.decode_memory_mb * 1_000_000)
         app.state.watcher = JobWatcher(
-            lambda ids: job_views(svc.store, ids, lambda job, url: svc.auth.sign(job_owner(job), job.id, url)),
+            lambda ids: job_views(svc.store, ids, lambda job, url: auth.sign(job_owner(job), job.id, url)),
             settings.max_streams)
         app.state.watcher.start()
         svc.start()
@@ -116,6 +120,6 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
                            allow_headers=["*"], expose_headers=["Location", "X-Toonify-Job", "X-Toonify-Faces"])
     app.add_middleware(HeadAsGet)  # inside ServiceMiddleware: metrics and API keys see the real method
-    app.add_middleware(ServiceMiddleware, max_body_bytes=settings.max_upload_bytes + 1_000_000, auth=svc.auth,
+    app.add_middleware(ServiceMiddleware, max_body_bytes=settings.max_upload_bytes + 1_000_000, auth=auth,
                        metrics=svc.metrics, routes=app.router.routes, body_timeout_s=settings.body_timeout_s)
     return app

@@ -23,7 +23,7 @@ from ..imaging import decode_cost_bytes, decode_reduced
 from ..jobs.job import Job, new_job_id
 from ..memory import return_freed_memory
 from ..pipeline import ToonifyOptions, select_faces
-from .state import Service
+from ..service import Service
 
 
 class MemoryBudget:

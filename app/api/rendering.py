@@ -20,7 +20,7 @@ from ..errors import InvalidOption, ResultNotFound, ResultNotReady
 from ..imaging import decode_image, encode_image, media_type
 from ..jobs.job import PHOTO, Job
 from ..pipeline import OUTPUT_KINDS, ToonifyOptions
-from .state import Service
+from ..service import Service
 
 
 def stored_png(svc: Service, job: Job, kind: str, face: int) -> bytes:

@@ -28,7 +28,7 @@ from ..errors import JobTimedOut
 from ..faces import FaceDetector
 from ..imaging import ImageLimits
 from ..metrics import Metrics
-from .redis_store import JOBS_QUEUE, RENDER_QUEUE, WORKERS, RedisJobStore, connect
+from .redis_store import JOBS_QUEUE, RENDER_QUEUE, WORKERS, RedisJobStore
 from .rq_tasks import WorkerContext, install
 
 log = logging.getLogger("toonify.worker")
@@ -106,8 +106,8 @@ def default_worker_name() -> str:
 
 def run_worker(settings: Settings, name: str, burst: bool = False, metrics_port: Optional[int] = None) -> int:
     """Load the models, then take jobs until stopped (SIGTERM: finish the current job first)."""
-    redis = connect(settings.redis_url)
-    store = RedisJobStore(redis, settings.result_ttl_s, settings.job_timeout_s, settings.job_attempts)
+    store = RedisJobStore.from_settings(settings)
+    redis = store.redis
     engine = Engine(settings.engine, settings.models_dir, settings.device_memory_bytes)
     log.info("worker %s: engine %s ready in %.1fs", name, engine.name, engine.load_seconds)
     metrics = Metrics()

@@ -1,8 +1,9 @@
-"""What one API process holds: settings, job store, metrics, face detector, and how jobs get run.
+"""What one API process holds: settings, job store, metrics, face detector, and how jobs get run. No HTTP
+here: conditions are typed errors (app.errors), which app.api answers; app.composition picks the service.
 
-``local`` (the default): SQLite + an in-process worker; the engine loads in a background thread so liveness
-answers at once. ``redis``: jobs go through Redis to ``python -m app worker`` processes on any machine; this
-process loads no models and does no GPU work (re-renders run on a worker too)."""
+``LocalService``: SQLite + an in-process worker; the engine loads in a background thread so liveness
+answers at once. ``RedisService``: jobs go through Redis to ``python -m app worker`` processes on any
+machine; this process loads no models and does no GPU work (re-renders run on a worker too)."""
 from __future__ import annotations
 
 import asyncio
@@ -12,31 +13,26 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
-from fastapi.concurrency import run_in_threadpool
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.job import JobStatus
+from starlette.concurrency import run_in_threadpool
 
-from ..config import Settings
-from ..engine import Engine
-from ..errors import InternalError, ModelsFailed, NotReady, ShuttingDown
-from ..faces import FaceDetector
-from ..imaging import ImageLimits
-from ..jobs.job import Job
-from ..jobs.local import LocalWorker
-from ..jobs.redis_store import RedisJobStore, connect
-from ..jobs.results import read_latents
-from ..jobs.sqlite_store import SqliteJobStore
-from ..jobs.store import JobStore
-from ..jobs.supervisor import WorkerSupervisor
-from ..metrics import Metrics
-from ..storage import StorageFull, check_free_space
-from .auth import Auth
-from .fast import FastService
+from .config import Settings
+from .engine import Engine
+from .errors import InternalError, ModelsFailed, NotReady, ShuttingDown
+from .faces import FaceDetector
+from .imaging import ImageLimits
+from .jobs.job import Job
+from .jobs.local import LocalWorker
+from .jobs.redis_store import REDIS_DOWN, RedisJobStore
+from .jobs.results import read_latents
+from .jobs.sqlite_store import SqliteJobStore
+from .jobs.store import JobStore
+from .jobs.supervisor import WorkerSupervisor
+from .metrics import Metrics
+from .storage import StorageFull, check_free_space
 
 log = logging.getLogger("toonify")
 RENDER_WAIT_S = 120
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 TINY_WARNING = ("these are tiny random TEST models (make-tiny): results are noise, not faces; run preload.sh for the "
                 "real weights")
 Readiness = Tuple[bool, Dict[str, Any]]
@@ -50,8 +46,6 @@ class Service:
         self.metrics = Metrics()
         self.limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
         self.detector = FaceDetector(settings.models_dir)
-        self.auth = Auth(settings.api_keys, settings.link_ttl_s, settings.open_metrics)
-        self.fast = FastService(settings, self.metrics.registry)
 
         self.draining = threading.Event()  # SIGTERM received: waiting requests answer, no new jobs
 
@@ -85,9 +79,11 @@ class Service:
 
 
 class LocalService(Service):
-    def __init__(self, settings: Settings) -> None:
+    store: SqliteJobStore
+
+    def __init__(self, settings: Settings, store: SqliteJobStore) -> None:
         super().__init__(settings)
-        self.store = SqliteJobStore(settings.data_dir)
+        self.store = store
         self.metrics.count_jobs_from(self.store.job_counts)
         requeued = self.store.requeue_interrupted(settings.job_attempts)
         if requeued:
@@ -172,10 +168,12 @@ class LocalService(Service):
 
 
 class RedisService(Service):
-    def __init__(self, settings: Settings) -> None:
+    store: RedisJobStore
+
+    def __init__(self, settings: Settings, store: RedisJobStore) -> None:
         super().__init__(settings)
-        self.redis = connect(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
-        self.store = RedisJobStore(self.redis, settings.result_ttl_s, settings.job_timeout_s, settings.job_attempts)
+        self.store = store
+        self.redis = store.redis
         self.metrics.count_jobs_from(self.store.job_counts)
 
     def submit(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
@@ -216,7 +214,3 @@ class RedisService(Service):
         if any(worker.get("tiny") for worker in workers):
             body["warning"] = TINY_WARNING
         return True, body
-
-
-def create_service(settings: Settings) -> Service:
-    return RedisService(settings) if settings.queue == "redis" else LocalService(settings)
