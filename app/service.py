@@ -39,6 +39,8 @@ Readiness = Tuple[bool, Dict[str, Any]]
 
 
 class Service:
+    """What the API asks of either service: take jobs, re-render faces, say whether it is ready."""
+
     store: JobStore
 
     def __init__(self, settings: Settings) -> None:
