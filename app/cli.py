@@ -352,10 +352,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
     import socket
 
-    from .jobs.redis_store import RedisJobStore, connect
+    from .jobs.redis_store import RedisJobStore
 
-    store = RedisJobStore(connect(settings.redis_url, socket_timeout=5), settings.result_ttl_s,
-                          settings.job_timeout_s, settings.job_attempts)
+    store = RedisJobStore.from_settings(settings, socket_timeout=5)
     workers = [w for w in store.live_workers() if not args.this_host or w["host"] == socket.gethostname()]
     for worker in workers:
         print("%s  engine=%s  job=%s" % (worker["name"], worker["engine"], worker["job"] or "-"))

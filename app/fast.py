@@ -17,7 +17,7 @@ from stylegan2.engines import backend
 from stylegan2.student import STUDENT_FILE, load_student
 
 from .align import TRANSFORM_SIZE, align_face, paste_faces
-from .errors import ToonifyError
+from .errors import InvalidOption, ToonifyError
 from .faces import Face, FaceDetector, select_faces
 from .imaging import ImageLimits, decode_image
 from .options import RequestOptions
@@ -36,10 +36,8 @@ class FastModeUnavailable(ToonifyError):
     code = "fast_unavailable"
 
 
-class FastOptionUnsupported(ToonifyError):
+class FastOptionUnsupported(InvalidOption):
     """An option the loaded student cannot honour (e.g. a strength it was not trained for)."""
-
-    code = "invalid_option"
 
 
 @dataclass

@@ -11,18 +11,29 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
+from ..composition import create_service
 from ..config import Settings
-from ..errors import ToonifyError
+from ..errors import (
+    BadRequest,
+    InternalError,
+    InvalidOption,
+    MethodNotAllowed,
+    MissingImage,
+    NotFound,
+    QueueUnavailable,
+    ToonifyError,
+)
+from ..jobs.redis_store import REDIS_DOWN
 from ..storage import is_out_of_space, storage_full_from
 from .admission import MemoryBudget
-from .auth import RedactSecrets
-from .errors import ApiError, error_response
+from .auth import Auth, RedactSecrets
+from .errors import error_response
+from .fast import FastService
 from .jobindex import create_job_index
 from .middleware import BodyLimits, ServiceMiddleware
 from .openapi import install_docs
 from .protocol import HeadAsGet
 from .routes import router
-from .state import REDIS_DOWN, create_service
 from .streams import JobWatcher
 from .views import job_owner, job_views
 from .webhooks import WebhookSender
@@ -37,24 +48,21 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app = FastAPI(title="Toonify", version="0.1.0", docs_url=None, redoc_url=None,
                   description="POST a photo of a person to /toonify; get a cartoon version of their face.")
     app.state.service = svc
+    app.state.auth = auth = Auth(settings.api_keys, settings.link_ttl_s, settings.open_metrics)
+    app.state.fast = FastService(settings, svc.metrics.registry)
     app.state.job_index = create_job_index(svc, settings.data_dir, settings.result_ttl_s)
     app.state.webhooks = WebhookSender(svc.store, settings)
     app.include_router(router)
     install_docs(app, settings)
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_request, exc: ApiError):
-        return error_response(exc.code, exc.message, exc.headers)
-
     @app.exception_handler(ToonifyError)
     async def _toonify_error(_request, exc: ToonifyError):
-        retry_after = getattr(exc, "retry_after_s", None)
-        return error_response(exc.code, exc.message, {"Retry-After": str(retry_after)} if retry_after else None)
+        return error_response(exc)
 
     async def _queue_down(_request, exc: Exception):
         log.warning("Redis unreachable: %s", exc)
-        return error_response("queue_unavailable", "the job queue cannot be reached right now; try again shortly",
-                              {"Retry-After": "5"})
+        return error_response(QueueUnavailable("the job queue cannot be reached right now; try again shortly",
+                                               retry_after_s=5))
 
     for redis_error in REDIS_DOWN:
         app.add_exception_handler(redis_error, _queue_down)
@@ -63,32 +71,32 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     async def _invalid(_request, exc: RequestValidationError):
         first = exc.errors()[0]
         if tuple(first.get("loc", ()))[-1:] == ("image",):  # sent, but as a text field
-            return error_response("missing_image", "'image' must be a file: send the photo as a file in the "
-                                                   "multipart field 'image'")
+            return error_response(MissingImage("'image' must be a file: send the photo as a file in the multipart "
+                                               "field 'image'"))
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "body", "path"))
-        return error_response("invalid_option", "%s: %s" % (where or "request", first.get("msg", "invalid")))
+        return error_response(InvalidOption("%s: %s" % (where or "request", first.get("msg", "invalid"))))
 
     @app.exception_handler(HTTPException)
     async def _http(_request, exc: HTTPException):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
-        response = error_response(code, str(exc.detail))
-        response.status_code = exc.status_code
+        kind = {404: NotFound, 405: MethodNotAllowed}.get(exc.status_code, BadRequest)
+        response = error_response(kind(str(exc.detail)))
+        response.status_code = exc.status_code  # Starlette's own status, whatever the table says
         return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request, exc: Exception):
         if is_out_of_space(exc):
             log.warning("%s %s: the disk is full (%s)", request.method, request.url.path, exc)
-            return await _toonify_error(request, storage_full_from(exc))
+            return error_response(storage_full_from(exc))
         log.exception("unhandled error")
-        return error_response("internal_error", "something went wrong on the server; try again later")
+        return error_response(InternalError("something went wrong on the server; try again later"))
 
     @app.on_event("startup")
     async def _start() -> None:
         logging.getLogger("uvicorn.access").addFilter(RedactSecrets())
         app.state.decode_budget = MemoryBudget(settings.decode_memory_mb * 1_000_000)
         app.state.watcher = JobWatcher(
-            lambda ids: job_views(svc.store, ids, lambda job, url: svc.auth.sign(job_owner(job), job.id, url)),
+            lambda ids: job_views(svc.store, ids, lambda job, url: auth.sign(job_owner(job), job.id, url)),
             settings.max_streams)
         app.state.watcher.start()
         svc.start()
@@ -113,5 +121,5 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                            allow_headers=["*"], expose_headers=["Location", "X-Toonify-Job", "X-Toonify-Faces"])
     app.add_middleware(HeadAsGet)  # inside ServiceMiddleware: metrics and API keys see the real method
     body = BodyLimits(max_bytes=settings.max_upload_bytes + 1_000_000, timeout_s=settings.body_timeout_s)
-    app.add_middleware(ServiceMiddleware, limits=body, auth=svc.auth, metrics=svc.metrics, routes=app.router.routes)
+    app.add_middleware(ServiceMiddleware, limits=body, auth=auth, metrics=svc.metrics, routes=app.router.routes)
     return app

@@ -17,14 +17,13 @@ from typing import AsyncIterator, List, Optional, Tuple
 import numpy as np
 from fastapi.concurrency import run_in_threadpool
 
-from ..errors import TooManyFaces
+from ..errors import QueueFull, TooManyFaces
 from ..faces import DETECT_SIDE, Face, select_faces
 from ..imaging import decode_cost_bytes, decode_reduced
 from ..jobs.job import Job, new_job_id
 from ..memory import return_freed_memory
 from ..options import RequestOptions
-from .errors import ApiError
-from .state import Service
+from ..service import Service
 
 
 class MemoryBudget:
@@ -83,11 +82,11 @@ async def detect(svc: Service, budget: MemoryBudget, data: bytes) -> Tuple[Tuple
     return size, [scale_face(face, scale) for face in faces]
 
 
-async def queue_full(svc: Service) -> ApiError:
+async def queue_full(svc: Service) -> QueueFull:
     durations = await run_in_threadpool(svc.store.recent_durations)
     retry = max(1, int(statistics.median(durations or [30.0])))
-    return ApiError("queue_full", "the queue is full (%d jobs at most); try again in %d s"
-                    % (svc.settings.max_queue, retry), {"Retry-After": str(retry)})
+    return QueueFull("the queue is full (%d jobs at most); try again in %d s" % (svc.settings.max_queue, retry),
+                     retry_after_s=retry)
 
 
 async def admit(svc: Service, budget: MemoryBudget, options: RequestOptions, cache_key: str, data: bytes) -> Job:

@@ -1,9 +1,12 @@
-"""The one table from error codes to HTTP statuses, and JSON error bodies ``{code, message}``."""
+"""The one table from error codes to HTTP statuses, and the JSON error body ``{code, message}``: every
+ToonifyError (app.errors) a route, a service or the middleware raises is answered here."""
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict
 
 from starlette.responses import JSONResponse
+
+from ..errors import ShuttingDown, ToonifyError, Unauthorized
 
 STATUS_BY_CODE: Dict[str, int] = {
     "empty_upload": 400,
@@ -44,16 +47,25 @@ STATUS_BY_CODE: Dict[str, int] = {
 }
 
 
-class ApiError(Exception):
-    def __init__(self, code: str, message: str, headers: Optional[Dict[str, str]] = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.headers = code, message, headers or {}
-
-    @property
-    def status(self) -> int:
-        return STATUS_BY_CODE.get(self.code, 400)
+def status_of(error: ToonifyError) -> int:
+    return STATUS_BY_CODE.get(error.code, 400)
 
 
-def error_response(code: str, message: str, headers: Optional[Dict[str, str]] = None) -> JSONResponse:
-    return JSONResponse({"code": code, "message": message}, status_code=STATUS_BY_CODE.get(code, 400),
-                        headers=headers)
+def headers_of(error: ToonifyError) -> Dict[str, str]:
+    """When to try again, where the caller's job is, how to authenticate."""
+    headers = {}
+    if error.retry_after_s:
+        headers["Retry-After"] = str(error.retry_after_s)
+    if isinstance(error, ShuttingDown) and error.job_id:
+        headers["Location"] = "/jobs/%s" % error.job_id
+    if isinstance(error, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    return headers
+
+
+def error_body(error: ToonifyError) -> Dict[str, str]:
+    return {"code": error.code, "message": error.message}
+
+
+def error_response(error: ToonifyError) -> JSONResponse:
+    return JSONResponse(error_body(error), status_code=status_of(error), headers=headers_of(error) or None)

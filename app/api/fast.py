@@ -10,13 +10,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.responses import Response
 
 from ..config import Settings
-from ..errors import ToonifyError
+from ..errors import QueueFull, ToonifyError
 from ..faces import FaceDetector
 from ..fast import FastMode, toonify_fast
 from ..imaging import ImageLimits, encode_image, media_type
 from ..metrics import STAGE_BUCKETS
 from ..options import RequestOptions
-from .errors import ApiError
 
 
 class FastService:
@@ -50,8 +49,8 @@ class FastService:
         with self._lock:
             if self._in_flight >= self.max_in_flight:
                 self.requests.labels("queue_full").inc()
-                raise ApiError("queue_full", "%d fast requests are already running; try again in 1 s"
-                               % self._in_flight, {"Retry-After": "1"})
+                raise QueueFull("%d fast requests are already running; try again in 1 s" % self._in_flight,
+                                retry_after_s=1)
             self._in_flight += 1
         try:
             result = await run_in_threadpool(self._run, detector, data, options, limits)

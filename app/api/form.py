@@ -9,8 +9,8 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from ..config import Settings
+from ..errors import InvalidOption, MissingImage, TooManyFiles, UnsupportedMediaType
 from ..options import RequestOptions
-from .errors import ApiError
 from .middleware import FORM_SCOPE_KEY
 from .multipart_guard import FormPart as Part
 
@@ -41,7 +41,7 @@ def form_parts(request: Request) -> List[Part]:
     """The form the middleware parsed (app.api.multipart_guard): no route hands a body to python-multipart."""
     parts = request.scope.get(FORM_SCOPE_KEY)
     if parts is None:
-        raise ApiError("unsupported_media_type", "send the photo as multipart/form-data in a field named 'image'")
+        raise UnsupportedMediaType("send the photo as multipart/form-data in a field named 'image'")
     return parts
 
 
@@ -52,7 +52,7 @@ def _values(parts: List[Part], name: str) -> List[str]:
 def refuse_unknown(parts: List[Part], known: List[str]) -> None:
     unknown = sorted({part.name for part in parts} - set(known))
     if unknown:
-        raise ApiError("invalid_option", "unknown field %s; the fields are: %s"
+        raise InvalidOption("unknown field %s; the fields are: %s"
                        % (", ".join("'%s'" % name for name in unknown), ", ".join(known)))
 
 
@@ -65,9 +65,9 @@ def _options(parts: List[Part], settings: Settings) -> RequestOptions:
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join(str(p) for p in first["loc"]) or "options"
-        raise ApiError("invalid_option", "%s: %s" % (name, first["msg"])) from None
+        raise InvalidOption("%s: %s" % (name, first["msg"])) from None
     if options.steps > settings.max_steps:
-        raise ApiError("invalid_option", "steps: at most %d on this server" % settings.max_steps)
+        raise InvalidOption("steps: at most %d on this server" % settings.max_steps)
     return options
 
 
@@ -77,14 +77,14 @@ def _webhook(parts: List[Part], settings: Settings) -> Optional[WebhookRequest]:
              if name.strip()]
     if not url:
         if names:
-            raise ApiError("invalid_option", "webhook_events_filter needs a 'webhook' URL")
+            raise InvalidOption("webhook_events_filter needs a 'webhook' URL")
         return None
     if not settings.webhook_secret:
-        raise ApiError("invalid_option", "webhook: this server sends no webhooks (its operator has not set "
+        raise InvalidOption("webhook: this server sends no webhooks (its operator has not set "
                                          "TOONIFY_WEBHOOK_SECRET); follow /jobs/{id}/events instead")
     wrong = [name for name in names if name not in WEBHOOK_EVENTS]
     if wrong:
-        raise ApiError("invalid_option", "webhook_events_filter: %s is not one of %s"
+        raise InvalidOption("webhook_events_filter: %s is not one of %s"
                        % (", ".join(wrong), ", ".join(WEBHOOK_EVENTS)))
     return WebhookRequest(url, frozenset(names or WEBHOOK_EVENTS))
 
@@ -92,16 +92,16 @@ def _webhook(parts: List[Part], settings: Settings) -> Optional[WebhookRequest]:
 def single_upload(parts: List[Part]) -> bytes:
     uploads = [part.data for part in parts if part.name == "image" and part.is_file]
     if not uploads:
-        raise ApiError("missing_image", "no photo: send it as a file in the multipart field 'image'")
+        raise MissingImage("no photo: send it as a file in the multipart field 'image'")
     if len(uploads) > 1:
-        raise ApiError("too_many_files", "send one photo per request (got %d in 'image')" % len(uploads))
+        raise TooManyFiles("send one photo per request (got %d in 'image')" % len(uploads))
     return uploads[0]
 
 
 def _method(parts: List[Part]) -> str:
     method = ((_values(parts, "method") or [""])[0].strip().lower()) or "project"
     if method not in METHODS:
-        raise ApiError("invalid_option", "method must be 'project' (faithful, slow) or 'fast' (distilled student)")
+        raise InvalidOption("method must be 'project' (faithful, slow) or 'fast' (distilled student)")
     return method
 
 

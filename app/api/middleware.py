@@ -7,15 +7,16 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable, List, Optional, Sequence
+from typing import Awaitable, Callable, Optional, Sequence
 
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Match
 
+from ..errors import MalformedForm, RequestTimedOut, ToonifyError, Unauthorized, UploadTooLarge
 from ..metrics import Metrics
 from .auth import Auth
-from .errors import STATUS_BY_CODE
-from .multipart_guard import DEFAULT_LIMITS, FormLimits, MalformedForm, boundary_of, parse_form
+from .errors import error_body, headers_of, status_of
+from .multipart_guard import DEFAULT_LIMITS, FormLimits, boundary_of, parse_form
 
 DRAIN_BYTES = 256 * 1024 * 1024
 FORM_SCOPE_KEY = "toonify.form"
@@ -36,11 +37,13 @@ def route_label(routes: Sequence[BaseRoute], scope) -> str:
     return partial or UNMATCHED
 
 
-async def _send_error(send: Callable[..., Awaitable[None]], code: str, message: str, headers: List = ()) -> None:
-    body = json.dumps({"code": code, "message": message}).encode()
-    await send({"type": "http.response.start", "status": STATUS_BY_CODE[code],
+async def _send_error(send: Callable[..., Awaitable[None]], error: ToonifyError) -> None:
+    """The answer app.api.errors gives, sent before any route runs (and the connection closed)."""
+    body = json.dumps(error_body(error)).encode()
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers_of(error).items()]
+    await send({"type": "http.response.start", "status": status_of(error),
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")] + list(headers)})
+                            (b"connection", b"close")] + headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -72,8 +75,8 @@ class ServiceMiddleware:
             try:
                 message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
             except asyncio.TimeoutError:
-                await _send_error(send, "request_timeout", "the request body did not arrive within %d s; send it "
-                                  "again on a faster connection" % self.body_timeout_s)
+                await _send_error(send, RequestTimedOut("the request body did not arrive within %d s; send it again "
+                                                        "on a faster connection" % self.body_timeout_s))
                 return None
             if message["type"] == "http.disconnect":
                 return None
@@ -84,7 +87,7 @@ class ServiceMiddleware:
             if not over:
                 chunks.append(chunk)
         if over or more:
-            await _send_error(send, "upload_too_large", too_large)
+            await _send_error(send, UploadTooLarge(too_large))
             return None
         return chunks[0] if len(chunks) == 1 else await run_in_threadpool(b"".join, chunks)
 
@@ -115,7 +118,7 @@ class ServiceMiddleware:
         try:
             await self._parse_form(scope, body)
         except MalformedForm as exc:
-            await _send_error(send, "malformed_form", str(exc))
+            await _send_error(send, exc)
             return
         replayed = {"done": False}
 
@@ -142,9 +145,8 @@ class ServiceMiddleware:
             owner = self.auth.owner(scope)
             if owner is None:
                 await self._drain(receive)
-                await _send_error(send_and_record, "unauthorized",
-                                  "this server needs an API key: send 'Authorization: Bearer <key>'",
-                                  [(b"www-authenticate", b"Bearer")])
+                await _send_error(send_and_record,
+                                  Unauthorized("this server needs an API key: send 'Authorization: Bearer <key>'"))
                 return
             scope[OWNER_SCOPE_KEY] = owner
             if scope["method"] in ("POST", "PUT", "PATCH"):

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
+from ..errors import MalformedForm
+
 CRLF = b"\r\n"
 FIND_WINDOW = 256 * 1024  # bytes searched per call: a bounded stretch of time holding the GIL
 # RFC 2046 §5.1.1: 1–70 characters from a fixed set, not ending in a space
@@ -30,10 +32,6 @@ def find(body: bytes, needle: bytes, start: int) -> int:
             return found
         start = stop
     return -1
-
-
-class MalformedForm(ValueError):
-    """The body is not a multipart form we accept; the message says what to change."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.responses import FileResponse, HTMLResponse
 
 from ..config import Settings
-from .errors import ApiError
+from ..errors import NotFound
 from .schemas import ErrorBody, JobList, JobView, ServerConfig, WebhookPayload, form_schema
 
 STATIC = Path(__file__).parent / "static"
@@ -141,6 +141,6 @@ def install_docs(app: FastAPI, settings: Settings) -> None:
     @app.get("/docs/assets/{name}", include_in_schema=False)
     async def docs_asset(name: str) -> FileResponse:
         if name not in ASSETS:
-            raise ApiError("not_found", "no such docs asset")
+            raise NotFound("no such docs asset")
         folder, media = ASSETS[name]
         return FileResponse(str(STATIC / folder / name), media_type=media, headers={"Cache-Control": "max-age=86400"})

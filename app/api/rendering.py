@@ -16,24 +16,24 @@ from PIL import Image
 from starlette.responses import Response
 
 from ..align import paste_faces
+from ..errors import InvalidOption, ResultNotFound, ResultNotReady
 from ..imaging import decode_image, encode_image, media_type
 from ..jobs.job import PHOTO, Job
 from ..options import OUTPUT_KINDS, RequestOptions
-from .errors import ApiError
-from .state import Service
+from ..service import Service
 
 
 def stored_png(svc: Service, job: Job, kind: str, face: int) -> bytes:
     """One stored result (PNG bytes), as rendered at the job's own strength. Blocking: run it in a thread."""
     if job.status != "succeeded":
-        raise ApiError("not_finished", "job %s is %s; results exist once it has succeeded" % (job.id, job.status))
+        raise ResultNotReady("job %s is %s; results exist once it has succeeded" % (job.id, job.status))
     if kind not in OUTPUT_KINDS:
-        raise ApiError("invalid_option", "kind must be one of %s" % ", ".join(OUTPUT_KINDS))
+        raise InvalidOption("kind must be one of %s" % ", ".join(OUTPUT_KINDS))
     if kind != "paste" and not 0 <= face < len(job.faces):
-        raise ApiError("not_found", "job %s has %d face(s); face %d does not exist" % (job.id, len(job.faces), face))
+        raise ResultNotFound("job %s has %d face(s); face %d does not exist" % (job.id, len(job.faces), face))
     data = svc.store.read_file(job.id, "paste.png" if kind == "paste" else "%s_%02d.png" % (kind, face))
     if data is None:
-        raise ApiError("not_found", "the results of job %s have expired" % job.id)
+        raise ResultNotFound("the results of job %s have expired" % job.id)
     return data
 
 
@@ -57,7 +57,7 @@ async def face_bytes(svc: Service, job: Job, kind: str, face: int, strength: flo
 def _paste_at(svc: Service, job: Job, toons: List[np.ndarray]) -> np.ndarray:
     photo_bytes, faces_json = svc.store.read_file(job.id, PHOTO), svc.store.read_file(job.id, "faces.json")
     if photo_bytes is None or faces_json is None:
-        raise ApiError("not_found", "job %s kept no photo to paste onto (expired, or made before photos were "
+        raise ResultNotFound("job %s kept no photo to paste onto (expired, or made before photos were "
                                     "kept); send the photo again" % job.id)
     quads = [np.asarray(face["quad"]) for face in json.loads(faces_json)]
     return paste_faces(decode_image(photo_bytes, svc.limits), toons, quads)

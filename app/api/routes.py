@@ -15,19 +15,19 @@ from typing_extensions import Literal
 
 from stylegan2.model_files import MARKER_FILE
 
+from ..errors import InvalidOption, JobCancelled, JobFailed, NotFound, ResultNotReady, ShuttingDown
 from ..imaging import encode_image
 from ..jobs.job import Job
 from ..options import RequestOptions
+from ..service import TINY_WARNING, Service
 from ..web import PAGE
 from .admission import admit, detect
-from .auth import NO_OWNER
-from .errors import ApiError
+from .auth import NO_OWNER, Auth
 from .events import job_events
 from .form import form_parts, refuse_unknown, single_upload, toonify_request
 from .middleware import OWNER_SCOPE_KEY
 from .rendering import face_bytes, image_response, pasted_bytes, result_response
 from .schemas import JobList, ServerConfig
-from .state import TINY_WARNING, Service
 from .views import job_owner, job_view
 from .webhooks import refuse_bad_url
 
@@ -38,6 +38,10 @@ CLIENT_CLOSED = 499  # nginx's status for "the client closed the request"; nobod
 
 def service(request: Request) -> Service:
     return request.app.state.service
+
+
+def auth(request: Request) -> Auth:
+    return request.app.state.auth
 
 
 def owner(request: Request) -> str:
@@ -52,28 +56,27 @@ async def _wait_while_connected(request: Request, svc: Service, job: Job) -> Opt
     deadline = time.monotonic() + svc.settings.sync_timeout_s
     while not job.finished and time.monotonic() < deadline:
         if svc.draining.is_set():
-            raise ApiError("shutting_down", "the server is restarting; job %s continues after the restart: poll "
-                                            "/jobs/%s" % (job.id, job.id),
-                           {"Retry-After": "30", "Location": "/jobs/%s" % job.id})
+            raise ShuttingDown("the server is restarting; job %s continues after the restart: poll /jobs/%s"
+                               % (job.id, job.id), retry_after_s=30, job_id=job.id)
         if await request.is_disconnected():
             if svc.settings.cancel_abandoned:
                 await run_in_threadpool(svc.store.cancel, job.id)
             return None
         await asyncio.sleep(POLL_S)
-        job = await run_in_threadpool(_job_or_404, svc, job.id, owner(request))
+        job = await run_in_threadpool(_job_or_404, request, job.id)
     return job
 
 
-def _job_or_404(svc: Service, job_id: str, who: str) -> Job:
+def _job_or_404(request: Request, job_id: str) -> Job:
     """The job, if it exists and belongs to the requester's API key (another key's jobs are 404 too)."""
-    job = svc.store.get(job_id)
-    if job is None or job.status == "reserved" or (svc.auth.enabled and job_owner(job) != who):
-        raise ApiError("not_found", "no job %s (unknown, deleted, or expired after its TTL)" % job_id)
+    job = service(request).store.get(job_id)
+    if job is None or job.status == "reserved" or (auth(request).enabled and job_owner(job) != owner(request)):
+        raise NotFound("no job %s (unknown, deleted, or expired after its TTL)" % job_id)
     return job
 
 
-def _view(svc: Service, job: Job) -> Dict:
-    return job_view(job, svc.store, lambda url: svc.auth.sign(job_owner(job), job.id, url))
+def _view(request: Request, job: Job) -> Dict:
+    return job_view(job, service(request).store, lambda url: auth(request).sign(job_owner(job), job.id, url))
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -90,7 +93,7 @@ async def healthz() -> dict:
                                "reachable and at least one live worker (redis)")
 async def readyz(request: Request) -> JSONResponse:
     ready, body = await run_in_threadpool(service(request).readiness)
-    body["fast"] = service(request).fast.readiness()
+    body["fast"] = request.app.state.fast.readiness()
     if not ready:
         return JSONResponse(body, status_code=503, headers={"Retry-After": "10"})
     return JSONResponse(body)
@@ -118,9 +121,8 @@ async def toonify(
     wants_async = async_ in ("1", "true", "yes") or "respond-async" in request.headers.get("prefer", "").lower()
     if form.method == "fast":
         if wants_async:
-            raise ApiError("invalid_option", "method=fast answers at once and has no job: drop async / "
-                                             "'Prefer: respond-async'")
-        return await svc.fast.respond(svc.detector, data, options, svc.limits)
+            raise InvalidOption("method=fast answers at once and has no job: drop async / 'Prefer: respond-async'")
+        return await request.app.state.fast.respond(svc.detector, data, options, svc.limits)
     svc.check_accepting()
     if form.webhook is not None:
         await run_in_threadpool(refuse_bad_url, form.webhook.url, svc.settings)
@@ -138,7 +140,7 @@ async def toonify(
             job = await admit(svc, request.app.state.decode_budget, options, cache_key, data)
         if idempotency_key:
             claimed, _ = await run_in_threadpool(index.claim_key, who, idempotency_key, job.id, fingerprint)
-            job = await run_in_threadpool(_job_or_404, svc, claimed, who)
+            job = await run_in_threadpool(_job_or_404, request, claimed)
         if form.webhook is not None:
             request.app.state.webhooks.subscribe(job.id, form.webhook.url, form.webhook.events)
     if who != NO_OWNER:
@@ -148,16 +150,15 @@ async def toonify(
         return job_events(request, job, 200, dict(location, **{"X-Toonify-Job": job.id}))
     if wants_async:
         status = 200 if job.finished else 202
-        return JSONResponse(await run_in_threadpool(_view, svc, job), status_code=status,
+        return JSONResponse(await run_in_threadpool(_view, request, job), status_code=status,
                             headers=dict(location, **{"Preference-Applied": "respond-async"}))
     job = await _wait_while_connected(request, svc, job)
     if job is None:
         return Response(status_code=CLIENT_CLOSED)
     if job.status == "failed":
-        raise ApiError(job.error_code or "internal_error", job.error_message or "toonification failed")
+        raise JobFailed(job.error_code, job.error_message)
     if job.status != "succeeded":
-        raise ApiError("cancelled" if job.status == "cancelled" else "not_finished",
-                       "job %s is %s" % (job.id, job.status))
+        raise (JobCancelled if job.status == "cancelled" else ResultNotReady)("job %s is %s" % (job.id, job.status))
     return await result_response(svc, job, options)
 
 
@@ -168,8 +169,8 @@ def _idempotent_job(svc: Service, index, who: str, key: Optional[str], fingerpri
         return None
     job_id, earlier = found
     if earlier != fingerprint:
-        raise ApiError("invalid_option", "Idempotency-Key %r was used for another photo or other options; use a "
-                                         "new key for a new request" % key)
+        raise InvalidOption("Idempotency-Key %r was used for another photo or other options; use a new key for a "
+                            "new request" % key)
     return svc.store.get(job_id)
 
 
@@ -196,8 +197,8 @@ async def list_jobs(request: Request, limit: int = Query(20, ge=1, le=100),
                     before: Optional[float] = Query(None, description="the 'next' link's cursor")) -> JSONResponse:
     svc, who, index = service(request), owner(request), request.app.state.job_index
     if who == NO_OWNER:  # job ids are the keys to results: never list them to whoever asks
-        raise ApiError("not_found", "this server lists jobs per API key, and it has none (TOONIFY_API_KEYS); "
-                                    "keep the ids POST /toonify returns")
+        raise NotFound("this server lists jobs per API key, and it has none (TOONIFY_API_KEYS); keep the ids "
+                       "POST /toonify returns")
     cursor, views = float("inf") if before is None else before, []
     while len(views) < limit:
         entries = await run_in_threadpool(index.page, who, cursor, limit)
@@ -207,7 +208,7 @@ async def list_jobs(request: Request, limit: int = Query(20, ge=1, le=100),
             if job is None:
                 await run_in_threadpool(index.forget, who, job_id)
             elif len(views) < limit:
-                views.append(await run_in_threadpool(_view, svc, job))
+                views.append(await run_in_threadpool(_view, request, job))
         if len(entries) < limit:
             cursor = None
             break
@@ -218,16 +219,14 @@ async def list_jobs(request: Request, limit: int = Query(20, ge=1, le=100),
 
 @router.get("/jobs/{job_id}", summary="Job status, progress, ETA, queue position, faces, links")
 async def get_job(request: Request, job_id: str) -> JSONResponse:
-    svc = service(request)
-    job = await run_in_threadpool(_job_or_404, svc, job_id, owner(request))
-    return JSONResponse(await run_in_threadpool(_view, svc, job))
+    job = await run_in_threadpool(_job_or_404, request, job_id)
+    return JSONResponse(await run_in_threadpool(_view, request, job))
 
 
 @router.get("/jobs/{job_id}/events", summary="Server-sent events with the job's state as it changes; resumable "
                                             "with Last-Event-ID")
 async def job_events_route(request: Request, job_id: str) -> Response:
-    svc = service(request)
-    job = await run_in_threadpool(_job_or_404, svc, job_id, owner(request))
+    job = await run_in_threadpool(_job_or_404, request, job_id)
     return job_events(request, job)
 
 
@@ -240,7 +239,7 @@ async def job_result(request: Request, job_id: str, face: int = 0,
                      strength: Optional[float] = Query(None, ge=0.0, le=1.0, description="default: the job's")
                      ) -> Response:
     svc = service(request)
-    job = await run_in_threadpool(_job_or_404, svc, job_id, owner(request))
+    job = await run_in_threadpool(_job_or_404, request, job_id)
     strength = float(job.options.get("strength", 1.0)) if strength is None else strength
     if kind == "paste":
         return image_response(await pasted_bytes(svc, job, strength, format), format, job)
@@ -265,7 +264,7 @@ async def detect_faces(request: Request) -> JSONResponse:
 async def job_render(request: Request, job_id: str, strength: float = Query(..., ge=0.0, le=1.0), face: int = 0,
                      format: Literal["png", "jpeg", "webp"] = "png") -> Response:
     svc = service(request)
-    job = await run_in_threadpool(_job_or_404, svc, job_id, owner(request))
+    job = await run_in_threadpool(_job_or_404, request, job_id)
     rgb = await svc.render(job, face, strength)
     return image_response(await run_in_threadpool(encode_image, rgb, format), format, job)
 
@@ -273,10 +272,10 @@ async def job_render(request: Request, job_id: str, strength: float = Query(...,
 @router.delete("/jobs/{job_id}", summary="Cancel the job (within one projection step) and delete its files")
 async def delete_job(request: Request, job_id: str) -> JSONResponse:
     svc = service(request)
-    job = await run_in_threadpool(_job_or_404, svc, job_id, owner(request))
+    job = await run_in_threadpool(_job_or_404, request, job_id)
     if job.finished:
         await run_in_threadpool(svc.store.delete, job_id)
         return JSONResponse({"id": job_id, "status": job.status, "deleted": True})
     job = await run_in_threadpool(svc.store.cancel, job_id) or job
     await run_in_threadpool(svc.store.delete_files, job_id)
-    return JSONResponse(await run_in_threadpool(_view, svc, job))
+    return JSONResponse(await run_in_threadpool(_view, request, job))

@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from fastapi.concurrency import run_in_threadpool
 
-from .errors import ApiError
+from ..errors import TooManyStreams
 
 log = logging.getLogger("toonify")
 POLL_S = 0.2
@@ -65,8 +65,8 @@ class JobWatcher:
 
     def subscribe(self, job_id: str) -> Subscription:
         if self.count >= self.max_streams:
-            raise ApiError("too_many_streams", "%d event streams are open already; poll GET /jobs/%s instead, or "
-                           "try again later" % (self.max_streams, job_id), {"Retry-After": "5"})
+            raise TooManyStreams("%d event streams are open already; poll GET /jobs/%s instead, or try again later"
+                                 % (self.max_streams, job_id), retry_after_s=5)
         subscription = Subscription(job_id)
         self._streams.setdefault(job_id, set()).add(subscription)
         self._last.pop(job_id, None)  # the next round sends the current state to every stream of the job

@@ -5,10 +5,11 @@ from statistics import median
 from typing import Any, Callable, Dict, List, Optional
 
 from ..jobs.job import Job
+from ..jobs.store import JobStore
 from .eta import STEP_CLOCK
 
 
-def eta_seconds(job: Job, store: Any) -> Any:
+def eta_seconds(job: Job, store: JobStore) -> Optional[float]:
     if job.status == "running" and job.stage == "projecting":
         return STEP_CLOCK.seconds_left(job)
     if job.status == "queued":
@@ -22,13 +23,13 @@ def job_owner(job: Job) -> str:
     return job.cache_key.split(";", 1)[0]
 
 
-def job_views(store: Any, job_ids: List[str], sign: Callable[[Job, str], str]) -> Dict[str, Dict[str, Any]]:
+def job_views(store: JobStore, job_ids: List[str], sign: Callable[[Job, str], str]) -> Dict[str, Dict[str, Any]]:
     """The views of the jobs that exist (one blocking call for the event-stream poller)."""
     jobs = [store.get(job_id) for job_id in job_ids]
     return {job.id: job_view(job, store, lambda url, job=job: sign(job, url)) for job in jobs if job is not None}
 
 
-def job_view(job: Job, store: Any, sign: Optional[Callable[[str], str]] = None) -> Dict[str, Any]:
+def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = None) -> Dict[str, Any]:
     """``sign`` turns a link into a short-lived signed one (API keys on), for the page's EventSource and <img>."""
     base = "/jobs/%s" % job.id
     view: Dict[str, Any] = {

@@ -26,7 +26,8 @@ from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from ..config import Settings
-from .errors import ApiError
+from ..errors import InvalidOption
+from ..jobs.store import JobStore
 from .views import job_view
 
 log = logging.getLogger("toonify.webhooks")
@@ -94,7 +95,7 @@ class Delivery:
 
 
 class WebhookSender:
-    def __init__(self, store: Any, settings: Settings) -> None:
+    def __init__(self, store: JobStore, settings: Settings) -> None:
         self.store, self.settings = store, settings
         self._subscriptions: Dict[str, Subscription] = {}
         self._pending: List[Delivery] = []
@@ -214,4 +215,4 @@ def refuse_bad_url(url: str, settings: Settings) -> None:
     try:
         check_url(url, settings.webhook_allow_private)
     except WebhookRefused as exc:
-        raise ApiError("invalid_option", str(exc)) from None
+        raise InvalidOption(str(exc)) from None

@@ -13,7 +13,7 @@ from ..storage import free_bytes, is_out_of_space
 from ..toonify import Toonify
 from .job import Job
 from .runner import WorkerContext, run_job
-from .store import JobStore
+from .sqlite_store import SqliteJobStore
 
 log = logging.getLogger("toonify.worker")
 IDLE_WAIT_S = 0.5
@@ -22,7 +22,7 @@ INTERNAL_ERROR = "toonification failed on the server; try again later"
 
 
 class LocalWorker(threading.Thread):
-    def __init__(self, store: JobStore, toonify: Toonify, metrics: Metrics, min_free_bytes: int = 0) -> None:
+    def __init__(self, store: SqliteJobStore, toonify: Toonify, metrics: Metrics, min_free_bytes: int = 0) -> None:
         """Jobs wait until ``toonify`` is set up (the service loads it in the background)."""
         super().__init__(name="toonify-worker", daemon=True)
         self.context = WorkerContext(store, toonify, metrics, "%s-local" % socket.gethostname())

@@ -21,6 +21,7 @@ from rq import Queue, Retry
 from rq.job import Callback
 from rq.job import Job as RQJob
 
+from ..config import Settings
 from .job import LATENTS, RESERVATION_TTL_S, UPLOAD, Job, JobCounts
 
 PREFIX = "toonify:"
@@ -33,6 +34,7 @@ COUNTS = PREFIX + "job-counts"  # "worker\x1foutcome\x1freason" → finished job
 WORKERS = PREFIX + "worker:"  # + name → the worker's presence (JSON), expires unless renewed
 TASKS = "app.jobs.rq_tasks."
 SEPARATOR = "\x1f"
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)  # the API answers these with queue_unavailable
 
 _CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -124,7 +126,7 @@ def job_from_hash(job_id: str, fields: Dict[bytes, bytes]) -> Job:
 
 
 class RedisJobStore:
-    """The job store of the scaled-out service; the same methods as the SQLite store, plus delivery."""
+    """The job store of the scaled-out service: the JobStore contract (app.jobs.store), plus delivery."""
 
     def __init__(self, redis: Redis, result_ttl_s: int, job_timeout_s: int, job_attempts: int) -> None:
         self.redis = redis
@@ -137,6 +139,12 @@ class RedisJobStore:
         self._finish = redis.register_script(_FINISH)
         self._cancel = redis.register_script(_CANCEL)
         self._requeue = redis.register_script(_REQUEUE)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **connection: Any) -> "RedisJobStore":
+        """The store at TOONIFY_REDIS_URL, with the TTL, timeout and attempts of the settings."""
+        return cls(connect(settings.redis_url, **connection), settings.result_ttl_s, settings.job_timeout_s,
+                   settings.job_attempts)
 
     # -- the job's life -------------------------------------------------------------------------------
     def create(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -11,6 +10,7 @@ from PIL import Image
 from ..errors import ResultNotFound, ResultNotReady
 from ..toonify import Projection, Rendering
 from .job import LATENTS, PHOTO, Job
+from .store import JobStore
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
@@ -25,7 +25,7 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def write_results(store: Any, job_id: str, projection: Projection, rendering: Rendering, photo: bytes) -> None:
+def write_results(store: JobStore, job_id: str, projection: Projection, rendering: Rendering, photo: bytes) -> None:
     """Everything a user may download or re-render later, the photo included (pasting toons at another
     strength needs it; it expires with the rest). Latents go last: their presence marks a result set
     complete."""
@@ -41,7 +41,7 @@ def write_results(store: Any, job_id: str, projection: Projection, rendering: Re
     store.write_file(job_id, LATENTS, npy_bytes(projection.latents))
 
 
-def read_latents(store: Any, job: Job, face: int) -> np.ndarray:
+def read_latents(store: JobStore, job: Job, face: int) -> np.ndarray:
     """The W+ latents [1, num_ws, 512] of one face of a succeeded job."""
     data = store.read_file(job.id, LATENTS) if job.status == "succeeded" else None
     if data is None:

@@ -26,7 +26,7 @@ from ..config import Settings
 from ..errors import JobTimedOut
 from ..metrics import Metrics
 from ..toonify import Toonify
-from .redis_store import JOBS_QUEUE, RENDER_QUEUE, WORKERS, RedisJobStore, connect
+from .redis_store import JOBS_QUEUE, RENDER_QUEUE, WORKERS, RedisJobStore
 from .rq_tasks import install
 from .runner import WorkerContext
 
@@ -105,8 +105,8 @@ def default_worker_name() -> str:
 
 def run_worker(settings: Settings, name: str, burst: bool = False, metrics_port: Optional[int] = None) -> int:
     """Load the models, then take jobs until stopped (SIGTERM: finish the current job first)."""
-    redis = connect(settings.redis_url)
-    store = RedisJobStore(redis, settings.result_ttl_s, settings.job_timeout_s, settings.job_attempts)
+    store = RedisJobStore.from_settings(settings)
+    redis = store.redis
     toonify = Toonify(settings).setup()
     log.info("worker %s: engine %s ready in %.1fs", name, toonify.engine, toonify.load_seconds)
     metrics = Metrics()

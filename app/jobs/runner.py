@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, Optional, Union
+from typing import Callable, Dict, Optional
 
 from stylegan2.projection import StepInfo
 
@@ -19,11 +19,6 @@ from .job import UPLOAD, Job
 from .results import write_results
 from .store import JobStore
 
-if TYPE_CHECKING:
-    from .redis_store import RedisJobStore
-
-AnyStore = Union[JobStore, "RedisJobStore"]
-
 log = logging.getLogger("toonify.jobs")
 
 
@@ -31,7 +26,7 @@ log = logging.getLogger("toonify.jobs")
 class WorkerContext:
     """What a worker holds for every job it runs: its store, its loaded Toonify, its metrics, its name."""
 
-    store: AnyStore
+    store: JobStore
     toonify: Toonify
     metrics: Metrics
     name: str

@@ -12,7 +12,7 @@ import pytest
 
 from app.config import Settings
 from app.jobs.local import LocalWorker
-from app.jobs.store import JobStore
+from app.jobs.sqlite_store import SqliteJobStore
 from app.jobs.supervisor import WorkerSupervisor
 from app.metrics import Metrics
 from app.storage import StorageFull
@@ -42,7 +42,7 @@ def small_disk(tmp_path):
 
 def test_a_job_that_raises_fails_alone_and_the_next_job_runs(engine, tiny_models, tmp_path, cache_dir):
     data = tmp_path / "data"
-    store = JobStore(data)  # a job the runner cannot even read (options from a future or broken version)
+    store = SqliteJobStore(data)  # a job the runner cannot even read (options from a future or broken version)
     store.create("broken-job", {"steps": "many", "colour": "blue"}, "key", [], (PHOTOS / "obama.jpg").read_bytes())
     server = Server(engine, tiny_models, data, cache_dir).start()
     try:
@@ -59,7 +59,7 @@ def test_a_job_that_raises_fails_alone_and_the_next_job_runs(engine, tiny_models
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_dead_worker_thread_is_restarted_and_its_job_requeued(tmp_path):
-    store = JobStore(tmp_path)
+    store = SqliteJobStore(tmp_path)
     store.create("job-a", {}, "key", [], b"photo")
     deaths = []
 
@@ -91,7 +91,7 @@ def test_a_dead_worker_thread_is_restarted_and_its_job_requeued(tmp_path):
 
 @needs_root
 def test_create_on_a_full_disk_leaves_nothing_behind_and_deletes_are_still_recorded(small_disk):
-    store = JobStore(small_disk.path / "data")
+    store = SqliteJobStore(small_disk.path / "data")
     for name in ("done", "queued"):
         store.create(name, {}, "key", [], b"x" * 100_000)
     store.claim_next("w")

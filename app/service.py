@@ -1,8 +1,9 @@
-"""What one API process holds: settings, job store, metrics, face detector, and how jobs get run.
+"""What one API process holds: settings, job store, metrics, face detector, and how jobs get run. No HTTP
+here: conditions are typed errors (app.errors), which app.api answers; app.composition picks the service.
 
-``local`` (the default): SQLite + an in-process worker; the engine loads in a background thread so liveness
-answers at once. ``redis``: jobs go through Redis to ``python -m app worker`` processes on any machine; this
-process loads no models and does no GPU work (re-renders run on a worker too)."""
+``LocalService``: SQLite + an in-process worker; the engine loads in a background thread so liveness
+answers at once. ``RedisService``: jobs go through Redis to ``python -m app worker`` processes on any
+machine; this process loads no models and does no GPU work (re-renders run on a worker too)."""
 from __future__ import annotations
 
 import asyncio
@@ -12,45 +13,41 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
-from fastapi.concurrency import run_in_threadpool
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.job import JobStatus
+from starlette.concurrency import run_in_threadpool
 
-from ..config import Settings
-from ..faces import FaceDetector
-from ..imaging import ImageLimits
-from ..jobs.job import Job
-from ..jobs.local import LocalWorker
-from ..jobs.redis_store import RedisJobStore, connect
-from ..jobs.results import read_latents
-from ..jobs.store import JobStore
-from ..jobs.supervisor import WorkerSupervisor
-from ..metrics import Metrics
-from ..storage import StorageFull, check_free_space
-from ..toonify import Toonify
-from .auth import Auth
-from .errors import ApiError
-from .fast import FastService
+from .config import Settings
+from .errors import InternalError, ModelsFailed, NotReady, ShuttingDown
+from .faces import FaceDetector
+from .imaging import ImageLimits
+from .jobs.job import Job
+from .jobs.local import LocalWorker
+from .jobs.redis_store import REDIS_DOWN, RedisJobStore
+from .jobs.results import read_latents
+from .jobs.sqlite_store import SqliteJobStore
+from .jobs.store import JobStore
+from .jobs.supervisor import WorkerSupervisor
+from .metrics import Metrics
+from .storage import StorageFull, check_free_space
+from .toonify import Toonify
 
 log = logging.getLogger("toonify")
 RENDER_WAIT_S = 120
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 TINY_WARNING = ("these are tiny random TEST models (make-tiny): results are noise, not faces; run preload.sh for the "
                 "real weights")
 Readiness = Tuple[bool, Dict[str, Any]]
 
 
 class Service:
-    store: Any  # JobStore or RedisJobStore: the same methods
+    """What the API asks of either service: take jobs, re-render faces, say whether it is ready."""
+
+    store: JobStore
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
         self.limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
         self.detector = FaceDetector(settings.models_dir)
-        self.auth = Auth(settings.api_keys, settings.link_ttl_s, settings.open_metrics)
-        self.fast = FastService(settings, self.metrics.registry)
 
         self.draining = threading.Event()  # SIGTERM received: waiting requests answer, no new jobs
 
@@ -69,9 +66,9 @@ class Service:
         raise NotImplementedError
 
     def check_accepting(self) -> None:
-        """Raise ApiError (503) when new jobs cannot be taken now."""
+        """Raise ShuttingDown, NotReady or StorageFull when new jobs cannot be taken now."""
         if self.draining.is_set():
-            raise ApiError("shutting_down", "the server is restarting; try again shortly", {"Retry-After": "10"})
+            raise ShuttingDown("the server is restarting; try again shortly", retry_after_s=10)
 
     async def render(self, job: Job, face: int, strength: float) -> np.ndarray:
         raise NotImplementedError
@@ -84,9 +81,11 @@ class Service:
 
 
 class LocalService(Service):
-    def __init__(self, settings: Settings) -> None:
+    store: SqliteJobStore
+
+    def __init__(self, settings: Settings, store: SqliteJobStore) -> None:
         super().__init__(settings)
-        self.store = JobStore(settings.data_dir)
+        self.store = store
         self.metrics.count_jobs_from(self.store.job_counts)
         requeued = self.store.requeue_interrupted(settings.job_attempts)
         if requeued:
@@ -133,17 +132,16 @@ class LocalService(Service):
         if self.toonify.ready:
             return self.toonify
         if self.load_error is not None:
-            raise ApiError("models_failed", "the models failed to load (%s); the operator must fix the models "
-                                            "folder and restart the service" % self.load_error)
-        raise ApiError("not_ready", "the service is still loading its models; try again shortly",
-                       {"Retry-After": "10"})
+            raise ModelsFailed("the models failed to load (%s); the operator must fix the models folder and "
+                               "restart the service" % self.load_error)
+        raise NotReady("the service is still loading its models; try again shortly", retry_after_s=10)
 
     def check_accepting(self) -> None:
         super().check_accepting()
         self._loaded_toonify()
         alive, reason = self.workers.alive()
         if not alive:
-            raise ApiError("not_ready", reason + "; try again shortly", {"Retry-After": "5"})
+            raise NotReady(reason + "; try again shortly", retry_after_s=5)
         check_free_space(self.settings.data_dir, self.settings.min_free_bytes)
 
     async def render(self, job: Job, face: int, strength: float) -> np.ndarray:
@@ -170,10 +168,12 @@ class LocalService(Service):
 
 
 class RedisService(Service):
-    def __init__(self, settings: Settings) -> None:
+    store: RedisJobStore
+
+    def __init__(self, settings: Settings, store: RedisJobStore) -> None:
         super().__init__(settings)
-        self.redis = connect(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
-        self.store = RedisJobStore(self.redis, settings.result_ttl_s, settings.job_timeout_s, settings.job_attempts)
+        self.store = store
+        self.redis = store.redis
         self.metrics.count_jobs_from(self.store.job_counts)
 
     def submit(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
@@ -189,10 +189,9 @@ class RedisService(Service):
             if status == JobStatus.FINISHED:
                 return await run_in_threadpool(task.return_value, True)
             if status in (JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED):
-                raise ApiError("internal_error", "re-rendering failed on the worker; try again later")
+                raise InternalError("re-rendering failed on the worker; try again later")
             await asyncio.sleep(0.05)
-        raise ApiError("not_ready", "no worker was free to re-render within %d s; try again" % RENDER_WAIT_S,
-                       {"Retry-After": "30"})
+        raise NotReady("no worker was free to re-render within %d s; try again" % RENDER_WAIT_S, retry_after_s=30)
 
     def refresh_gauges(self) -> None:
         super().refresh_gauges()
@@ -215,7 +214,3 @@ class RedisService(Service):
         if any(worker.get("tiny") for worker in workers):
             body["warning"] = TINY_WARNING
         return True, body
-
-
-def create_service(settings: Settings) -> Service:
-    return RedisService(settings) if settings.queue == "redis" else LocalService(settings)

@@ -1,0 +1,18 @@
+"""Which job store, queue and workers an API process uses (TOONIFY_QUEUE): the one place that chooses.
+
+``local`` (the default): jobs in SQLite under the data dir, run by a worker thread in this process
+(LocalService). ``redis``: jobs in Redis, delivered through RQ to ``python -m app worker`` processes on any
+machine (RedisService; the workers are app.jobs.rq_worker)."""
+from __future__ import annotations
+
+from .config import Settings
+from .jobs.redis_store import RedisJobStore
+from .jobs.sqlite_store import SqliteJobStore
+from .service import LocalService, RedisService, Service
+
+
+def create_service(settings: Settings) -> Service:
+    if settings.queue == "redis":
+        return RedisService(settings, RedisJobStore.from_settings(settings, socket_timeout=5,
+                                                                   socket_connect_timeout=3))
+    return LocalService(settings, SqliteJobStore(settings.data_dir))

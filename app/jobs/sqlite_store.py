@@ -1,0 +1,279 @@
+"""SQLite (WAL) job table + a folder per job. Survives restarts: queued jobs stay queued, a job that was
+running is re-queued (up to its attempt limit), finished results stay until their TTL."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from ..storage import SpaceReserve, is_out_of_space, storage_full_from, write_atomically
+from .job import LATENTS, RESERVATION_TTL_S, UPLOAD, Job, JobCounts, worker_lost_message
+
+log = logging.getLogger("toonify.store")
+ORPHAN_AGE_S = 300  # a folder without a row this old is left over from a failed create or delete
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    stage TEXT NOT NULL DEFAULT 'queued',
+    step INTEGER NOT NULL DEFAULT 0,
+    total INTEGER NOT NULL DEFAULT 0,
+    options TEXT NOT NULL,
+    cache_key TEXT NOT NULL,
+    faces TEXT NOT NULL DEFAULT '[]',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error_code TEXT,
+    error_message TEXT,
+    worker TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    updated_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
+CREATE INDEX IF NOT EXISTS jobs_cache ON jobs (cache_key, status);
+CREATE TABLE IF NOT EXISTS job_counts (
+    worker TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (worker, outcome, reason)
+);
+"""
+
+
+class SqliteJobStore:
+    """The single-machine store: the JobStore contract (app.jobs.store), plus what the in-process worker
+    needs (claim_next, requeue_interrupted, the files on disk)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.jobs_dir = self.data_dir / "jobs"
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.data_dir / "jobs.sqlite3"), check_same_thread=False,
+                                   isolation_level=None, timeout=30)
+        self._lock = threading.Lock()
+        self.space_reserve = SpaceReserve(self.data_dir / "space-reserve.bin")
+        self.space_reserve.ensure()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+
+    def _query(self, sql: str, args: tuple = ()) -> List[sqlite3.Row]:
+        with self._lock:
+            cursor = self._db.execute(sql, args)
+            return cursor.fetchall()
+
+    def _must_write(self, sql: str, args: tuple = ()) -> None:
+        """A write that must be recorded even on a full disk: the space reserve is given up for it."""
+        try:
+            self._query(sql, args)
+        except sqlite3.OperationalError as exc:
+            if not (is_out_of_space(exc) and self.space_reserve.release()):
+                raise
+            log.warning("the disk is full: the space reserve was released to record a job's state")
+            self._query(sql, args)
+
+    def _row(self, row: tuple) -> Job:
+        (id_, status, stage, step, total, options, cache_key, faces, attempts, error_code, error_message, worker,
+         created_at, started_at, updated_at, finished_at) = row
+        return Job(id_, status, stage, step, total, json.loads(options), cache_key, json.loads(faces), attempts,
+                   error_code, error_message, worker, created_at, started_at, updated_at, finished_at)
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id
+
+    def create(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
+               upload: bytes) -> Job:
+        """All or nothing: the row is written last, and a failure removes the folder (StorageFull when the
+        disk is full)."""
+        folder = self.job_dir(job_id)
+        try:
+            folder.mkdir(parents=True)
+            self.write_file(job_id, UPLOAD, upload)
+            now = time.time()
+            self._query("INSERT INTO jobs (id, status, options, cache_key, faces, created_at, updated_at) "
+                        "VALUES (?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = 'queued', "
+                        "options = excluded.options, cache_key = excluded.cache_key, faces = excluded.faces, "
+                        "created_at = excluded.created_at, updated_at = excluded.updated_at "
+                        "WHERE status = 'reserved'",
+                        (job_id, json.dumps(options), cache_key, json.dumps(faces), now, now))
+        except Exception as exc:
+            shutil.rmtree(str(folder), ignore_errors=True)
+            if is_out_of_space(exc):
+                raise storage_full_from(exc) from None
+            raise
+        return self.get(job_id)  # type: ignore[return-value]
+
+    def reserve(self, job_id: str, limit: int) -> bool:
+        """Hold one of ``limit`` places (queued + running + reserved) for a job about to be created, in one
+        transaction: concurrent uploads can never overfill the queue. A reservation that is neither turned
+        into a job (create) nor released within RESERVATION_TTL_S lapses."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM jobs WHERE status = 'reserved' AND created_at < ?",
+                                 (now - RESERVATION_TTL_S,))
+                (taken,) = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('reserved', 'queued', "
+                                            "'running')").fetchone()
+                if taken < limit:
+                    self._db.execute("INSERT INTO jobs (id, status, stage, options, cache_key, created_at, "
+                                     "updated_at) VALUES (?, 'reserved', 'reserved', '{}', '', ?, ?)",
+                                     (job_id, now, now))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return taken < limit
+
+    def release(self, job_id: str) -> None:
+        """Give back a reservation that did not become a job."""
+        self._query("DELETE FROM jobs WHERE id = ? AND status = 'reserved'", (job_id,))
+
+    def get(self, job_id: str) -> Optional[Job]:
+        rows = self._query("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return self._row(rows[0]) if rows else None
+
+    def find_reusable(self, cache_key: str) -> Optional[Job]:
+        """A succeeded job (its files still there) or a live one with the same input and options."""
+        rows = self._query("SELECT * FROM jobs WHERE cache_key = ? AND status IN ('succeeded', 'queued', 'running') "
+                           "ORDER BY created_at DESC", (cache_key,))
+        for row in rows:
+            job = self._row(row)
+            if job.status != "succeeded" or (self.job_dir(job.id) / LATENTS).exists():
+                return job
+        return None
+
+    def claim_next(self, worker: str) -> Optional[Job]:
+        """Atomically move the oldest queued job to running."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1"
+                                       ).fetchone()
+                if row is not None:
+                    self._db.execute("UPDATE jobs SET status = 'running', stage = 'starting', step = 0, total = 0, "
+                                     "attempts = attempts + 1, worker = ?, started_at = ?, updated_at = ? "
+                                     "WHERE id = ?",
+                                     (worker, now, now, row[0]))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return self.get(row[0]) if row is not None else None
+
+    def progress(self, job_id: str, stage: str, step: Optional[int] = None, total: Optional[int] = None) -> None:
+        """Stage changes keep the last step/total, so a finished job still says how far it projected."""
+        self._query("UPDATE jobs SET stage = ?, step = COALESCE(?, step), total = COALESCE(?, total), updated_at = ? "
+                    "WHERE id = ? AND status = 'running'", (stage, step, total, time.time(), job_id))
+
+    def finish(self, job_id: str, status: str, error_code: Optional[str] = None,
+               error_message: Optional[str] = None) -> None:
+        now = time.time()
+        self._must_write("UPDATE jobs SET status = ?, stage = ?, error_code = ?, error_message = ?, updated_at = ?, "
+                    "finished_at = ? WHERE id = ? AND status NOT IN ('cancelled')",
+                    (status, status, error_code, error_message, now, now, job_id))
+        upload = self.job_dir(job_id) / UPLOAD
+        if upload.exists():
+            upload.unlink()  # privacy: the photo is not kept once the job is over
+
+    def write_file(self, job_id: str, name: str, data: bytes) -> None:
+        write_atomically(self.job_dir(job_id) / name, data)
+
+    def read_file(self, job_id: str, name: str) -> Optional[bytes]:
+        path = self.job_dir(job_id) / name
+        return path.read_bytes() if path.is_file() else None
+
+    def cancel(self, job_id: str) -> Optional[Job]:
+        now = time.time()
+        self._must_write("UPDATE jobs SET status = 'cancelled', stage = 'cancelled', updated_at = ?, finished_at = ? "
+                    "WHERE id = ? AND status IN ('queued', 'running')", (now, now, job_id))
+        return self.get(job_id)
+
+    def delete_files(self, job_id: str) -> None:
+        """Best effort: what cannot be removed now is swept later by purge_expired (remove_orphans)."""
+        folder = self.job_dir(job_id)
+        shutil.rmtree(str(folder), ignore_errors=True)
+        if folder.exists():
+            log.warning("job %s: some files could not be removed yet; they will be swept later", job_id)
+
+    def delete(self, job_id: str) -> None:
+        """Files first (frees space for the database write), then the row, whatever became of the files."""
+        self.delete_files(job_id)
+        self._must_write("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def requeue(self, job_id: str) -> None:
+        """A running job goes back to the queue without using up an attempt: the server, not the job, failed
+        (disk full, shutting down)."""
+        self._must_write("UPDATE jobs SET status = 'queued', stage = 'queued', step = 0, worker = NULL, "
+                    "attempts = MAX(attempts - 1, 0), updated_at = ? WHERE id = ? AND status = 'running'",
+                    (time.time(), job_id))
+
+    def remove_orphans(self, min_age_s: float = ORPHAN_AGE_S) -> List[str]:
+        """Job folders that have no row (a create or delete that failed half-way), older than ``min_age_s``."""
+        known = {row[0] for row in self._query("SELECT id FROM jobs")}
+        cutoff = time.time() - min_age_s
+        removed = []
+        for folder in self.jobs_dir.iterdir():
+            if folder.name not in known and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(str(folder), ignore_errors=True)
+                removed.append(folder.name)
+        return removed
+
+    def is_cancelled(self, job_id: str) -> bool:
+        rows = self._query("SELECT status FROM jobs WHERE id = ?", (job_id,))
+        return not rows or rows[0][0] == "cancelled"
+
+    def requeue_interrupted(self, max_attempts: int) -> List[str]:
+        """After a crash: running jobs go back to the queue, or fail once out of attempts."""
+        now = time.time()
+        self._query("DELETE FROM jobs WHERE status = 'reserved'")  # uploads the last process never accepted
+        rows = self._query("SELECT id, attempts FROM jobs WHERE status = 'running'")
+        for job_id, attempts in rows:
+            if attempts < max_attempts:
+                self._query("UPDATE jobs SET status = 'queued', stage = 'queued', step = 0, updated_at = ? "
+                            "WHERE id = ?", (now, job_id))
+            else:
+                self.finish(job_id, "failed", "worker_lost", worker_lost_message(attempts))
+        return [row[0] for row in rows]
+
+    def queue_depth(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')")[0][0])
+
+    def position(self, job: Job) -> int:
+        """0 = running or next; n = n jobs ahead of it."""
+        if job.status != "queued":
+            return 0
+        return int(self._query("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running') AND created_at < ?",
+                               (job.created_at,))[0][0])
+
+    def recent_durations(self, limit: int = 20) -> List[float]:
+        rows = self._query("SELECT finished_at - started_at FROM jobs WHERE status = 'succeeded' AND started_at IS "
+                           "NOT NULL ORDER BY finished_at DESC LIMIT ?", (limit,))
+        return [float(r[0]) for r in rows]
+
+    def count_job(self, worker: str, outcome: str, reason: str) -> None:
+        self._query("INSERT INTO job_counts (worker, outcome, reason, count) VALUES (?, ?, ?, 1) "
+                    "ON CONFLICT (worker, outcome, reason) DO UPDATE SET count = count + 1", (worker, outcome, reason))
+
+    def job_counts(self) -> JobCounts:
+        rows = self._query("SELECT worker, outcome, reason, count FROM job_counts")
+        return {(worker, outcome, reason): int(count) for worker, outcome, reason, count in rows}
+
+    def purge_expired(self, ttl_s: float, now: Optional[float] = None) -> List[str]:
+        """Delete finished jobs (rows and files) older than the TTL."""
+        cutoff = (time.time() if now is None else now) - ttl_s
+        rows = self._query("SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?", (cutoff,))
+        for (job_id,) in rows:
+            self.delete(job_id)
+        self.remove_orphans()
+        return [row[0] for row in rows]
