@@ -21,11 +21,12 @@ from stylegan2.model_files import MARKER_FILE, ModelPaths
 from stylegan2.projection import StepInfo
 
 from . import distill
-from .align import align_face, paste_faces
 from .config import ConfigError, Settings
 from .errors import ToonifyError
-from .faces import FaceDetector
-from .imaging import decode_image
+from .faces.align import align_face
+from .faces.decode import decode_image
+from .faces.detect import FaceDetector
+from .faces.paste import paste_faces
 
 log = logging.getLogger("app")
 

@@ -16,10 +16,11 @@ import numpy as np
 from stylegan2.engines import backend
 from stylegan2.student import STUDENT_FILE, load_student
 
-from .align import TRANSFORM_SIZE, align_face, paste_faces
 from .errors import InvalidOption, ToonifyError
-from .faces import Face, FaceDetector, select_faces
-from .imaging import ImageLimits, decode_image
+from .faces.align import TRANSFORM_SIZE, align_face
+from .faces.decode import ImageLimits, decode_image
+from .faces.detect import Face, FaceDetector, select_faces
+from .faces.paste import paste_faces
 from .options import RequestOptions
 
 log = logging.getLogger("toonify.fast")

@@ -18,8 +18,8 @@ from starlette.concurrency import run_in_threadpool
 
 from .config import Settings
 from .errors import InternalError, ModelsFailed, NotReady, ShuttingDown
-from .faces import FaceDetector
-from .imaging import ImageLimits
+from .faces.decode import ImageLimits
+from .faces.detect import FaceDetector
 from .jobs.job import Job
 from .jobs.local import LocalWorker
 from .jobs.redis_store import REDIS_DOWN, RedisJobStore

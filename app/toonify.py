@@ -21,12 +21,13 @@ from stylegan2.model_files import MARKER_FILE, ModelPaths
 from stylegan2.projection import ProjectorConfig, StepInfo
 from stylegan2.toonifier import Toonifier, default_cache_dir
 
-from .align import align_face, paste_faces
 from .batches import CPU_DEVICE_BYTES, BatchOutOfMemory, BatchPlan
 from .config import Settings
 from .errors import DeviceOutOfMemory
-from .faces import Face, FaceDetector, select_faces
-from .imaging import ImageLimits, decode_image
+from .faces.align import align_face
+from .faces.decode import ImageLimits, decode_image
+from .faces.detect import Face, FaceDetector, select_faces
+from .faces.paste import paste_faces
 from .options import ProjectionOptions, RenderOptions
 
 log = logging.getLogger("toonify.engine")

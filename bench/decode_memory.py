@@ -28,8 +28,8 @@ def _kib(field: str) -> int:
 
 def measure(fmt: str, mode: str) -> dict:
     """One decode in this process: its peak RSS above the RSS before it, and its time."""
-    from app.faces import DETECT_SIDE
-    from app.imaging import decode_image, decode_reduced
+    from app.faces.decode import decode_image, decode_reduced
+    from app.faces.detect import DETECT_SIDE
 
     pil_format, options = FORMATS[fmt]
     buffer = io.BytesIO()

@@ -11,9 +11,9 @@ import time
 
 from PIL import Image
 
-from app.align import align_face
-from app.faces import FaceDetector
-from app.imaging import decode_image
+from app.faces.align import align_face
+from app.faces.decode import decode_image
+from app.faces.detect import FaceDetector
 from bench.common import median_seconds, report
 from tests.app.collage import collage, found
 from tests.conftest import PHOTOS

@@ -68,7 +68,7 @@ def with_cpu_seconds(fn, repeats: int) -> Dict[str, float]:
 
 
 def fast_request_seconds(engine: str, side: int, repeats: int) -> Dict[str, float]:
-    from app.faces import FaceDetector
+    from app.faces.detect import FaceDetector
     from app.fast import toonify_fast
     from app.options import RequestOptions
 

@@ -3,7 +3,7 @@ detection, decodes run within a memory budget (TOONIFY_DECODE_MEMORY_MB) at redu
 a bounded number of faces (TOONIFY_MAX_FACES).
 
 Each decode first reads the image header and holds what its decode will cost at its peak
-(app.imaging.decode_cost_bytes) from the budget until it is done: many small photos decode at once, a 49-MP
+(app.faces.decode.decode_cost_bytes) from the budget until it is done: many small photos decode at once, a 49-MP
 lossless WebP (~0.75 GB) waits until that much memory is free.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy as np
 from fastapi.concurrency import run_in_threadpool
 
 from ..errors import QueueFull, TooManyFaces
-from ..faces import DETECT_SIDE, Face, select_faces
-from ..imaging import decode_cost_bytes, decode_reduced
+from ..faces.decode import decode_cost_bytes, decode_reduced
+from ..faces.detect import DETECT_SIDE, Face, select_faces
 from ..jobs.job import Job, new_job_id
 from ..memory import return_freed_memory
 from ..options import RequestOptions

@@ -10,10 +10,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.responses import Response
 
 from ..config import Settings
+from ..encoding import encode_image, media_type
 from ..errors import QueueFull, ToonifyError
-from ..faces import FaceDetector
+from ..faces.decode import ImageLimits
+from ..faces.detect import FaceDetector
 from ..fast import FastMode, toonify_fast
-from ..imaging import ImageLimits, encode_image, media_type
 from ..metrics import STAGE_BUCKETS
 from ..options import RequestOptions
 

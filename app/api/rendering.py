@@ -15,9 +15,10 @@ from fastapi.concurrency import run_in_threadpool
 from PIL import Image
 from starlette.responses import Response
 
-from ..align import paste_faces
+from ..encoding import encode_image, media_type
 from ..errors import InvalidOption, ResultNotFound, ResultNotReady
-from ..imaging import decode_image, encode_image, media_type
+from ..faces.decode import decode_image
+from ..faces.paste import paste_faces
 from ..jobs.job import PHOTO, Job
 from ..options import OUTPUT_KINDS, RequestOptions
 from ..service import Service

@@ -15,8 +15,8 @@ from typing_extensions import Literal
 
 from stylegan2.model_files import MARKER_FILE
 
+from ..encoding import encode_image
 from ..errors import InvalidOption, JobCancelled, JobFailed, NotFound, ResultNotReady, ShuttingDown
-from ..imaging import encode_image
 from ..jobs.job import Job
 from ..options import RequestOptions
 from ..service import TINY_WARNING, Service

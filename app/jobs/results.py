@@ -5,18 +5,12 @@ import io
 import json
 
 import numpy as np
-from PIL import Image
 
+from ..encoding import encode_image
 from ..errors import ResultNotFound, ResultNotReady
 from ..toonify import Projection, Rendering
 from .job import LATENTS, PHOTO, Job
 from .store import JobStore
-
-
-def png_bytes(rgb: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -31,10 +25,10 @@ def write_results(store: JobStore, job_id: str, projection: Projection, renderin
     complete."""
     for index, (toon, aligned, reconstruction) in enumerate(zip(rendering.toons, projection.aligned,
                                                                 rendering.reconstructions)):
-        store.write_file(job_id, "toon_%02d.png" % index, png_bytes(toon))
-        store.write_file(job_id, "aligned_%02d.png" % index, png_bytes(aligned))
-        store.write_file(job_id, "reconstruction_%02d.png" % index, png_bytes(reconstruction))
-    store.write_file(job_id, "paste.png", png_bytes(rendering.pasted))
+        store.write_file(job_id, "toon_%02d.png" % index, encode_image(toon))
+        store.write_file(job_id, "aligned_%02d.png" % index, encode_image(aligned))
+        store.write_file(job_id, "reconstruction_%02d.png" % index, encode_image(reconstruction))
+    store.write_file(job_id, "paste.png", encode_image(rendering.pasted))
     store.write_file(job_id, PHOTO, photo)
     faces = [dict(face.to_json(), quad=quad.tolist()) for face, quad in zip(projection.faces, projection.quads)]
     store.write_file(job_id, "faces.json", json.dumps(faces).encode())

@@ -9,7 +9,7 @@ from typing import Callable, Dict, Optional
 from stylegan2.projection import StepInfo
 
 from ..errors import ToonifyError
-from ..faces import Face
+from ..faces.detect import Face
 from ..memory import return_freed_memory
 from ..metrics import Metrics
 from ..options import RequestOptions

@@ -7,8 +7,8 @@ from typing import List, Tuple
 import numpy as np
 from PIL import Image
 
-from app.faces import FaceDetector
-from app.imaging import decode_image
+from app.faces.decode import decode_image
+from app.faces.detect import FaceDetector
 from tests.conftest import PHOTOS
 
 MARGIN = 0.6  # context kept around each face box, as a share of its width

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.align import align_face, face_quad, paste_faces
+from app.faces.align import align_face, face_quad
+from app.faces.paste import paste_faces
 from tests.conftest import FIXTURES, PHOTOS, run_cli
 
 RECORDED = json.loads((FIXTURES / "alignment" / "alignment.json").read_text())

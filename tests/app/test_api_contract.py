@@ -85,9 +85,10 @@ def test_sync_face_all_returns_every_face(alice):
 
 def _pasted_here(photo_name: str, toon: np.ndarray) -> np.ndarray:
     """The photo with ``toon`` pasted on its largest face, computed in this process (dlib + the aligner)."""
-    from app.align import align_face, paste_faces
-    from app.faces import FaceDetector
-    from app.imaging import decode_image
+    from app.faces.align import align_face
+    from app.faces.decode import decode_image
+    from app.faces.detect import FaceDetector
+    from app.faces.paste import paste_faces
 
     photo = decode_image((PHOTOS / photo_name).read_bytes())
     face = FaceDetector().usable_faces(photo)[0]

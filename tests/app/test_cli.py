@@ -114,8 +114,8 @@ def test_toonify_goes_on_past_bad_photos_and_saves_what_render_continues_from(tm
     assert np.abs(at_04.astype(int) - toon).max() <= 1 and (at_04 != toon).mean() <= 0.001
     assert np.abs(at_06.astype(int) - at_04).mean() > 1
 
-    from app.align import paste_faces
-    from app.imaging import decode_image
+    from app.faces.decode import decode_image
+    from app.faces.paste import paste_faces
 
     photo = decode_image((PHOTOS / "two-faces.jpg").read_bytes())
     toons = [np.asarray(Image.open(str(folder / face["files"]["toon"]))) for face in record["faces"]]

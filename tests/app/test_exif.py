@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from app.errors import ImageError
-from app.imaging import decode_image
+from app.faces.decode import decode_image
 from tests.app.exif import exif_block, jpeg_with_exif, orientation, random_entry, rational_width
 
 FUZZ_FILES = 400

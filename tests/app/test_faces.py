@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from app.errors import NoFaceFound
-from app.faces import FaceDetector
-from app.imaging import decode_image
+from app.faces.decode import decode_image
+from app.faces.detect import FaceDetector
 from tests.app.collage import collage, found
 from tests.conftest import FIXTURES, PHOTOS
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.align import align_face
-from app.faces import FaceDetector
-from app.imaging import decode_image
+from app.faces.align import align_face
+from app.faces.decode import decode_image
+from app.faces.detect import FaceDetector
 from stylegan2.engines import backend
 from stylegan2.pair_data import PairData
 from stylegan2.student import STUDENT_FILE, load_student

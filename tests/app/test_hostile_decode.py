@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from app.api.admission import scale_face
-from app.faces import DETECT_SIDE, FaceDetector
-from app.imaging import decode_cost_bytes, decode_image, decode_reduced
+from app.faces.decode import decode_cost_bytes, decode_image, decode_reduced
+from app.faces.detect import DETECT_SIDE, FaceDetector
 from tests.conftest import PHOTOS
 
 ORIENTATION = 0x0112

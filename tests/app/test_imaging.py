@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.encoding import encode_image
 from app.errors import ImageError, ImageTooLarge, UploadTooLarge
-from app.imaging import ImageLimits, decode_image, encode_image
+from app.faces.decode import ImageLimits, decode_image
 from tests.app.hostile import corpus
 from tests.conftest import PHOTOS
 

@@ -1,4 +1,4 @@
-"""Safe decoding of uploads (bytes → RGB uint8) and encoding of results. Limits are checked from the header,
+"""Safe decoding of uploads (bytes → RGB uint8). Limits are checked from the header,
 before the pixels are decoded; the file's real format decides, never its name or declared content type."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Optional, Tuple
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
-from .errors import CorruptImage, EmptyUpload, ImageTooLarge, ImageTooSmall, UnsupportedImage, UploadTooLarge
+from ..errors import CorruptImage, EmptyUpload, ImageTooLarge, ImageTooSmall, UnsupportedImage, UploadTooLarge
 
 try:  # HEIC/HEIF support when pillow-heif is installed (it is in both requirement files).
     from pillow_heif import register_heif_opener
@@ -33,7 +33,6 @@ REDUCIBLE_MODES = ("RGB", "RGBA", "L", "LA")
 # Peak bytes per decoded pixel, measured on 49-MP images (bench/RESULTS.md, "Hostile traffic"): lossless WebP
 # 15 (Pillow decodes to RGBA, then copies), PNG 7.6 when reduced; JPEG decodes at 1/2…1/8 scale when reduced.
 DECODE_BYTES_PER_PIXEL = 16
-ENCODINGS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
 
 
 @dataclass(frozen=True)
@@ -172,19 +171,3 @@ def decode_reduced(data: bytes, max_side: int, limits: Optional[ImageLimits] = N
     (1.0 when it was small enough). JPEGs are decoded at reduced size; other formats are reduced right after
     decoding, so that only one full-size copy ever exists."""
     return _decode(data, limits or ImageLimits(), max_side)
-
-
-def encode_image(rgb: np.ndarray, fmt: str = "png", quality: int = 92) -> bytes:
-    """RGB uint8 → bytes in png, jpeg or webp."""
-    try:
-        pil_format = ENCODINGS[fmt][0]
-    except KeyError:
-        raise ValueError("format must be one of %s" % ", ".join(ENCODINGS)) from None
-    buffer = io.BytesIO()
-    options = {"quality": quality} if pil_format in ("JPEG", "WEBP") else {}
-    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buffer, pil_format, **options)
-    return buffer.getvalue()
-
-
-def media_type(fmt: str) -> str:
-    return ENCODINGS[fmt][1]

@@ -17,7 +17,7 @@ import dlib
 import numpy as np
 from PIL import Image
 
-from .errors import FaceNotFound, FaceTooSmall, NoFaceFound
+from ..errors import FaceNotFound, FaceTooSmall, NoFaceFound
 
 LANDMARK_FILE = "shape_predictor_68_face_landmarks.dat"
 MIN_SCORE = 0.2

@@ -1,9 +1,8 @@
-"""FFHQ alignment (spec §5, the original ``image_align``) and its inverse, paste-back. Pure geometry on
-arrays: no detection, no I/O."""
+"""FFHQ alignment (spec §5, the original ``image_align``). Pure geometry on arrays: no detection, no I/O."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence, Tuple
+from typing import Tuple
 
 import numpy as np
 import scipy.ndimage
@@ -11,7 +10,6 @@ from PIL import Image
 
 TRANSFORM_SIZE = 4096
 EYE_SCALE, MOUTH_SCALE, CENTRE_SHIFT = 2.0, 1.8, 0.1
-FEATHER = 0.08  # share of the aligned side over which paste-back fades in
 
 
 @dataclass
@@ -40,7 +38,7 @@ def face_quad(landmarks: np.ndarray) -> np.ndarray:
     return np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
 
 
-def _quad_bounds(quad: np.ndarray) -> Tuple[int, int, int, int]:
+def quad_bounds(quad: np.ndarray) -> Tuple[int, int, int, int]:
     return (int(np.floor(min(quad[:, 0]))), int(np.floor(min(quad[:, 1]))),
             int(np.ceil(max(quad[:, 0]))), int(np.ceil(max(quad[:, 1]))))
 
@@ -54,7 +52,7 @@ def _shrink(img: Image.Image, quad: np.ndarray, qsize: float, output_size: int):
 
 
 def _crop(img: Image.Image, quad: np.ndarray, border: int):
-    left, top, right, bottom = _quad_bounds(quad)
+    left, top, right, bottom = quad_bounds(quad)
     crop = (max(left - border, 0), max(top - border, 0),
             min(right + border, img.size[0]), min(bottom + border, img.size[1]))
     if crop[2] - crop[0] < img.size[0] or crop[3] - crop[1] < img.size[1]:
@@ -65,7 +63,7 @@ def _crop(img: Image.Image, quad: np.ndarray, border: int):
 
 def _pad(img: Image.Image, quad: np.ndarray, qsize: float, border: int):
     """Reflect-pad where the quad leaves the photo, blurring and flattening the padding (spec §5 step 6)."""
-    left, top, right, bottom = _quad_bounds(quad)
+    left, top, right, bottom = quad_bounds(quad)
     pad = (max(-left + border, 0), max(-top + border, 0), max(right - img.size[0] + border, 0),
            max(bottom - img.size[1] + border, 0))
     if max(pad) <= border - 4:
@@ -98,45 +96,3 @@ def align_face(rgb: np.ndarray, landmarks: np.ndarray, output_size: int = 1024,
     if output_size < transform_size:
         img = img.resize((output_size, output_size), Image.LANCZOS)
     return AlignedFace(np.asarray(img), quad_photo)
-
-
-def _aligned_to_photo(quad: np.ndarray, size: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Affine (A, t) with photo = A·(u, v) + t for aligned coordinates (u, v) ∈ [0, size] (PIL's +0.5 pixel
-    centre convention of the alignment transform included)."""
-    top_left, bottom_left, top_right = quad[0], quad[1], quad[3]
-    a = np.stack([(top_right - top_left) / size, (bottom_left - top_left) / size], axis=1)
-    return a, top_left + 0.5
-
-
-def feather_mask(size: int, feather: float = FEATHER) -> np.ndarray:
-    """1 inside, smoothly 0 at the square's edges: hides the seam of a pasted face."""
-    ramp = np.minimum(np.arange(size) + 0.5, size - 0.5 - np.arange(size)) / max(feather * size, 1.0)
-    ramp = np.clip(ramp, 0.0, 1.0)
-    ramp = ramp * ramp * (3 - 2 * ramp)
-    return np.outer(ramp, ramp).astype(np.float32)
-
-
-def paste_faces(photo: np.ndarray, results: Sequence[np.ndarray], quads: Sequence[np.ndarray],
-                feather: float = FEATHER) -> np.ndarray:
-    """Warp each square result back onto its quad in the photo, blended through a feathered mask."""
-    out = np.asarray(photo, dtype=np.float32).copy()
-    height, width = out.shape[:2]
-    for result, quad in zip(results, quads):
-        size = result.shape[0]
-        left, top, right, bottom = _quad_bounds(np.asarray(quad, dtype=np.float64))
-        left, top = max(left - 2, 0), max(top - 2, 0)
-        right, bottom = min(right + 2, width), min(bottom + 2, height)
-        if right <= left or bottom <= top:
-            continue
-        a, t = _aligned_to_photo(np.asarray(quad, dtype=np.float64), size)
-        inv = np.linalg.inv(a)
-        offset = inv @ (np.array([left, top], dtype=np.float64) - t)
-        data = (inv[0, 0], inv[0, 1], offset[0], inv[1, 0], inv[1, 1], offset[1])
-        region = (right - left, bottom - top)
-        warped = Image.fromarray(np.asarray(result, dtype=np.uint8)).transform(region, Image.AFFINE, data,
-                                                                               Image.BILINEAR)
-        mask = Image.fromarray(feather_mask(size, feather), "F").transform(region, Image.AFFINE, data, Image.BILINEAR)
-        m = np.asarray(mask, dtype=np.float32)[..., None]
-        patch = out[top:bottom, left:right]
-        out[top:bottom, left:right] = patch * (1.0 - m) + np.asarray(warped, dtype=np.float32) * m
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

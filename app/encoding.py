@@ -1,0 +1,25 @@
+"""Result images as the bytes a user downloads: PNG (lossless, the stored form), JPEG or WebP."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+ENCODINGS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
+
+
+def encode_image(rgb: np.ndarray, fmt: str = "png", quality: int = 92) -> bytes:
+    """RGB uint8 → bytes in png, jpeg or webp."""
+    try:
+        pil_format = ENCODINGS[fmt][0]
+    except KeyError:
+        raise ValueError("format must be one of %s" % ", ".join(ENCODINGS)) from None
+    buffer = io.BytesIO()
+    options = {"quality": quality} if pil_format in ("JPEG", "WEBP") else {}
+    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buffer, pil_format, **options)
+    return buffer.getvalue()
+
+
+def media_type(fmt: str) -> str:
+    return ENCODINGS[fmt][1]
