@@ -20,12 +20,12 @@ from ..errors import InvalidOption, JobCancelled, JobFailed, NotFound, ResultNot
 from ..jobs.job import Job
 from ..options import RequestOptions
 from ..service import TINY_WARNING, Service
-from ..web import PAGE
 from .admission import admit, detect
 from .auth import NO_OWNER, Auth
 from .events import job_events
 from .form import form_parts, refuse_unknown, single_upload, toonify_request
 from .middleware import OWNER_SCOPE_KEY
+from .page import PAGE
 from .rendering import face_bytes, image_response, pasted_bytes, result_response
 from .schemas import JobList, ServerConfig
 from .views import job_owner, job_view
