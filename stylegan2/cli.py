@@ -32,15 +32,12 @@ def _save_png(array: np.ndarray, path: Path) -> None:
     Image.fromarray(array).save(str(path))
 
 
-def device_setting() -> Optional[str]:
-    """TOONIFY_DEVICE, read here at the CLI's edge (the library takes it as an argument); None = auto."""
-    return os.environ.get("TOONIFY_DEVICE") or None
-
-
-def cache_dir_setting(model_path: Path) -> Optional[Path]:
-    """TOONIFY_CACHE_DIR, read here at the CLI's edge, else the library's default beside the model."""
-    configured = os.environ.get("TOONIFY_CACHE_DIR")
-    return default_cache_dir(model_path, Path(configured) if configured else None)
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """Which framework runs the networks, and on which device: settings come in as flags (the library reads
+    no environment)."""
+    parser.add_argument("--engine", choices=sorted(ENGINES), default="tf1", help="the framework that runs it")
+    parser.add_argument("--device", default=None,
+                        help="torch device, e.g. cuda:1 or cpu (default: cuda when available); tf1 places itself")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -52,7 +49,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         z = np.load(args.z).astype(np.float32).reshape(-1, spec.z_dim)
     else:
         z = None
-    generator = backend(args.engine).Generator(spec, device_setting())
+    generator = backend(args.engine).Generator(spec, args.device)
     if z is not None:
         ws = truncate(broadcast(generator.map(z), spec.num_ws), spec.dlatent_avg, args.psi, spec.truncation_cutoff)
     else:
@@ -187,7 +184,7 @@ class StepProgress:
 def _projection_batches(args: argparse.Namespace, toon: Optional[str]):
     """Yield (stems, result, toonifier, projector) per batch of targets; face k gets seed S + k."""
     paths = ModelPaths(Path(args.pkl), Path(toon) if toon else None, Path(args.perceptual))
-    toonifier = Toonifier(args.engine, paths, cache_dir_setting(paths.ffhq), device_setting())
+    toonifier = Toonifier(args.engine, paths, default_cache_dir(paths.ffhq, args.cache_dir), args.device)
     config = ProjectorConfig(steps=args.steps, space=args.space)
     targets = list(args.target)
     for first in range(0, len(targets), args.batch):
@@ -303,7 +300,7 @@ def cmd_pairs(args: argparse.Namespace) -> int:
         print("shard %d/%d %s (%.1fs)" % (done, total, "already there, skipped" if skipped else "written", elapsed),
               file=sys.stderr, flush=True)
 
-    renderer = PairRenderer(args.engine, Path(args.ffhq), Path(args.toon), device_setting())
+    renderer = PairRenderer(args.engine, Path(args.ffhq), Path(args.toon), args.device)
     manifest = render_pairs(renderer, Path(args.out), settings, on_shard)
     print("%d pairs at %dx%d in %d shards: %s" % (manifest.total, args.resolution, args.resolution,
                                                  len(manifest.shards), args.out))
@@ -318,7 +315,9 @@ def _add_projection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="face k of the request uses seed + k")
     parser.add_argument("--space", choices=["wplus", "w"], default="wplus", help="latent space searched")
     parser.add_argument("--batch", type=positive_int, default=1, help="faces projected at once")
-    parser.add_argument("--engine", choices=sorted(ENGINES), default="tf1", help="the framework that runs it")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="folder for the cached w statistics (default: .cache beside the model, if writable)")
+    _add_engine_options(parser)
     parser.add_argument("--out", required=True, help="output folder")
 
 
@@ -353,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="truncation psi (1.0 = none; the original G_main defaults to 0.5)")
     gen.add_argument("--noise", choices=["const", "from-seed"], default="const",
                      help="const: the pickle's stored noise buffers; from-seed: re-drawn after z (run_generator.py)")
-    gen.add_argument("--engine", choices=sorted(ENGINES), default="tf1", help="the framework that runs it")
+    _add_engine_options(gen)
     gen.add_argument("--out", required=True, help="output folder")
     gen.set_defaults(func=cmd_generate)
 
@@ -400,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="toon strength(s) to render, repeatable (default 1.0 only)")
     pairs.add_argument("--latents", action="append", help="saved projections .npy (W+), added after the seeds")
     pairs.add_argument("--shard-size", type=int, default=64)
-    pairs.add_argument("--engine", choices=sorted(ENGINES), default="tf1")
+    _add_engine_options(pairs)
     pairs.set_defaults(func=cmd_pairs)
     return parser
 
