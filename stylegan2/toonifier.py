@@ -15,7 +15,14 @@ from .engines import backend
 from .layout import describe
 from .model_files import ModelPaths
 from .perceptual import describe_perceptual
-from .projection import CancelCheck, ProjectionResult, ProjectorConfig, StepCallback, cached_w_statistics
+from .projection import (
+    CancelCheck,
+    ProjectionResult,
+    ProjectorConfig,
+    StepCallback,
+    cached_w_statistics,
+    keep_freed_memory,
+)
 from .sampling import to_uint8
 
 
@@ -62,9 +69,11 @@ class Toonifier:
 
     def projector(self, batch: int, config: ProjectorConfig) -> Projector:
         """Projectors are cached per (batch, structure), never per step count: building one is costly in the
-        tf1 engine and each adds to its graph for good (issue #15)."""
+        tf1 engine and each adds to its graph for good (issue #15). Projecting allocates and frees large buffers
+        every step, so the process keeps freed memory from the first projector on."""
         key = (batch, config.structure)
         if key not in self._projectors:
+            keep_freed_memory()
             self._projectors[key] = self.backend.build_projector(
                 self.ffhq, self.perceptual, config, self.w_avg, self.w_std, batch)
         return self._projectors[key]
