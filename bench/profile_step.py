@@ -6,7 +6,7 @@ the step is convolution kernels and how much is everything else.
 
 torch: torch.profiler events, backward ops attributed to the region of their forward op (sequence number).
 tf1: a FULL_TRACE step's op timings, attributed by name scope (gradient ops carry their forward scope).
-Regions are the labels both engines set (stylegan2.projection.REGION_*, layer_region)."""
+Regions are the labels both engines set (stylegan2.regions)."""
 from __future__ import annotations
 
 import argparse
@@ -21,7 +21,8 @@ import numpy as np
 from bench.common import report
 from bench.projection import models, vgg_flops
 from stylegan2.layout import GeneratorSpec
-from stylegan2.projection import (
+from stylegan2.projection import ProjectorConfig
+from stylegan2.regions import (
     REGION_ADAM,
     REGION_BIAS_ACT,
     REGION_FIR,
@@ -29,7 +30,6 @@ from stylegan2.projection import (
     REGION_NOISE_REG,
     REGION_RENORM,
     REGION_VGG,
-    ProjectorConfig,
     layer_region,
 )
 from stylegan2.toonifier import Toonifier

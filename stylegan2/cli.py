@@ -288,7 +288,8 @@ EXAMPLES = """examples:
 
 
 def cmd_pairs(args: argparse.Namespace) -> int:
-    from .pairs import PairRenderer, PairSettings, render_pairs
+    from .generator_pair import GeneratorPair
+    from .pairs import PairSettings, render_pairs
 
     settings = PairSettings(resolution=args.resolution, count=args.count, first_seed=args.seed,
                             truncation_psi=args.psi, mixing_prob=args.mixing, shard_size=args.shard_size,
@@ -300,7 +301,7 @@ def cmd_pairs(args: argparse.Namespace) -> int:
         print("shard %d/%d %s (%.1fs)" % (done, total, "already there, skipped" if skipped else "written", elapsed),
               file=sys.stderr, flush=True)
 
-    renderer = PairRenderer(args.engine, Path(args.ffhq), Path(args.toon), args.device)
+    renderer = GeneratorPair(backend(args.engine), Path(args.ffhq), Path(args.toon), args.device)
     manifest = render_pairs(renderer, Path(args.out), settings, on_shard)
     print("%d pairs at %dx%d in %d shards: %s" % (manifest.total, args.resolution, args.resolution,
                                                  len(manifest.shards), args.out))

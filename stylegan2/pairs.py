@@ -15,11 +15,9 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import pickles
-from .blending import interpolate_variables
-from .engines import backend
-from .layout import GeneratorSpec, describe
-from .sampling import broadcast, to_uint8, truncate
+from .generator_pair import GeneratorPair
+from .layout import GeneratorSpec
+from .sampling import broadcast, truncate
 
 MANIFEST = "manifest.json"
 SHARD_PATTERN = "shard-%05d.npz"
@@ -94,33 +92,6 @@ def resize(images: np.ndarray, size: int) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(image).resize((size, size), Image.LANCZOS)) for image in images])
 
 
-class PairRenderer:
-    """Both generators of one engine, and a third for in-between strengths (weights interpolated)."""
-
-    def __init__(self, engine: str, ffhq_path: Path, toon_path: Path, device: Optional[str] = None) -> None:
-        networks = backend(engine)
-        self.ffhq_spec = describe(pickles.load_generator(ffhq_path))
-        self.toon_spec = describe(pickles.load_generator(toon_path))
-        if (self.toon_spec.resolution, self.toon_spec.num_ws) != (self.ffhq_spec.resolution, self.ffhq_spec.num_ws):
-            raise pickles.ModelFileError("%s and %s have different resolutions" % (ffhq_path, toon_path))
-        self.ffhq = networks.Generator(self.ffhq_spec, device)
-        self.toon = networks.Generator(self.toon_spec, device)
-        self.ffhq_path, self.toon_path = Path(ffhq_path), Path(toon_path)
-        self._mix, self._networks, self._device = None, networks, device
-
-    def render(self, ws: np.ndarray, strength: float) -> np.ndarray:
-        """uint8 NHWC at the model's resolution; strength 0 = FFHQ, 1 = the blended toon."""
-        if strength == 0.0:
-            return to_uint8(self.ffhq.synthesize(ws))
-        if strength == 1.0:
-            return to_uint8(self.toon.synthesize(ws))
-        if self._mix is None:
-            self._mix = self._networks.Generator(self.toon_spec, self._device)
-        self._mix.load_synthesis(interpolate_variables(self.ffhq_spec.synthesis_vars, self.toon_spec.synthesis_vars,
-                                                       strength))
-        return to_uint8(self._mix.synthesize(ws))
-
-
 def _check_settings(settings: PairSettings, model_resolution: int) -> None:
     if settings.resolution > model_resolution or model_resolution % settings.resolution:
         raise ValueError("--resolution must divide the models' resolution %d; got %d"
@@ -152,7 +123,7 @@ def _write_manifest(out: Path, manifest: Manifest) -> None:
     tmp.replace(out / MANIFEST)
 
 
-def render_pairs(renderer: PairRenderer, out: Path, settings: PairSettings,
+def render_pairs(renderer: GeneratorPair, out: Path, settings: PairSettings,
                  on_shard: Optional[Callable[[int, int, bool], None]] = None) -> Manifest:
     """Render every missing shard; ``on_shard(done, total, skipped)`` after each."""
     out = Path(out)
@@ -186,7 +157,7 @@ def render_pairs(renderer: PairRenderer, out: Path, settings: PairSettings,
     return manifest
 
 
-def _shard_latents(renderer: PairRenderer, spec: GeneratorSpec, settings: PairSettings, projected: np.ndarray,
+def _shard_latents(renderer: GeneratorPair, spec: GeneratorSpec, settings: PairSettings, projected: np.ndarray,
                    indices: Sequence[int]) -> np.ndarray:
     """Indices below ``count`` are seeds first_seed + i; the rest index the saved projections."""
     seeds = [settings.first_seed + i for i in indices if i < settings.count]

@@ -1,5 +1,6 @@
 """Engine-neutral parts of the projector (spec §4): configuration, schedules, w statistics and their cache,
-per-face random streams, the noise-pyramid depth. Engines implement the optimisation itself."""
+per-face random streams, the noise-pyramid depth, and each run's inputs and step loop (ProjectorPlan,
+ProjectionRun). Engines implement the optimisation itself."""
 from __future__ import annotations
 
 import ctypes
@@ -14,29 +15,13 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .layout import GeneratorSpec, LayerSpec
+from .layout import GeneratorSpec
 
 DEFAULT_STEPS = 500  # the original Toonify projection (Pinkney's projector)
 W_AVG_SAMPLES = 10000
 W_AVG_SEED = 123
 PERCEPTUAL_SIZE = 256
 NOISE_PYRAMID_MIN = 8
-
-# Regions a projection step is profiled by (bench/profile_step.py): torch.profiler labels in the torch engine,
-# name scopes in the tf1 engine, so one table reads both.
-REGION_FIR = "upfir"
-REGION_NOISE = "noise"
-REGION_BIAS_ACT = "bias_act"
-REGION_VGG = "vgg16"
-REGION_NOISE_REG = "noise_reg"
-REGION_ADAM = "adam"
-REGION_RENORM = "renorm"
-
-
-def layer_region(layer: LayerSpec) -> str:
-    """toRGB, or the modulated conv of one resolution (Conv0_up and Conv1 together)."""
-    return "toRGB" if layer.kind == "rgb" else "modconv_%d" % layer.resolution
-
 
 StepCallback = Callable[["StepInfo"], None]
 CancelCheck = Callable[[], bool]
@@ -213,22 +198,78 @@ class FaceStreams:
         return (np.stack([rnd.randn(*shape) for rnd in self.streams]) * sigma).astype(np.float32)
 
 
-def run_steps(config: ProjectorConfig, step: Callable[[int], List[float]], preview: Callable[[], np.ndarray],
+@dataclass(frozen=True, eq=False)
+class ProjectorPlan:
+    """What an engine builds a projector from, apart from its framework: the generator's layout, the built config
+    (its structure), the batch size, the start latent w_avg and the σ scale of the latent perturbation."""
+
+    spec: GeneratorSpec
+    config: ProjectorConfig
+    batch: int
+    w_avg: np.ndarray
+    sigma: float
+
+    @classmethod
+    def build(cls, spec: GeneratorSpec, config: ProjectorConfig, w_avg: np.ndarray, w_std: float,
+              batch: int) -> "ProjectorPlan":
+        return cls(spec, config, batch, w_avg, sigma_scale(w_std, spec, config))
+
+    @property
+    def latent_shape(self) -> Tuple[int, int]:
+        return latent_shape(self.spec, self.config)
+
+    @property
+    def perceptual_factor(self) -> int:
+        return perceptual_factor(self.spec.resolution)
+
+    def start(self, targets: np.ndarray, seeds: Sequence[int], config: ProjectorConfig) -> "ProjectionRun":
+        """One ``project`` call: ``config`` may differ from the built one in everything but its structure;
+        one target and one seed per face of the batch."""
+        config = run_config(self.config, config)
+        target = targets_to_perceptual_input(targets)
+        if len(target) != self.batch or len(seeds) != self.batch:
+            raise ValueError("this projector was built for %d faces; got %d targets, %d seeds"
+                             % (self.batch, len(target), len(seeds)))
+        streams = FaceStreams(seeds)
+        return ProjectionRun(self, config, target, streams.initial_noise(self.spec), streams)
+
+
+@dataclass(eq=False)
+class ProjectionRun:
+    """The framework-free side of one projection: what an engine feeds its graph or tensors at the start and at
+    each step. The initial noise is drawn first, then one perturbation per step, from each face's stream."""
+
+    plan: ProjectorPlan
+    config: ProjectorConfig
+    targets: np.ndarray  # float32 NCHW in [0, 255]
+    initial_noise: List[np.ndarray]  # per map, [B, H, W]
+    streams: FaceStreams
+
+    def learning_rate(self, index: int) -> float:
+        return learning_rate(index / self.config.steps, self.config)
+
+    def perturbation(self, index: int) -> np.ndarray:
+        """[B, rows, w_dim] for step ``index``; draws from the faces' streams, so once per step and in order."""
+        sigma = noise_strength(index / self.config.steps, self.plan.sigma, self.config)
+        return self.streams.perturbation(self.plan.latent_shape, sigma)
+
+    def steps(self, step: Callable[[int], List[float]], preview: Callable[[], np.ndarray],
               on_step: Optional[StepCallback], should_cancel: Optional[CancelCheck]) -> ProjectionResult:
-    """The step loop both engines share: timing, losses, callback (with a preview every k steps), cancel.
-    ``step(i)`` runs optimisation step i and returns the perceptual distance per face."""
-    result = ProjectionResult(latents=np.zeros(0, np.float32))
-    for index in range(config.steps):
-        start = time.perf_counter()
-        result.losses.append([float(d) for d in step(index)])
-        result.step_seconds.append(time.perf_counter() - start)
-        if on_step is not None:
-            image = preview() if config.preview_every and (index + 1) % config.preview_every == 0 else None
-            on_step(StepInfo(index + 1, config.steps, result.losses[-1], image))
-        if should_cancel is not None and should_cancel():
-            result.cancelled = True
-            break
-    return result
+        """The step loop both engines share: timing, losses, callback (with a preview every k steps), cancel.
+        ``step(i)`` runs optimisation step i and returns the perceptual distance per face."""
+        result = ProjectionResult(latents=np.zeros(0, np.float32))
+        for index in range(self.config.steps):
+            start = time.perf_counter()
+            result.losses.append([float(d) for d in step(index)])
+            result.step_seconds.append(time.perf_counter() - start)
+            if on_step is not None:
+                every = self.config.preview_every
+                image = preview() if every and (index + 1) % every == 0 else None
+                on_step(StepInfo(index + 1, self.config.steps, result.losses[-1], image))
+            if should_cancel is not None and should_cancel():
+                result.cancelled = True
+                break
+        return result
 
 
 def targets_to_perceptual_input(targets: np.ndarray) -> np.ndarray:

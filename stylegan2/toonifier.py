@@ -9,14 +9,19 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from . import pickles
-from .blending import interpolate_variables
 from .contracts import Projector
 from .engines import backend
-from .layout import describe
+from .generator_pair import GeneratorPair
 from .model_files import ModelPaths
 from .perceptual import describe_perceptual
-from .projection import CancelCheck, ProjectionResult, ProjectorConfig, StepCallback, cached_w_statistics
-from .sampling import to_uint8
+from .projection import (
+    CancelCheck,
+    ProjectionResult,
+    ProjectorConfig,
+    StepCallback,
+    cached_w_statistics,
+    keep_freed_memory,
+)
 
 
 def default_cache_dir(model_path: Path, configured: Optional[Path] = None) -> Optional[Path]:
@@ -37,18 +42,9 @@ class Toonifier:
         cuda:1 for the torch engine, None = CUDA when available; tf1 places its graphs itself."""
         self.engine, self.paths = engine, paths
         self.backend = backend(engine)
-        self.ffhq_spec = describe(pickles.load_generator(paths.ffhq))
+        self.generators = GeneratorPair(self.backend, paths.ffhq, paths.toon, device)
+        self.ffhq, self.ffhq_spec = self.generators.ffhq, self.generators.ffhq_spec  # what faces are projected with
         self.perceptual = describe_perceptual(pickles.load(paths.perceptual))
-        self.ffhq = self.backend.Generator(self.ffhq_spec, device)
-        self.toon_spec = self.ffhq_spec
-        self.toon = self._mix = self.ffhq
-        if paths.toon is not None:
-            self.toon_spec = describe(pickles.load_generator(paths.toon))
-            if (self.toon_spec.resolution, self.toon_spec.num_ws) != (self.resolution, self.num_ws):
-                raise pickles.ModelFileError("%s and %s have different resolutions" % (paths.ffhq, paths.toon))
-            self.toon = self.backend.Generator(self.toon_spec, device)
-            self._mix = self.backend.Generator(self.toon_spec, device)
-        self._mix_strength: Optional[float] = None
         self.w_avg, self.w_std = cached_w_statistics(self.ffhq.map, self.ffhq_spec, paths.ffhq, cache_dir)
         self._projectors: Dict[Tuple[int, Tuple[object, ...]], Projector] = {}
 
@@ -62,9 +58,11 @@ class Toonifier:
 
     def projector(self, batch: int, config: ProjectorConfig) -> Projector:
         """Projectors are cached per (batch, structure), never per step count: building one is costly in the
-        tf1 engine and each adds to its graph for good (issue #15)."""
+        tf1 engine and each adds to its graph for good (issue #15). Projecting allocates and frees large buffers
+        every step, so the process keeps freed memory from the first projector on."""
         key = (batch, config.structure)
         if key not in self._projectors:
+            keep_freed_memory()
             self._projectors[key] = self.backend.build_projector(
                 self.ffhq, self.perceptual, config, self.w_avg, self.w_std, batch)
         return self._projectors[key]
@@ -79,14 +77,4 @@ class Toonifier:
 
     def synthesize(self, latents: np.ndarray, strength: float = 1.0) -> np.ndarray:
         """uint8 [B, R, R, 3]: 1.0 = the blended model (the original Toonify output), 0.0 = the FFHQ model."""
-        if not 0.0 <= strength <= 1.0:
-            raise ValueError("strength must be within [0, 1]; got %r" % strength)
-        if strength == 1.0:
-            return to_uint8(self.toon.synthesize(latents))
-        if strength == 0.0:
-            return to_uint8(self.ffhq.synthesize(latents))
-        if self._mix_strength != strength:
-            self._mix.load_synthesis(interpolate_variables(self.ffhq_spec.synthesis_vars,
-                                                           self.toon_spec.synthesis_vars, strength))
-            self._mix_strength = strength
-        return to_uint8(self._mix.synthesize(latents))
+        return self.generators.render(latents, strength)

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from ..constants import DEMOD_EPS, LRELU_GAIN, LRELU_SLOPE
 from ..filters import AFTER_TRANSPOSED_CONV_PAD, RESAMPLE_TAPS, SKIP_UPSAMPLE_PAD, UP
-from ..projection import REGION_FIR
+from ..regions import REGION_FIR
 
 
 def lrelu_gain(x: tf.Tensor) -> tf.Tensor:

@@ -8,27 +8,8 @@ import numpy as np
 import tensorflow as tf
 
 from ..perceptual import PerceptualSpec
-from ..projection import (
-    REGION_ADAM,
-    REGION_NOISE_REG,
-    REGION_RENORM,
-    REGION_VGG,
-    CancelCheck,
-    FaceStreams,
-    ProjectionResult,
-    ProjectorConfig,
-    StepCallback,
-    keep_freed_memory,
-    latent_shape,
-    learning_rate,
-    noise_strength,
-    perceptual_factor,
-    pyramid_levels,
-    run_config,
-    run_steps,
-    sigma_scale,
-    targets_to_perceptual_input,
-)
+from ..projection import CancelCheck, ProjectionResult, ProjectorConfig, ProjectorPlan, StepCallback, pyramid_levels
+from ..regions import REGION_ADAM, REGION_NOISE_REG, REGION_RENORM, REGION_VGG
 from ..sampling import to_uint8
 from . import ops
 from .lpips import LPIPS
@@ -53,12 +34,9 @@ class Projector:
 
     def __init__(self, generator: Generator, perceptual: PerceptualSpec, config: ProjectorConfig,
                  w_avg: np.ndarray, w_std: float, batch: int) -> None:
-        self.generator, self.config, self.batch = generator, config, batch
-        keep_freed_memory()
+        self.generator, self.plan = generator, ProjectorPlan.build(generator.spec, config, w_avg, w_std, batch)
         spec = generator.spec
-        self.w_avg, self.sigma = w_avg, sigma_scale(w_std, spec, config)
-        rows, w_dim = latent_shape(spec, config)
-        self.factor = perceptual_factor(spec.resolution)
+        rows, w_dim = self.plan.latent_shape
         with generator.graph.as_default(), tf.name_scope("projector"):
             self.lpips = LPIPS(perceptual)
             self._latent = tf.Variable(tf.zeros([batch, rows, w_dim]), name="latent")
@@ -88,13 +66,13 @@ class Projector:
                 self._train = tf.group(*[n.assign(self._unit(n.read_value())) for n in self._noise])
             self._init = tf.variables_initializer([self._latent] + self._noise + optimizer.variables())
             self._noise_feeds = [tf.placeholder(tf.float32, n.shape) for n in self._noise]
-            start = tf.tile(tf.constant(self.w_avg)[None, None], [batch, rows, 1])
+            start = tf.tile(tf.constant(w_avg)[None, None], [batch, rows, 1])
             self._set_state = tf.group(self._latent.assign(start),
                                        *[n.assign(f) for n, f in zip(self._noise, self._noise_feeds)])
         generator.session.run(tf.variables_initializer(self._target_taps))
 
     def _downsample(self, images: tf.Tensor) -> tf.Tensor:
-        nhwc = ops.box_downsample(tf.transpose(images, [0, 2, 3, 1]), self.factor)
+        nhwc = ops.box_downsample(tf.transpose(images, [0, 2, 3, 1]), self.plan.perceptual_factor)
         return tf.transpose(nhwc, [0, 3, 1, 2])
 
     @staticmethod
@@ -107,27 +85,18 @@ class Projector:
                 should_cancel: Optional[CancelCheck] = None) -> ProjectionResult:
         """targets: uint8 [B, H, W, 3] aligned faces. Returns W+ latents [B, num_ws, w_dim]. ``config`` may
         differ from the one the projector was built with in everything but its structure (steps, schedules)."""
-        session, spec = self.generator.session, self.generator.spec
-        config = run_config(self.config, config)
-        target = targets_to_perceptual_input(targets)
-        if len(target) != self.batch or len(seeds) != self.batch:
-            raise ValueError("this projector was built for %d faces; got %d targets, %d seeds"
-                             % (self.batch, len(target), len(seeds)))
-        streams = FaceStreams(seeds)
+        session = self.generator.session
+        run = self.plan.start(targets, seeds, config)
         session.run(self._init)
-        session.run(self._store_target, {self._target: target})
-        noise = streams.initial_noise(spec)
-        session.run(self._set_state, {f: n[..., None] for f, n in zip(self._noise_feeds, noise)})
-        shape = latent_shape(spec, config)
+        session.run(self._store_target, {self._target: run.targets})
+        session.run(self._set_state, {f: n[..., None] for f, n in zip(self._noise_feeds, run.initial_noise)})
 
         def step(index: int) -> List[float]:
-            t = index / config.steps
-            feed = {self._lr: learning_rate(t, config),
-                    self._perturb: streams.perturbation(shape, noise_strength(t, self.sigma, config))}
+            feed = {self._lr: run.learning_rate(index), self._perturb: run.perturbation(index)}
             _, dist = session.run([self._train, self._dist], feed)
             return list(dist)
 
-        result = run_steps(config, step, self.reconstruction, on_step, should_cancel)
+        result = run.steps(step, self.reconstruction, on_step, should_cancel)
         result.latents = self.latents()
         return result
 

@@ -10,7 +10,7 @@ from torch.profiler import record_function
 
 from ..constants import LRELU_GAIN, PIXEL_NORM_EPS
 from ..layout import GeneratorSpec, LayerSpec
-from ..projection import REGION_BIAS_ACT, REGION_NOISE, layer_region
+from ..regions import REGION_BIAS_ACT, REGION_NOISE, layer_region
 from ..weights import SynthesisWeights, mapping_weights, synthesis_weights
 from . import ops
 

@@ -9,7 +9,7 @@ from torch.profiler import record_function
 
 from ..constants import DEMOD_EPS, LRELU_GAIN, LRELU_SLOPE
 from ..filters import AFTER_TRANSPOSED_CONV_PAD, SKIP_UPSAMPLE_PAD, UP, fir_kernel
-from ..projection import REGION_FIR
+from ..regions import REGION_FIR
 
 
 def pick_device(name: Optional[str] = None) -> torch.device:

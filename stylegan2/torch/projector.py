@@ -9,27 +9,8 @@ import torch.nn.functional as F
 from torch.profiler import record_function
 
 from ..perceptual import PerceptualSpec
-from ..projection import (
-    REGION_ADAM,
-    REGION_NOISE_REG,
-    REGION_RENORM,
-    REGION_VGG,
-    CancelCheck,
-    FaceStreams,
-    ProjectionResult,
-    ProjectorConfig,
-    StepCallback,
-    keep_freed_memory,
-    latent_shape,
-    learning_rate,
-    noise_strength,
-    perceptual_factor,
-    pyramid_levels,
-    run_config,
-    run_steps,
-    sigma_scale,
-    targets_to_perceptual_input,
-)
+from ..projection import CancelCheck, ProjectionResult, ProjectorConfig, ProjectorPlan, StepCallback, pyramid_levels
+from ..regions import REGION_ADAM, REGION_NOISE_REG, REGION_RENORM, REGION_VGG
 from ..sampling import to_uint8
 from . import ops
 from .lpips import LPIPS
@@ -54,19 +35,15 @@ class Projector:
 
     def __init__(self, generator: Generator, perceptual: PerceptualSpec, config: ProjectorConfig,
                  w_avg: np.ndarray, w_std: float, batch: int) -> None:
-        self.generator, self.config, self.batch = generator, config, batch
-        keep_freed_memory()
+        self.generator, self.plan = generator, ProjectorPlan.build(generator.spec, config, w_avg, w_std, batch)
         self.device = generator.device
-        spec = generator.spec
-        self.sigma = sigma_scale(w_std, spec, config)
         self.w_avg = torch.as_tensor(w_avg, device=self.device)
-        self.factor = perceptual_factor(spec.resolution)
         self.lpips = LPIPS(perceptual, self.device)
         self._latent: Optional[torch.Tensor] = None
         self._noise: List[torch.Tensor] = []
 
     def _perceptual_input(self, images: torch.Tensor) -> torch.Tensor:
-        return ops.box_downsample(images, self.factor)
+        return ops.box_downsample(images, self.plan.perceptual_factor)
 
     def _synthesize(self, perturb: Optional[torch.Tensor]) -> torch.Tensor:
         ws = self._latent if perturb is None else self._latent + perturb
@@ -78,29 +55,22 @@ class Projector:
                 should_cancel: Optional[CancelCheck] = None) -> ProjectionResult:
         """targets: uint8 [B, H, W, 3] aligned faces. Returns W+ latents [B, num_ws, w_dim]. ``config`` may
         differ from the one the projector was built with in everything but its structure (steps, schedules)."""
-        spec = self.generator.spec
-        config = run_config(self.config, config)
-        target = torch.as_tensor(targets_to_perceptual_input(targets), device=self.device)
-        if len(target) != self.batch or len(seeds) != self.batch:
-            raise ValueError("this projector was built for %d faces; got %d targets, %d seeds"
-                             % (self.batch, len(target), len(seeds)))
-        streams = FaceStreams(seeds)
+        run = self.plan.start(targets, seeds, config)
+        config = run.config
+        target = torch.as_tensor(run.targets, device=self.device)
         with torch.no_grad():
             target_taps = self.lpips.features(self._perceptual_input(target))
-        rows, w_dim = latent_shape(spec, config)
         self._noise = [torch.as_tensor(n[:, None], device=self.device).requires_grad_(True)
-                       for n in streams.initial_noise(spec)]
-        self._latent = self.w_avg[None, None].repeat(self.batch, rows, 1).requires_grad_(True)
+                       for n in run.initial_noise]
+        rows, _ = self.plan.latent_shape
+        self._latent = self.w_avg[None, None].repeat(self.plan.batch, rows, 1).requires_grad_(True)
         optimizer = torch.optim.Adam([self._latent] + self._noise, lr=config.initial_learning_rate,
                                      betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon)
 
         def step(index: int) -> List[float]:
-            t = index / config.steps
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(t, config)
-            perturb = torch.as_tensor(streams.perturbation((rows, w_dim), noise_strength(t, self.sigma, config)),
-                                      device=self.device)
-            images = self._synthesize(perturb)
+                group["lr"] = run.learning_rate(index)
+            images = self._synthesize(torch.as_tensor(run.perturbation(index), device=self.device))
             with record_function(REGION_VGG):
                 dist = self.lpips.distance_to(self._perceptual_input((images + 1) * 127.5), target_taps)
             with record_function(REGION_NOISE_REG):
@@ -116,7 +86,7 @@ class Projector:
                     noise *= torch.rsqrt(torch.square(noise).mean(dim=(1, 2, 3), keepdim=True))
             return dist.detach().cpu().tolist()
 
-        result = run_steps(config, step, self.reconstruction, on_step, should_cancel)
+        result = run.steps(step, self.reconstruction, on_step, should_cancel)
         result.latents = self.latents()
         return result
 

@@ -11,8 +11,9 @@ import pytest
 from stylegan2 import pickles
 from stylegan2.engines import backend
 from stylegan2.errors import ModelStructureError
+from stylegan2.generator_pair import GeneratorPair
 from stylegan2.layout import describe
-from stylegan2.pairs import Manifest, PairRenderer, render_pairs, resize
+from stylegan2.pairs import Manifest, render_pairs, resize
 from stylegan2.sampling import broadcast, to_uint8, truncate
 from stylegan2.student import init_student, load_student, save_student
 from tests.conftest import REPO, run_cli
@@ -86,12 +87,13 @@ def test_pairs_are_resumable_and_match_generate(tmp_path, engine, tiny_models):
     (tmp_path / "pairs" / "shard-00001.npz").unlink()  # as if the run had been killed while writing it
     settings = Manifest.read(tmp_path / "pairs").settings
     events = []
-    render_pairs(PairRenderer(engine, ffhq, toon), tmp_path / "pairs", settings, lambda *event: events.append(event))
+    generators = GeneratorPair(backend(engine), ffhq, toon)
+    render_pairs(generators, tmp_path / "pairs", settings, lambda *event: events.append(event))
     assert events == [(1, 3, True), (2, 3, False), (3, 3, True)]
     after = dict(np.load(str(tmp_path / "pairs" / "shard-00001.npz")))
     assert all(np.array_equal(before[k], after[k]) for k in before)
     with pytest.raises(ValueError, match="other settings"):
-        render_pairs(PairRenderer(engine, ffhq, toon), tmp_path / "pairs", replace(settings, truncation_psi=0.9))
+        render_pairs(generators, tmp_path / "pairs", replace(settings, truncation_psi=0.9))
     generator = backend(engine).Generator(describe(pickles.load_generator(ffhq)))
     ws = truncate(broadcast(generator.map(np.random.RandomState(2).randn(1, 512)), generator.spec.num_ws),
                   generator.spec.dlatent_avg, 0.5)
