@@ -26,9 +26,10 @@ import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Sequence, Tuple
+from typing import Any, Dict, Mapping, Sequence, Tuple, TypeVar
 
 import numpy as np
+from typing_extensions import Protocol
 
 from .errors import ModelStructureError
 
@@ -213,3 +214,36 @@ def forward_flops(spec_or_channels, resolution: int, in_channels: int = 3) -> Di
         size *= 2
     flops += 2 * (channels[0] + in_channels) * 3 * resolution * resolution
     return {"flops": flops, "activation_floats": activations}
+
+
+Tensor = TypeVar("Tensor")
+
+
+class UNetLayers(Protocol[Tensor]):
+    """What an engine supplies for the student's forward pass; unet() wires it the same way in both."""
+
+    def conv(self, x: Tensor, name: str, stride: int = 1) -> Tensor:
+        """The convolution ``name`` (weights ``name/weight``, ``name/bias``), padded by k//2 on each side."""
+
+    def lrelu(self, x: Tensor) -> Tensor:
+        """Leaky ReLU with slope LRELU_SLOPE."""
+
+    def up_concat(self, y: Tensor, skip: Tensor) -> Tensor:
+        """``y`` upsampled 2× (nearest) with ``skip``'s channels appended."""
+
+    def param(self, name: str) -> Tensor:
+        """A map added as it is (``position``, ``mean``)."""
+
+
+def unet(x: Tensor, layers: UNetLayers[Tensor], depth: int) -> Tensor:
+    """The student's forward pass ([-1, 1] RGB, + strength plane → toon in [-1, 1], unclipped): an encoder of
+    ``depth`` stride-2 stages, a learnt position map at the bottom, a decoder with skips, and the result added
+    to the skip convolution of the input and the mean toon (see the module docstring)."""
+    skips = [layers.lrelu(layers.conv(x, "in"))]
+    for i in range(1, depth + 1):
+        y = layers.lrelu(layers.conv(skips[-1], "down%d" % i, stride=2))
+        skips.append(layers.lrelu(layers.conv(y, "down%d_b" % i)))
+    y = skips[-1] + layers.param("position")
+    for i in range(depth, 0, -1):
+        y = layers.lrelu(layers.conv(layers.up_concat(y, skips[i - 1]), "up%d" % i))
+    return layers.conv(x, "skip") + layers.param("mean") + layers.conv(y, "out")

@@ -8,21 +8,8 @@ from typing import Mapping, Optional
 import numpy as np
 import tensorflow as tf
 
-from ..student import LRELU_SLOPE, StudentSpec, check_size, from_unit_range, strength_plane, to_unit_range
+from ..student import LRELU_SLOPE, StudentSpec, check_size, from_unit_range, strength_plane, to_unit_range, unet
 from .networks import session_config
-
-
-def _conv(x: tf.Tensor, params: Mapping[str, tf.Tensor], name: str, stride: int = 1) -> tf.Tensor:
-    """Symmetric padding of k//2 then VALID, so stride 2 pads like PyTorch's padding=1 (not TF's SAME)."""
-    weight = params[name + "/weight"]
-    pad = int(weight.shape[0]) // 2
-    if pad:
-        x = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-    return tf.nn.conv2d(x, weight, strides=[1, stride, stride, 1], padding="VALID") + params[name + "/bias"]
-
-
-def _lrelu(x: tf.Tensor) -> tf.Tensor:
-    return tf.nn.leaky_relu(x, LRELU_SLOPE)
 
 
 def _nearest_up2(x: tf.Tensor) -> tf.Tensor:
@@ -33,16 +20,33 @@ def _nearest_up2(x: tf.Tensor) -> tf.Tensor:
     return tf.reshape(y, [shape[0], shape[1] * 2, shape[2] * 2, channels])
 
 
+class _Layers:
+    """The student's layers in TF, NHWC (stylegan2.student.UNetLayers)."""
+
+    def __init__(self, params: Mapping[str, tf.Tensor]) -> None:
+        self.params = params
+
+    def conv(self, x: tf.Tensor, name: str, stride: int = 1) -> tf.Tensor:
+        """Symmetric padding of k//2 then VALID, so stride 2 pads like PyTorch's padding=1 (not TF's SAME)."""
+        weight = self.params[name + "/weight"]
+        pad = int(weight.shape[0]) // 2
+        if pad:
+            x = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+        return tf.nn.conv2d(x, weight, strides=[1, stride, stride, 1], padding="VALID") + self.params[name + "/bias"]
+
+    def lrelu(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.nn.leaky_relu(x, LRELU_SLOPE)
+
+    def up_concat(self, y: tf.Tensor, skip: tf.Tensor) -> tf.Tensor:
+        return tf.concat([_nearest_up2(y), skip], axis=3)
+
+    def param(self, name: str) -> tf.Tensor:
+        return self.params[name]
+
+
 def student_graph(x: tf.Tensor, params: Mapping[str, tf.Tensor], depth: int) -> tf.Tensor:
-    """NHWC input ([-1, 1] RGB, + strength plane) → NHWC toon in [-1, 1] (unclipped); stylegan2.student."""
-    skips = [_lrelu(_conv(x, params, "in"))]
-    for i in range(1, depth + 1):
-        y = _lrelu(_conv(skips[-1], params, "down%d" % i, stride=2))
-        skips.append(_lrelu(_conv(y, params, "down%d_b" % i)))
-    y = skips[-1] + params["position"]
-    for i in range(depth, 0, -1):
-        y = _lrelu(_conv(tf.concat([_nearest_up2(y), skips[i - 1]], axis=3), params, "up%d" % i))
-    return _conv(x, params, "skip") + params["mean"] + _conv(y, params, "out")
+    """NHWC input → NHWC toon (stylegan2.student.unet)."""
+    return unet(x, _Layers(params), depth)
 
 
 class Student:

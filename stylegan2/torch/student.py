@@ -18,30 +18,34 @@ from ..student import (
     from_unit_range,
     strength_plane,
     to_unit_range,
+    unet,
 )
 from . import ops
 
 
-def _conv(x: torch.Tensor, params: Dict[str, torch.Tensor], name: str, stride: int = 1) -> torch.Tensor:
-    weight = params[name + "/weight"]
-    return F.conv2d(x, weight, params[name + "/bias"], stride=stride, padding=weight.shape[-1] // 2)
+class _Layers:
+    """The student's layers in PyTorch, NCHW (stylegan2.student.UNetLayers)."""
 
+    def __init__(self, params: Dict[str, torch.Tensor]) -> None:
+        self.params = params
 
-def _lrelu(x: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu(x, LRELU_SLOPE)
+    def conv(self, x: torch.Tensor, name: str, stride: int = 1) -> torch.Tensor:
+        weight = self.params[name + "/weight"]
+        return F.conv2d(x, weight, self.params[name + "/bias"], stride=stride, padding=weight.shape[-1] // 2)
+
+    def lrelu(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(x, LRELU_SLOPE)
+
+    def up_concat(self, y: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return torch.cat([F.interpolate(y, scale_factor=2.0, mode="nearest"), skip], dim=1)
+
+    def param(self, name: str) -> torch.Tensor:
+        return self.params[name]
 
 
 def student_graph(x: torch.Tensor, params: Dict[str, torch.Tensor], depth: int) -> torch.Tensor:
-    """NCHW input ([-1, 1] RGB, + strength plane) → NCHW toon in [-1, 1] (unclipped); stylegan2.student."""
-    skips = [_lrelu(_conv(x, params, "in"))]
-    for i in range(1, depth + 1):
-        y = _lrelu(_conv(skips[-1], params, "down%d" % i, stride=2))
-        skips.append(_lrelu(_conv(y, params, "down%d_b" % i)))
-    y = skips[-1] + params["position"]
-    for i in range(depth, 0, -1):
-        up = F.interpolate(y, scale_factor=2.0, mode="nearest")
-        y = _lrelu(_conv(torch.cat([up, skips[i - 1]], dim=1), params, "up%d" % i))
-    return _conv(x, params, "skip") + params["mean"] + _conv(y, params, "out")
+    """NCHW input → NCHW toon (stylegan2.student.unet)."""
+    return unet(x, _Layers(params), depth)
 
 
 def _to_oihw(name: str, value: np.ndarray) -> np.ndarray:
