@@ -39,7 +39,7 @@ class Settings:
     queue: str = "local"
     redis_url: str = "redis://localhost:6379/0"
     max_queue: int = 32
-    batch_size: int = 0  # 0: as many faces as the device's memory holds (app.engine)
+    batch_size: int = 0  # 0: as many faces as the device's memory holds (app.batches)
     device_memory_bytes: int = 0
     device: str = ""  # cpu, cuda, cuda:1 (torch engine); "" = CUDA when available
     cache_dir: Optional[Path] = None  # w statistics; None = <models>/.cache if writable
