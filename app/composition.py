@@ -6,13 +6,16 @@ machine (RedisService; the workers are app.jobs.rq_worker)."""
 from __future__ import annotations
 
 from .config import Settings
+from .faces.detect import FaceDetector
 from .jobs.redis_store import RedisJobStore
 from .jobs.sqlite_store import SqliteJobStore
 from .service import LocalService, RedisService, Service
+from .toonify import Toonify
 
 
 def create_service(settings: Settings) -> Service:
+    detector = FaceDetector(settings.models_dir)  # one per process: admission and the local worker share it
     if settings.queue == "redis":
-        return RedisService(settings, RedisJobStore.from_settings(settings, socket_timeout=5,
-                                                                   socket_connect_timeout=3))
-    return LocalService(settings, SqliteJobStore(settings.data_dir))
+        store = RedisJobStore.from_settings(settings, socket_timeout=5, socket_connect_timeout=3)
+        return RedisService(settings, store, detector)
+    return LocalService(settings, SqliteJobStore(settings.data_dir), Toonify(settings, detector), detector)

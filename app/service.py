@@ -1,7 +1,7 @@
 """What one API process holds: settings, job store, metrics, face detector, and how jobs get run. No HTTP
 here: conditions are typed errors (app.errors), which app.api answers; app.composition picks the service.
 
-``LocalService``: SQLite + an in-process worker; the engine loads in a background thread so liveness
+``LocalService``: SQLite + an in-process worker; the models load in a background thread so liveness
 answers at once. ``RedisService``: jobs go through Redis to ``python -m app worker`` processes on any
 machine; this process loads no models and does no GPU work (re-renders run on a worker too)."""
 from __future__ import annotations
@@ -43,11 +43,12 @@ class Service:
 
     store: JobStore
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, detector: FaceDetector) -> None:
+        """``detector``: finds faces when a job is admitted (shared with the local worker's Toonify)."""
         self.settings = settings
         self.metrics = Metrics()
         self.limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
-        self.detector = FaceDetector(settings.models_dir)
+        self.detector = detector
 
         self.draining = threading.Event()  # SIGTERM received: waiting requests answer, no new jobs
 
@@ -83,14 +84,14 @@ class Service:
 class LocalService(Service):
     store: SqliteJobStore
 
-    def __init__(self, settings: Settings, store: SqliteJobStore) -> None:
-        super().__init__(settings)
-        self.store = store
+    def __init__(self, settings: Settings, store: SqliteJobStore, toonify: Toonify, detector: FaceDetector) -> None:
+        """``toonify``: what the worker thread runs jobs with; set up in the background by start()."""
+        super().__init__(settings, detector)
+        self.store, self.toonify = store, toonify
         self.metrics.count_jobs_from(self.store.job_counts)
         requeued = self.store.requeue_interrupted(settings.job_attempts)
         if requeued:
             log.info("jobs interrupted by the last stop: %s", ", ".join(requeued))
-        self.toonify = Toonify(settings, self.detector)
         self.load_error: Optional[str] = None
         self.workers = WorkerSupervisor(self._new_worker,
                                         lambda: self.store.requeue_interrupted(settings.job_attempts))
@@ -170,8 +171,8 @@ class LocalService(Service):
 class RedisService(Service):
     store: RedisJobStore
 
-    def __init__(self, settings: Settings, store: RedisJobStore) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: Settings, store: RedisJobStore, detector: FaceDetector) -> None:
+        super().__init__(settings, detector)
         self.store = store
         self.redis = store.redis
         self.metrics.count_jobs_from(self.store.job_counts)
