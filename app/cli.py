@@ -27,6 +27,7 @@ from .faces.align import align_face
 from .faces.decode import decode_image
 from .faces.detect import FaceDetector
 from .faces.paste import paste_faces
+from .toonify import Progress, Toonify
 
 log = logging.getLogger("app")
 
@@ -91,11 +92,11 @@ def checked_options(args: argparse.Namespace, settings: Settings):
     """The request options, validated by the same models as the API's, with messages that name the option."""
     from pydantic import ValidationError
 
-    from .options import RequestOptions
+    from .options import ToonifyOptions
 
     fields = {"face": args.face, "steps": args.steps, "seed": args.seed, "strength": args.strength}
     try:
-        options = RequestOptions(**{k: v for k, v in fields.items() if v is not None})
+        options = ToonifyOptions(**{k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -108,12 +109,15 @@ def checked_options(args: argparse.Namespace, settings: Settings):
     return options
 
 
+def _for_args(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The TOONIFY_* settings with --engine and --models applied."""
+    return dataclasses.replace(settings, engine=args.engine, models_dir=Path(args.models))
+
+
 def load_toonify(args: argparse.Namespace, settings: Settings):
     """The Toonify object for --engine and --models (over the TOONIFY_* settings), set up."""
-    from .toonify import Toonify
-
     print("loading the %s models from %s …" % (args.engine, args.models), file=sys.stderr)
-    toonify = Toonify(dataclasses.replace(settings, engine=args.engine, models_dir=Path(args.models)))
+    toonify = Toonify(_for_args(settings, args))
     if toonify.tiny:
         print("warning: %s holds tiny TEST models: the results are noise, not faces" % args.models, file=sys.stderr)
     return toonify.setup()
@@ -152,19 +156,19 @@ def write_toonify_outputs(folder: Path, photo: Path, projection, rendering, opti
     (folder / "result.json").write_text(json.dumps(record, indent=1))
 
 
-def cmd_toonify_fast(args: argparse.Namespace, options, device: str) -> int:
+def cmd_toonify_fast(args: argparse.Namespace, options, settings: Settings) -> int:
     """--method fast: the distilled student instead of projection (app.fast): toons and the pasted photo."""
-    from .fast import FastMode, toonify_fast
+    from .fast import FastMode
 
     batch = Batch("photo", len(args.photos))
     photos = readable_files(args.photos, batch)
     if not photos:
         return batch.finish()
-    student = FastMode(args.engine, Path(args.models), device).load().require()
-    detector = FaceDetector(Path(args.models))
+    fast = FastMode(_for_args(settings, args), FaceDetector(Path(args.models))).load()
+    fast.require()
     for photo in photos:
         try:
-            result = toonify_fast(student, detector, photo.read_bytes(), options.model_copy(update={"output": "paste"}))
+            result = fast.toonify(photo.read_bytes(), options.model_copy(update={"output": "paste"}))
         except (ToonifyError, OSError) as exc:
             batch.fail(photo.name, getattr(exc, "message", None) or str(exc))
             continue
@@ -179,10 +183,20 @@ def cmd_toonify_fast(args: argparse.Namespace, options, device: str) -> int:
     return batch.finish()
 
 
+class _StepBar(Progress):
+    """Projection steps as a progress bar (stylegan2.cli.StepProgress); stages are not shown."""
+
+    def __init__(self, label: str) -> None:
+        self.bar = StepProgress(label)
+
+    def step(self, info: StepInfo) -> None:
+        self.bar(info)
+
+
 def cmd_toonify(args: argparse.Namespace, settings: Settings) -> int:
     options = checked_options(args, settings)
     if args.method == "fast":
-        return cmd_toonify_fast(args, options, settings.device)
+        return cmd_toonify_fast(args, options, settings)
     check_models(Path(args.models))
     batch = Batch("photo", len(args.photos))
     photos = readable_files(args.photos, batch)
@@ -191,15 +205,10 @@ def cmd_toonify(args: argparse.Namespace, settings: Settings) -> int:
     toonify = load_toonify(args, settings)
     out = Path(args.out)
     for photo in photos:
-        bar = StepProgress("%s (%d steps)" % (photo.name, options.steps))
-
-        def progress(_stage: str, step: Optional[StepInfo], bar=bar) -> None:
-            if step is not None:
-                bar(step)
-
         try:
-            projection = toonify.project(photo.read_bytes(), options.projection, progress)
-            rendering = toonify.render(projection, options.rendering)
+            projection = toonify.project(photo.read_bytes(), options.projection_options,
+                                         _StepBar("%s (%d steps)" % (photo.name, options.steps)))
+            rendering = toonify.render(projection, options.render_options)
         except (ToonifyError, OSError) as exc:
             batch.fail(photo.name, getattr(exc, "message", None) or str(exc))
             continue

@@ -13,15 +13,17 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
+from stylegan2.contracts import StudentNetwork
 from stylegan2.engines import backend
 from stylegan2.student import STUDENT_FILE, load_student
 
+from .config import Settings
 from .errors import InvalidOption, ToonifyError
 from .faces.align import TRANSFORM_SIZE, align_face
 from .faces.decode import ImageLimits, decode_image
 from .faces.detect import Face, FaceDetector, select_faces
 from .faces.paste import paste_faces
-from .options import RequestOptions
+from .options import ToonifyOptions
 
 log = logging.getLogger("toonify.fast")
 StageCallback = Callable[[str, float], None]
@@ -55,7 +57,7 @@ class FastResult:
                 "paste": lambda: self.pasted}[output]()
 
 
-def check_options(student: Any, options: RequestOptions) -> None:
+def check_options(student: StudentNetwork, options: ToonifyOptions) -> None:
     if options.output not in FAST_OUTPUTS:
         raise FastOptionUnsupported("output=%s is not available with method=fast (it has no latents); choose %s"
                                     % (options.output, ", ".join(FAST_OUTPUTS)))
@@ -64,42 +66,16 @@ def check_options(student: Any, options: RequestOptions) -> None:
                                     "method=project")
 
 
-def toonify_fast(student: Any, detector: FaceDetector, data: bytes, options: RequestOptions,
-                 limits: Optional[ImageLimits] = None, on_stage: Optional[StageCallback] = None) -> FastResult:
-    """Photo bytes → toons by the student; the same typed errors as the projection pipeline."""
-    check_options(student, options)
-    seconds: Dict[str, float] = {}
-    started = time.perf_counter()
-
-    def stage(name: str) -> None:
-        nonlocal started
-        seconds[name] = time.perf_counter() - started
-        if on_stage is not None:
-            on_stage(name, seconds[name])
-        started = time.perf_counter()
-
-    photo = decode_image(data, limits)
-    stage("decode")
-    faces = select_faces(detector.usable_faces(photo), options.face)
-    stage("detect")
-    side = student.spec.resolution
-    aligned = [align_face(photo, face.landmarks, side, min(TRANSFORM_SIZE, ALIGN_SUPERSAMPLING * side))
-               for face in faces]
-    stage("align")
-    toons = list(student.toonify(np.stack([a.image for a in aligned]), options.strength))
-    stage("student")
-    pasted = paste_faces(photo, toons, [a.quad for a in aligned]) if options.output == "paste" else photo
-    stage("paste")
-    return FastResult(faces, [a.image for a in aligned], toons, pasted, seconds)
-
-
 class FastMode:
-    """The student of one models directory, loaded in the background (so liveness never waits for it)."""
+    """The student of one models directory, loaded in the background (so liveness never waits for it), and
+    the fast pipeline around it: the fast counterpart of app.toonify.Toonify."""
 
-    def __init__(self, engine: str, models_dir: Path, device: str = "") -> None:
-        """``device``: Settings.device ("" = CUDA when available)."""
-        self.engine, self.path, self.device = engine, Path(models_dir) / STUDENT_FILE, device
-        self.student: Any = None
+    def __init__(self, settings: Settings, detector: FaceDetector) -> None:
+        """``detector``: shared with the rest of the process."""
+        self.engine, self.device = settings.engine, settings.device or None
+        self.path = Path(settings.models_dir) / STUDENT_FILE
+        self.limits, self.detector = ImageLimits.from_settings(settings), detector
+        self.student: Optional[StudentNetwork] = None
         self.error: Optional[str] = None
         self.loaded = threading.Event()
 
@@ -111,10 +87,10 @@ class FastMode:
         try:
             if self.path.exists():
                 spec = load_student(self.path)
-                student = backend(self.engine).Student(spec, self.device or None)
+                student = backend(self.engine).Student(spec, self.device)
                 side = spec.resolution
                 student.toonify(np.zeros([1, side, side, 3], np.uint8))  # warm-up: ready means it runs
-                self.student = student
+                self.use(student)
                 log.info("fast mode: student %s (%d px, %d parameters)", self.path, side, spec.num_params)
         except Exception as exc:  # readiness reports it; projection keeps working
             log.exception("loading the fast-mode student failed")
@@ -123,7 +99,13 @@ class FastMode:
             self.loaded.set()
         return self
 
-    def require(self) -> Any:
+    def use(self, student: StudentNetwork) -> "FastMode":
+        """Serve this student (loaded from the models directory, or built by a caller such as a benchmark)."""
+        self.student = student
+        self.loaded.set()
+        return self
+
+    def require(self) -> StudentNetwork:
         """The loaded student, or FastModeUnavailable with what to do about it."""
         if self.student is not None:
             return self.student
@@ -146,3 +128,31 @@ class FastMode:
         return {"available": True, "file": self.path.name, "resolution": student.spec.resolution,
                 "parameters": student.spec.num_params, "strength_input": student.spec.takes_strength,
                 "trained_steps": meta.get("trained_steps")}
+
+    def toonify(self, data: bytes, options: ToonifyOptions, on_stage: Optional[StageCallback] = None) -> FastResult:
+        """Photo bytes → toons by the student; the same typed errors as the projection path."""
+        student = self.require()
+        check_options(student, options)
+        seconds: Dict[str, float] = {}
+        started = time.perf_counter()
+
+        def stage(name: str) -> None:
+            nonlocal started
+            seconds[name] = time.perf_counter() - started
+            if on_stage is not None:
+                on_stage(name, seconds[name])
+            started = time.perf_counter()
+
+        photo = decode_image(data, self.limits)
+        stage("decode")
+        faces = select_faces(self.detector.usable_faces(photo), options.face)
+        stage("detect")
+        side = student.spec.resolution
+        aligned = [align_face(photo, face.landmarks, side, min(TRANSFORM_SIZE, ALIGN_SUPERSAMPLING * side))
+                   for face in faces]
+        stage("align")
+        toons = list(student.toonify(np.stack([a.image for a in aligned]), options.strength))
+        stage("student")
+        pasted = paste_faces(photo, toons, [a.quad for a in aligned]) if options.output == "paste" else photo
+        stage("paste")
+        return FastResult(faces, [a.image for a in aligned], toons, pasted, seconds)

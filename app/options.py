@@ -2,17 +2,17 @@
 so key the result cache); ``RenderOptions`` only change how a projection is rendered, so every path (sync,
 async result, re-render, cache hit, page, CLI) can honour them without projecting again.
 
-The HTTP form and the CLI take both at once as ``RequestOptions``; its JSON schema is the OpenAPI form schema,
+The HTTP form and the CLI take both at once as ``ToonifyOptions``; its JSON schema is the OpenAPI form schema,
 so the enums, ranges and defaults are documented once."""
 from __future__ import annotations
 
 from pydantic import BaseModel, Field, field_validator
-from typing_extensions import Literal
+from typing_extensions import Literal, get_args
 
 from stylegan2.projection import DEFAULT_STEPS
 
-OUTPUT_KINDS = ("toon", "paste", "aligned", "reconstruction")
-IMAGE_FORMATS = ("png", "jpeg", "webp")
+OutputKind = Literal["toon", "paste", "aligned", "reconstruction"]
+OUTPUT_KINDS = get_args(OutputKind)
 MAX_FACE_INDEX = 63
 
 
@@ -44,7 +44,7 @@ class RenderOptions(BaseModel):
     synthesis, not a projection."""
 
     strength: float = Field(1.0, ge=0.0, le=1.0, description="1.0 = the original Toonify look, 0.0 = the photo")
-    output: Literal["toon", "paste", "aligned", "reconstruction"] = Field(
+    output: OutputKind = Field(
         "toon", description="the cartoon face, the photo with the face(s) pasted back, the aligned crop, or the "
                             "FFHQ reconstruction (shows whether the projection found the face)")
     format: Literal["png", "jpeg", "webp"] = Field("png", description="image format of the result")
@@ -55,13 +55,15 @@ class RenderOptions(BaseModel):
         return value.lower().replace("jpg", "jpeg") if isinstance(value, str) else value
 
 
-class RequestOptions(ProjectionOptions, RenderOptions):
-    """Both kinds as one request sends them (form fields, CLI options)."""
+class ToonifyOptions(RenderOptions, ProjectionOptions):
+    """Both kinds as one request sends them (form fields, CLI options). The bases are listed render first so
+    that the fields come projection first (face, steps, seed, strength, output, format), as the API has always
+    listed and validated them."""
 
     @property
-    def projection(self) -> ProjectionOptions:
+    def projection_options(self) -> ProjectionOptions:
         return ProjectionOptions(**self.model_dump(include=set(ProjectionOptions.model_fields)))
 
     @property
-    def rendering(self) -> RenderOptions:
+    def render_options(self) -> RenderOptions:
         return RenderOptions(**self.model_dump(include=set(RenderOptions.model_fields)))

@@ -47,7 +47,7 @@ class Service:
         """``detector``: finds faces when a job is admitted (shared with the local worker's Toonify)."""
         self.settings = settings
         self.metrics = Metrics()
-        self.limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
+        self.limits = ImageLimits.from_settings(settings)
         self.detector = detector
 
         self.draining = threading.Event()  # SIGTERM received: waiting requests answer, no new jobs

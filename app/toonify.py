@@ -4,7 +4,7 @@
 into images at a toon strength. The CLI, the in-process worker and the RQ workers each hold one; nothing
 else threads engines, detectors or limits around.
 
-Nothing about TF sessions, tensors or devices leaks above this object (docs/architecture.md)."""
+Nothing about TF sessions, tensors or devices leaks above this object."""
 from __future__ import annotations
 
 import logging
@@ -31,10 +31,24 @@ from .faces.paste import paste_faces
 from .options import ProjectionOptions, RenderOptions
 
 log = logging.getLogger("toonify.engine")
-# (stage, step): a stage as it starts — decoding, aligning, projecting, synthesizing, pasting — and, while
-# projecting, each step with its losses.
-Progress = Callable[[str, Optional[StepInfo]], None]
 CancelCheck = Callable[[], bool]
+
+
+class Progress:
+    """What a caller hears while a photo is projected and rendered. This one hears nothing: the job runner
+    and the CLI override what they show."""
+
+    def stage(self, name: str) -> None:
+        """A stage starts: decoding, aligning, projecting, synthesizing, pasting."""
+
+    def step(self, info: StepInfo) -> None:
+        """A projection step is done (with each face's loss)."""
+
+    def timed(self, stage: str, seconds: float) -> None:
+        """A stage ended, in this many seconds: decode, detect, align, project, synthesize, paste."""
+
+
+SILENT = Progress()
 
 
 class ProjectionCancelled(Exception):
@@ -65,21 +79,21 @@ class Rendering:
 
 
 class _Stages:
-    """Announces each stage as it starts and times it."""
+    """Announces each stage as it starts, and reports and keeps its time as it ends."""
 
-    def __init__(self, progress: Optional[Progress]) -> None:
-        self.progress, self.seconds = progress, {}  # type: Optional[Progress], Dict[str, float]
+    def __init__(self, progress: Progress) -> None:
+        self.progress, self.seconds = progress, {}  # type: Progress, Dict[str, float]
         self._name, self._started = "", 0.0
 
     def start(self, announced: str, timed: str) -> None:
         self.stop()
-        if self.progress is not None:
-            self.progress(announced, None)
+        self.progress.stage(announced)
         self._name, self._started = timed, time.perf_counter()
 
     def stop(self) -> Dict[str, float]:
         if self._name:
             self.seconds[self._name] = time.perf_counter() - self._started
+            self.progress.timed(self._name, self.seconds[self._name])
             self._name = ""
         return self.seconds
 
@@ -90,7 +104,7 @@ class Toonify:
         same one)."""
         self.settings = settings
         self.paths = ModelPaths.in_dir(settings.models_dir)
-        self.limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
+        self.limits = ImageLimits.from_settings(settings)
         self.detector = detector
         self.tiny = (settings.models_dir / MARKER_FILE).exists()
         self.load_seconds = 0.0
@@ -149,39 +163,35 @@ class Toonify:
         return self.models.num_ws
 
     # -- project ---------------------------------------------------------------------------------------------
-    def project(self, photo: bytes, options: ProjectionOptions, progress: Optional[Progress] = None,
+    def project(self, photo: bytes, options: ProjectionOptions, progress: Progress = SILENT,
                 cancel: Optional[CancelCheck] = None, faces: Optional[List[Face]] = None) -> Projection:
         """Photo bytes → the chosen faces in W+. ``faces``: faces already chosen on a reduced copy (the API
         detects when it accepts a job); their landmarks are placed again on the full-size photo. Raises the
         typed errors of app.errors, and ProjectionCancelled."""
+        resolution, detector = self.resolution, self.detector  # a RuntimeError before setup(), which makes both
         stages = _Stages(progress)
         stages.start("decoding", "decode")
         rgb = decode_image(photo, self.limits)
         stages.start("aligning", "detect")
-        detector = self.detector
         if faces is None:
             faces = select_faces(detector.usable_faces(rgb), options.face)
         else:
             faces = [Face(face.rect, face.score, detector.landmarks(rgb, face.rect)) for face in faces]
         stages.start("aligning", "align")
-        aligned = [align_face(rgb, face.landmarks, self.resolution) for face in faces]
+        aligned = [align_face(rgb, face.landmarks, resolution) for face in faces]
         stages.start("projecting", "project")
-
-        def step(info: StepInfo) -> None:
-            if progress is not None:
-                progress("projecting", info)
-
-        latents = self.project_aligned(np.stack([a.image for a in aligned]), options, step, cancel)
+        latents = self.project_aligned(np.stack([a.image for a in aligned]), options, progress, cancel)
         return Projection(rgb, faces, [a.quad for a in aligned], [a.image for a in aligned], latents,
                           stages.stop())
 
-    def _project_batch(self, aligned: np.ndarray, options: ProjectionOptions, first: int,
-                       step: Optional[Callable[[StepInfo], None]], cancel: Optional[CancelCheck]) -> np.ndarray:
+    def _project_batch(self, aligned: np.ndarray, options: ProjectionOptions, first: int, progress: Progress,
+                       cancel: Optional[CancelCheck]) -> np.ndarray:
         self.batches.check(len(aligned))
         seeds = [options.seed + first + i for i in range(len(aligned))]
         try:
             with self._project_lock:
-                result = self.models.project(aligned, seeds, ProjectorConfig(steps=options.steps), step, cancel)
+                result = self.models.project(aligned, seeds, ProjectorConfig(steps=options.steps), progress.step,
+                                             cancel)
         except Exception as exc:
             if backend(self.engine).is_out_of_memory(exc):
                 raise BatchOutOfMemory(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
@@ -190,8 +200,7 @@ class Toonify:
             raise ProjectionCancelled()
         return result.latents
 
-    def project_aligned(self, aligned: np.ndarray, options: ProjectionOptions,
-                        step: Optional[Callable[[StepInfo], None]] = None,
+    def project_aligned(self, aligned: np.ndarray, options: ProjectionOptions, progress: Progress = SILENT,
                         cancel: Optional[CancelCheck] = None) -> np.ndarray:
         """Aligned crops uint8 [F, R, R, 3] → W+ latents [F, num_ws, 512], in batches that fit; a batch that
         runs out of device memory is split in halves and retried. Face k always gets seed + k, whatever the
@@ -201,7 +210,7 @@ class Toonify:
         while first < len(aligned):
             chunk = aligned[first: first + size]
             try:
-                latents.append(self._project_batch(chunk, options, first, step, cancel))
+                latents.append(self._project_batch(chunk, options, first, progress, cancel))
             except BatchOutOfMemory as exc:
                 if len(chunk) == 1:
                     raise DeviceOutOfMemory("one face does not fit in the GPU's memory (%s); the server needs a "
@@ -219,8 +228,7 @@ class Toonify:
         with self._synthesis_lock:
             return self.models.synthesize(np.asarray(latents, np.float32), strength)
 
-    def render(self, projection: Projection, options: RenderOptions,
-               progress: Optional[Progress] = None) -> Rendering:
+    def render(self, projection: Projection, options: RenderOptions, progress: Progress = SILENT) -> Rendering:
         """The toons at ``options.strength``, the reconstructions, and the photo with the toons pasted back.
         (``output`` and ``format`` choose among and encode these images; app.api.rendering, app.cli.)"""
         stages = _Stages(progress)

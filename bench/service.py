@@ -16,7 +16,7 @@ from typing import Callable, Dict, List
 import httpx
 
 from app.config import Settings
-from app.options import RequestOptions
+from app.options import ToonifyOptions
 from app.toonify import Toonify
 from bench.common import report
 from stylegan2.tiny import write_tiny_models
@@ -70,9 +70,9 @@ def main() -> None:
         finally:
             server.stop()
         toonify = Toonify(Settings(engine=args.engine, models_dir=models)).setup()
-        options = RequestOptions(steps=args.steps)
+        options = ToonifyOptions(steps=args.steps)
         started = time.perf_counter()
-        toonify.render(toonify.project(photo, options.projection), options.rendering)
+        toonify.render(toonify.project(photo, options.projection_options), options.render_options)
         direct_s = time.perf_counter() - started
     rows.append({"endpoint": "full job (%d steps)" % args.steps, "job_s": job_s, "direct_pipeline_s": direct_s,
                  "overhead_s": job_s - direct_s})

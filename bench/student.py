@@ -68,18 +68,18 @@ def with_cpu_seconds(fn, repeats: int) -> Dict[str, float]:
 
 
 def fast_request_seconds(engine: str, side: int, repeats: int) -> Dict[str, float]:
+    from app.config import Settings
     from app.faces.detect import FaceDetector
-    from app.fast import toonify_fast
-    from app.options import RequestOptions
+    from app.fast import FastMode
+    from app.options import ToonifyOptions
 
-    student = backend(engine).Student(init_student(side))
-    detector = FaceDetector()
+    fast = FastMode(Settings(engine=engine), FaceDetector()).use(backend(engine).Student(init_student(side)))
     data = (PHOTOS / "astronaut.png").read_bytes()
-    options = RequestOptions(output="paste")
+    options = ToonifyOptions(output="paste")
     stages: Dict[str, List[float]] = {}
 
     def run() -> None:
-        result = toonify_fast(student, detector, data, options)
+        result = fast.toonify(data, options)
         for name, seconds in result.stage_seconds.items():
             stages.setdefault(name, []).append(seconds)
 

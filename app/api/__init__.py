@@ -49,7 +49,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                   description="POST a photo of a person to /toonify; get a cartoon version of their face.")
     app.state.service = svc
     app.state.auth = auth = Auth(settings.api_keys, settings.link_ttl_s, settings.open_metrics)
-    app.state.fast = FastService(settings, svc.metrics.registry)
+    app.state.fast = FastService(settings, svc.metrics.registry, svc.detector)
     app.state.job_index = create_job_index(svc, settings.data_dir, settings.result_ttl_s)
     app.state.webhooks = WebhookSender(svc.store, settings)
     app.include_router(router)

@@ -22,7 +22,7 @@ from ..faces.decode import decode_cost_bytes, decode_reduced
 from ..faces.detect import DETECT_SIDE, Face, select_faces
 from ..jobs.job import Job, new_job_id
 from ..memory import return_freed_memory
-from ..options import RequestOptions
+from ..options import ToonifyOptions
 from ..service import Service
 
 
@@ -89,7 +89,7 @@ async def queue_full(svc: Service) -> QueueFull:
                      retry_after_s=retry)
 
 
-async def admit(svc: Service, budget: MemoryBudget, options: RequestOptions, cache_key: str, data: bytes) -> Job:
+async def admit(svc: Service, budget: MemoryBudget, options: ToonifyOptions, cache_key: str, data: bytes) -> Job:
     """Reserve a place in the queue, then find the faces, then turn the reservation into the job. Any
     failure on the way gives the place back."""
     job_id = new_job_id()

@@ -12,16 +12,15 @@ from starlette.responses import Response
 from ..config import Settings
 from ..encoding import encode_image, media_type
 from ..errors import QueueFull, ToonifyError
-from ..faces.decode import ImageLimits
 from ..faces.detect import FaceDetector
-from ..fast import FastMode, toonify_fast
+from ..fast import FastMode
 from ..metrics import STAGE_BUCKETS
-from ..options import RequestOptions
+from ..options import ToonifyOptions
 
 
 class FastService:
-    def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
-        self.mode = FastMode(settings.engine, settings.models_dir, settings.device).start()
+    def __init__(self, settings: Settings, registry: CollectorRegistry, detector: FaceDetector) -> None:
+        self.mode = FastMode(settings, detector).start()
         self.max_in_flight = max(1, settings.max_queue)
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -33,11 +32,10 @@ class FastService:
     def readiness(self):
         return self.mode.readiness()
 
-    def _run(self, detector: FaceDetector, data: bytes, options: RequestOptions, limits: ImageLimits):
+    def _run(self, data: bytes, options: ToonifyOptions):
         started = time.perf_counter()
         try:
-            result = toonify_fast(self.mode.require(), detector, data, options, limits,
-                                  lambda stage, s: self.seconds.labels(stage).observe(s))
+            result = self.mode.toonify(data, options, lambda stage, s: self.seconds.labels(stage).observe(s))
         except ToonifyError as exc:
             self.requests.labels(exc.code).inc()
             raise
@@ -45,8 +43,7 @@ class FastService:
         self.requests.labels("ok").inc()
         return result
 
-    async def respond(self, detector: FaceDetector, data: bytes, options: RequestOptions,
-                      limits: ImageLimits) -> Response:
+    async def respond(self, data: bytes, options: ToonifyOptions) -> Response:
         with self._lock:
             if self._in_flight >= self.max_in_flight:
                 self.requests.labels("queue_full").inc()
@@ -54,7 +51,7 @@ class FastService:
                                 retry_after_s=1)
             self._in_flight += 1
         try:
-            result = await run_in_threadpool(self._run, detector, data, options, limits)
+            result = await run_in_threadpool(self._run, data, options)
         finally:
             with self._lock:
                 self._in_flight -= 1

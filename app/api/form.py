@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from ..config import Settings
 from ..errors import InvalidOption, MissingImage, TooManyFiles, UnsupportedMediaType
-from ..options import RequestOptions
+from ..options import ToonifyOptions
 from .middleware import FORM_SCOPE_KEY
 from .multipart_guard import FormPart as Part
 
@@ -27,14 +27,14 @@ class WebhookRequest:
 
 @dataclass(frozen=True)
 class ToonifyRequest:
-    options: RequestOptions
+    options: ToonifyOptions
     upload: bytes
     webhook: Optional[WebhookRequest]
     method: str = "project"
 
 
 def known_fields() -> List[str]:
-    return list(OTHER_FIELDS[:1]) + list(RequestOptions.model_fields) + list(OTHER_FIELDS[1:])
+    return list(OTHER_FIELDS[:1]) + list(ToonifyOptions.model_fields) + list(OTHER_FIELDS[1:])
 
 
 def form_parts(request: Request) -> List[Part]:
@@ -56,12 +56,12 @@ def refuse_unknown(parts: List[Part], known: List[str]) -> None:
                        % (", ".join("'%s'" % name for name in unknown), ", ".join(known)))
 
 
-def _options(parts: List[Part], settings: Settings) -> RequestOptions:
-    fields = {name: (_values(parts, name) or [""])[0] for name in RequestOptions.model_fields}
+def _options(parts: List[Part], settings: Settings) -> ToonifyOptions:
+    fields = {name: (_values(parts, name) or [""])[0] for name in ToonifyOptions.model_fields}
     fields = {k: v for k, v in fields.items() if v != ""}
     fields.setdefault("steps", str(settings.default_steps))
     try:
-        options = RequestOptions(**fields)
+        options = ToonifyOptions(**fields)
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join(str(p) for p in first["loc"]) or "options"

@@ -20,7 +20,7 @@ from ..errors import InvalidOption, ResultNotFound, ResultNotReady
 from ..faces.decode import decode_image
 from ..faces.paste import paste_faces
 from ..jobs.job import PHOTO, Job
-from ..options import OUTPUT_KINDS, RequestOptions
+from ..options import OUTPUT_KINDS, ToonifyOptions
 from ..service import Service
 
 
@@ -91,7 +91,7 @@ def image_response(data: bytes, fmt: str, job: Job) -> Response:
     return Response(data, media_type=media_type(fmt), headers=_headers(job))
 
 
-async def result_response(svc: Service, job: Job, options: RequestOptions) -> Response:
+async def result_response(svc: Service, job: Job, options: ToonifyOptions) -> Response:
     """What a waiting ``POST /toonify`` answers once its job has succeeded."""
     if options.output == "paste":
         return image_response(await pasted_bytes(svc, job, options.strength, options.format), options.format, job)

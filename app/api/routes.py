@@ -18,7 +18,7 @@ from stylegan2.model_files import MARKER_FILE
 from ..encoding import encode_image
 from ..errors import InvalidOption, JobCancelled, JobFailed, NotFound, ResultNotReady, ShuttingDown
 from ..jobs.job import Job
-from ..options import RequestOptions
+from ..options import ToonifyOptions
 from ..service import TINY_WARNING, Service
 from .admission import admit, detect
 from .auth import NO_OWNER, Auth
@@ -122,13 +122,13 @@ async def toonify(
     if form.method == "fast":
         if wants_async:
             raise InvalidOption("method=fast answers at once and has no job: drop async / 'Prefer: respond-async'")
-        return await request.app.state.fast.respond(svc.detector, data, options, svc.limits)
+        return await request.app.state.fast.respond(data, options)
     svc.check_accepting()
     if form.webhook is not None:
         await run_in_threadpool(refuse_bad_url, form.webhook.url, svc.settings)
     who, index = owner(request), request.app.state.job_index
     digest = await run_in_threadpool(lambda: hashlib.sha256(data).hexdigest())
-    cache_key = "%s;%s;%s" % (who, digest, options.projection.key())
+    cache_key = "%s;%s;%s" % (who, digest, options.projection_options.key())
     hook = (form.webhook.url, sorted(form.webhook.events)) if form.webhook else None  # the same in every process
     fingerprint = hashlib.sha256((cache_key + repr(options) + repr(hook)).encode()).hexdigest()
     job = await run_in_threadpool(_idempotent_job, svc, index, who, idempotency_key, fingerprint)
@@ -181,7 +181,7 @@ async def server_config(request: Request) -> JSONResponse:
     settings = svc.settings
     tiny = (settings.models_dir / MARKER_FILE).exists()
     return JSONResponse({
-        "defaults": RequestOptions(steps=settings.default_steps).model_dump(),
+        "defaults": ToonifyOptions(steps=settings.default_steps).model_dump(),
         "limits": {"max_steps": settings.max_steps, "max_upload_bytes": settings.max_upload_bytes,
                    "max_pixels": settings.max_pixels, "max_queue": settings.max_queue},
         "engine": settings.engine,

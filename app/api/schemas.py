@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 from pydantic import BaseModel, Field
 from typing_extensions import Literal
 
-from ..options import RequestOptions
+from ..options import ToonifyOptions
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 WebhookEvent = Literal["start", "progress", "completed"]
@@ -58,7 +58,7 @@ class JobView(BaseModel):
     eta_s: Optional[float] = Field(None, description="seconds left, from steady-state step times; null: unknown")
     queue_position: int
     faces: List[JobFace]
-    options: RequestOptions
+    options: ToonifyOptions
     attempts: int
     worker: Optional[str] = None
     error: Optional[JobError] = None
@@ -83,7 +83,7 @@ class Limits(BaseModel):
 class ServerConfig(BaseModel):
     """What a client (the web page) needs before it sends a photo."""
 
-    defaults: RequestOptions
+    defaults: ToonifyOptions
     limits: Limits
     engine: str
     test_models: bool = Field(..., description="true when the models are tiny random test models (noise, not "
@@ -103,7 +103,7 @@ class WebhookPayload(BaseModel):
 
 def form_schema(default_steps: int, max_steps: int) -> Dict[str, Any]:
     """The multipart form of ``POST /toonify``: the options model plus the photo and the webhook fields."""
-    schema = RequestOptions.model_json_schema()
+    schema = ToonifyOptions.model_json_schema()
     schema["title"] = "ToonifyForm"
     schema["properties"]["steps"].update(default=default_steps, maximum=max_steps)
     schema["properties"] = dict(

@@ -10,6 +10,7 @@ from typing import Optional, Tuple
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
+from ..config import Settings
 from ..errors import CorruptImage, EmptyUpload, ImageTooLarge, ImageTooSmall, UnsupportedImage, UploadTooLarge
 
 try:  # HEIC/HEIF support when pillow-heif is installed (it is in both requirement files).
@@ -40,6 +41,10 @@ class ImageLimits:
     max_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 50_000_000
     min_side: int = 64
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ImageLimits":
+        return cls(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
 
 
 def _megapixels(pixels: int) -> str:

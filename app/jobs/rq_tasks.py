@@ -8,21 +8,22 @@ from typing import Any, Optional
 import numpy as np
 
 from .job import worker_lost_message
+from .redis_store import RedisJobStore
 from .results import read_latents
 from .runner import WorkerContext, run_job
 
 log = logging.getLogger("toonify.worker")
 
 
-_context: Optional[WorkerContext] = None
+_context: Optional[WorkerContext[RedisJobStore]] = None
 
 
-def install(context: WorkerContext) -> None:
+def install(context: WorkerContext[RedisJobStore]) -> None:
     global _context
     _context = context
 
 
-def context() -> WorkerContext:
+def context() -> WorkerContext[RedisJobStore]:
     if _context is None:
         raise RuntimeError("toonify tasks run inside 'python -m app worker', which loads the models first")
     return _context

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Callable, Generic, Optional, TypeVar
 
 from stylegan2.projection import StepInfo
 
@@ -12,9 +12,9 @@ from ..errors import ToonifyError
 from ..faces.detect import Face
 from ..memory import return_freed_memory
 from ..metrics import Metrics
-from ..options import RequestOptions
+from ..options import ToonifyOptions
 from ..storage import is_out_of_space, storage_full_from
-from ..toonify import ProjectionCancelled, Toonify
+from ..toonify import Progress, ProjectionCancelled, Toonify
 from .job import UPLOAD, Job
 from .results import write_results
 from .store import JobStore
@@ -22,40 +22,50 @@ from .store import JobStore
 log = logging.getLogger("toonify.jobs")
 
 
-@dataclass(frozen=True)
-class WorkerContext:
-    """What a worker holds for every job it runs: its store, its loaded Toonify, its metrics, its name."""
+StoreT = TypeVar("StoreT", bound=JobStore)
 
-    store: JobStore
+
+@dataclass(frozen=True)
+class WorkerContext(Generic[StoreT]):
+    """What a worker holds for every job it runs: its store (the protocol, or a store's own class where the
+    worker takes jobs in that store's own way), its loaded Toonify, its metrics, its name."""
+
+    store: StoreT
     toonify: Toonify
     metrics: Metrics
     name: str
 
 
-def _observe(metrics: Metrics, seconds: Dict[str, float]) -> None:
-    for stage, took in seconds.items():
-        metrics.stage_seconds.labels(stage).observe(took)
+class _JobProgress(Progress):
+    """A job's stages and steps into its store record (what GET /jobs and the events show), stage times into
+    the metrics."""
+
+    def __init__(self, store: JobStore, job_id: str, metrics: Metrics) -> None:
+        self.store, self.job_id, self.metrics = store, job_id, metrics
+
+    def stage(self, name: str) -> None:
+        self.store.progress(self.job_id, name)
+
+    def step(self, info: StepInfo) -> None:
+        self.store.progress(self.job_id, "projecting", info.step, info.total)
+
+    def timed(self, stage: str, seconds: float) -> None:
+        self.metrics.stage_seconds.labels(stage).observe(seconds)
 
 
-def run_job(job: Job, worker: WorkerContext, should_stop: Optional[Callable[[], bool]] = None) -> str:
+def run_job(job: Job, worker: WorkerContext[JobStore], should_stop: Optional[Callable[[], bool]] = None) -> str:
     """Returns the job's outcome: succeeded, failed, cancelled or requeued. ``should_stop``: the worker is
     shutting down; the job stops between two projection steps and goes back to the queue. A full disk also
     re-queues the job (StorageFull is raised after, so the worker can wait for space). Errors that occur
     while recording the outcome propagate: the worker settles the job later."""
     store, toonify = worker.store, worker.toonify
-    options = RequestOptions(**job.options)
+    options = ToonifyOptions(**job.options)
 
     def stopping() -> bool:
         return bool(should_stop and should_stop())
 
     def cancelled() -> bool:
         return stopping() or store.is_cancelled(job.id)
-
-    def progress(stage: str, step: Optional[StepInfo]) -> None:
-        if step is None:
-            store.progress(job.id, stage)
-        else:
-            store.progress(job.id, stage, step.step, step.total)
 
     outcome, reason = "succeeded", ""
     out_of_space: Optional[BaseException] = None
@@ -64,10 +74,9 @@ def run_job(job: Job, worker: WorkerContext, should_stop: Optional[Callable[[], 
         if upload is None:
             raise FileNotFoundError(UPLOAD)
         known = [Face.from_json(face) for face in job.faces] or None
-        projection = toonify.project(upload, options.projection, progress, cancelled, known)
-        _observe(worker.metrics, projection.stage_seconds)
-        rendering = toonify.render(projection, options.rendering, progress)
-        _observe(worker.metrics, rendering.stage_seconds)
+        progress = _JobProgress(store, job.id, worker.metrics)
+        projection = toonify.project(upload, options.projection_options, progress, cancelled, known)
+        rendering = toonify.render(projection, options.render_options, progress)
         if store.is_cancelled(job.id):  # a finished job is kept even when the server is stopping
             raise ProjectionCancelled()
         write_results(store, job.id, projection, rendering, upload)
