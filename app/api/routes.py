@@ -18,7 +18,7 @@ from stylegan2.model_files import MARKER_FILE
 from ..encoding import encode_image
 from ..errors import InvalidOption, JobCancelled, JobFailed, NotFound, ResultNotReady, ShuttingDown
 from ..jobs.job import Job
-from ..options import ToonifyOptions
+from ..options import RenderOptions, ToonifyOptions
 from ..service import TINY_WARNING, Service
 from .admission import admit, detect
 from .auth import NO_OWNER, Auth
@@ -75,8 +75,9 @@ def _job_or_404(request: Request, job_id: str) -> Job:
     return job
 
 
-def _view(request: Request, job: Job) -> Dict:
-    return job_view(job, service(request).store, lambda url: auth(request).sign(job_owner(job), job.id, url))
+def _view(request: Request, job: Job, render: Optional[RenderOptions] = None) -> Dict:
+    return job_view(job, service(request).store, lambda url: auth(request).sign(job_owner(job), job.id, url),
+                    render)
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -150,7 +151,8 @@ async def toonify(
         return job_events(request, job, 200, dict(location, **{"X-Toonify-Job": job.id}))
     if wants_async:
         status = 200 if job.finished else 202
-        return JSONResponse(await run_in_threadpool(_view, request, job), status_code=status,
+        view = await run_in_threadpool(_view, request, job, options.render_options)
+        return JSONResponse(view, status_code=status,
                             headers=dict(location, **{"Preference-Applied": "respond-async"}))
     job = await _wait_while_connected(request, svc, job)
     if job is None:

@@ -6,6 +6,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from ..jobs.job import Job
 from ..jobs.store import JobStore
+from ..options import RenderOptions
 from .eta import STEP_CLOCK
 
 
@@ -29,8 +30,24 @@ def job_views(store: JobStore, job_ids: List[str], sign: Callable[[Job, str], st
     return {job.id: job_view(job, store, lambda url, job=job: sign(job, url)) for job in jobs if job is not None}
 
 
-def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = None) -> Dict[str, Any]:
-    """``sign`` turns a link into a short-lived signed one (API keys on), for the page's EventSource and <img>."""
+def _rendered_as(job: Job, render: Optional[RenderOptions]) -> str:
+    """The query that makes a result link answer at ``render``'s strength and format where they are not the
+    job's own ("" when they are, or when no render options were asked for)."""
+    if render is None:
+        return ""
+    query = ""
+    if render.strength != float(job.options.get("strength", 1.0)):
+        query += "&strength=%s" % render.strength
+    if render.format != job.options.get("format", "png"):
+        query += "&format=%s" % render.format
+    return query
+
+
+def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = None,
+             render: Optional[RenderOptions] = None) -> Dict[str, Any]:
+    """``sign`` turns a link into a short-lived signed one (API keys on), for the page's EventSource and <img>.
+    ``render``: the render options of the request this view answers (a create that found the job done or
+    under way): its result links and options are the request's, not the first requester's."""
     base = "/jobs/%s" % job.id
     view: Dict[str, Any] = {
         "id": job.id,
@@ -42,7 +59,7 @@ def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = N
         "eta_s": eta_seconds(job, store),
         "queue_position": store.position(job),
         "faces": [{"index": i, "rect": f["rect"], "score": f["score"]} for i, f in enumerate(job.faces)],
-        "options": job.options,
+        "options": dict(job.options, **render.model_dump()) if render is not None else job.options,
         "attempts": job.attempts,
         "worker": job.worker,
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
@@ -52,13 +69,14 @@ def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = N
         "links": {"self": base, "events": base + "/events"},
     }
     if job.status == "succeeded":
+        query = _rendered_as(job, render)
         view["links"]["results"] = [
-            {"face": i, "toon": "%s/result?face=%d&kind=toon" % (base, i),
-             "aligned": "%s/result?face=%d&kind=aligned" % (base, i),
-             "reconstruction": "%s/result?face=%d&kind=reconstruction" % (base, i)}
+            {"face": i, "toon": "%s/result?face=%d&kind=toon%s" % (base, i, query),
+             "aligned": "%s/result?face=%d&kind=aligned%s" % (base, i, query),
+             "reconstruction": "%s/result?face=%d&kind=reconstruction%s" % (base, i, query)}
             for i in range(len(job.faces))
         ]
-        view["links"]["paste"] = base + "/result?kind=paste"
+        view["links"]["paste"] = base + "/result?kind=paste" + query
         view["links"]["render"] = base + "/render?strength=0.5"
     if sign is not None:
         links = view["links"]

@@ -120,6 +120,12 @@ def test_every_path_honours_the_render_options_it_is_asked_for(alice):
     assert np.abs(pasted_05.astype(int) - _pasted_here("obama.jpg", toon_05)).max() <= 1
     hit_async = alice.post("/toonify?async=1", files=_photo("obama.jpg"), data={"seed": "21", "strength": "1"})
     assert hit_async.status_code == 200 and hit_async.json()["id"] == job_id  # finished already: 200, not 202
+    view = hit_async.json()  # its links answer at the strength this request asked for
+    assert view["options"]["strength"] == 1.0
+    toon_10 = _rgb(alice.post("/jobs/%s/render?strength=1" % job_id).content)
+    assert np.array_equal(_rgb(alice.get(view["links"]["results"][0]["toon"]).content), toon_10)
+    pasted_10 = _rgb(alice.get(view["links"]["paste"]).content)
+    assert np.abs(pasted_10.astype(int) - _pasted_here("obama.jpg", toon_10)).max() <= 1
     full = alice.post("/toonify", files=_photo("obama.jpg"), data={"seed": "21", "strength": "1", "format": "jpg"})
     assert full.headers["content-type"] == "image/jpeg" and full.headers["x-toonify-job"] == job_id
     assert np.abs(_rgb(full.content).astype(int) - _rgb(alice.post("/jobs/%s/render?strength=1" % job_id).content)
