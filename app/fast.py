@@ -15,7 +15,8 @@ import numpy as np
 
 from stylegan2.contracts import StudentNetwork
 from stylegan2.engines import backend
-from stylegan2.student import STUDENT_FILE, load_student
+from stylegan2.model_files import STUDENT_FILE
+from stylegan2.student import load_student
 
 from .config import Settings
 from .errors import InvalidOption, ToonifyError

@@ -1,4 +1,4 @@
-"""The engine contract (docs/architecture.md): what the neutral layer, app/ and the tools may call on an
+"""The engine contract: what the neutral layer, app/ and the tools may call on an
 engine, as protocols both ``stylegan2/tf`` and ``stylegan2/torch`` satisfy structurally (checked by
 tests/stylegan2/test_contracts.py). NumPy in, NumPy out: no sessions, graphs, tensors or devices leak out."""
 from __future__ import annotations

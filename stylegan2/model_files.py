@@ -10,6 +10,7 @@ FFHQ_FILE = "stylegan2-ffhq-config-f.pkl"
 TOON_FILE = "ffhq-cartoon-blended-64.pkl"
 PERCEPTUAL_FILE = "vgg16_zhang_perceptual.pkl"
 MARKER_FILE = "TINY-TEST-MODELS.txt"  # beside tiny random test models, never beside real ones
+STUDENT_FILE = "toonify-student.npz"  # the fast-mode student (stylegan2.student), when one was trained
 
 
 @dataclass(frozen=True)

@@ -31,11 +31,10 @@ from typing import Any, Dict, Mapping, Sequence, Tuple, TypeVar
 import numpy as np
 from typing_extensions import Protocol
 
+from .constants import LRELU_SLOPE
 from .errors import ModelStructureError
 
-STUDENT_FILE = "toonify-student.npz"  # the serving file name in the models directory
 FORMAT = "toonify-student-unet/1"
-LRELU_SLOPE = 0.2
 DEFAULT_CHANNELS = (16, 32, 64, 128)
 META_KEY = "__meta__"
 

@@ -50,7 +50,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.state.service = svc
     app.state.auth = auth = Auth(settings.api_keys, settings.link_ttl_s, settings.open_metrics)
     app.state.fast = FastService(settings, svc.metrics.registry, svc.detector)
-    app.state.job_index = create_job_index(svc, settings.data_dir, settings.result_ttl_s)
+    app.state.job_index = create_job_index(svc.store, settings.data_dir, settings.result_ttl_s)
     app.state.webhooks = WebhookSender(svc.store, settings)
     app.include_router(router)
     install_docs(app, settings)

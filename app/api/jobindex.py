@@ -14,6 +14,9 @@ from typing import List, Optional, Tuple
 
 from redis import Redis
 
+from ..jobs.redis_store import RedisJobStore
+from ..jobs.store import JobStore
+
 Entry = Tuple[str, float]  # (job id, created at)
 
 
@@ -92,7 +95,8 @@ class RedisJobIndex:
         return job_id, fingerprint
 
 
-def create_job_index(service: object, data_dir: Path, ttl_s: int) -> "SqliteJobIndex | RedisJobIndex":
-    """Beside the service's store: in its Redis when it has one, else a SQLite file in the data dir."""
-    redis = getattr(service, "redis", None)
-    return RedisJobIndex(redis, ttl_s) if redis is not None else SqliteJobIndex(data_dir, ttl_s)
+def create_job_index(store: JobStore, data_dir: Path, ttl_s: int) -> "SqliteJobIndex | RedisJobIndex":
+    """Beside the job store: in its Redis when the jobs are in Redis, else a SQLite file in the data dir."""
+    if isinstance(store, RedisJobStore):
+        return RedisJobIndex(store.redis, ttl_s)
+    return SqliteJobIndex(data_dir, ttl_s)

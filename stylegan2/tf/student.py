@@ -8,7 +8,8 @@ from typing import Mapping, Optional
 import numpy as np
 import tensorflow as tf
 
-from ..student import LRELU_SLOPE, StudentSpec, check_size, from_unit_range, strength_plane, to_unit_range, unet
+from ..constants import LRELU_SLOPE
+from ..student import StudentSpec, check_size, from_unit_range, strength_plane, to_unit_range, unet
 from .networks import session_config
 
 

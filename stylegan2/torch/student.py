@@ -10,8 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..constants import LRELU_SLOPE
 from ..student import (
-    LRELU_SLOPE,
     StudentSpec,
     check_size,
     describe_student,

@@ -19,8 +19,9 @@ from app.faces.align import align_face
 from app.faces.decode import decode_image
 from app.faces.detect import FaceDetector
 from stylegan2.engines import backend
+from stylegan2.model_files import STUDENT_FILE
 from stylegan2.pair_data import PairData
-from stylegan2.student import STUDENT_FILE, load_student
+from stylegan2.student import load_student
 from tests.app.server import Server, end_process
 from tests.conftest import PHOTOS, REPO, run_cli
 
