@@ -13,7 +13,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ..jobs.job import TERMINAL, Job
+from ..options import RenderOptions
 from .streams import GONE, KEEP_ALIVE_S, JobWatcher, Subscription
+from .views import as_requested
 
 RETRY_MS = 2000
 
@@ -27,7 +29,8 @@ def last_seen(request: Request) -> int:
     return int(value) if value.isdigit() else -1
 
 
-async def _stream(watcher: JobWatcher, subscription: Subscription, seen: int) -> AsyncIterator[str]:
+async def _stream(watcher: JobWatcher, subscription: Subscription, seen: int,
+                  render: Optional[RenderOptions]) -> AsyncIterator[str]:
     try:
         yield "retry: %d\n\n" % RETRY_MS
         while True:
@@ -40,7 +43,7 @@ async def _stream(watcher: JobWatcher, subscription: Subscription, seen: int) ->
             else:
                 current = event_id(view["updated_at"])
                 if current > seen:
-                    yield "id: %d\nevent: job\ndata: %s\n\n" % (current, json.dumps(view))
+                    yield "id: %d\nevent: job\ndata: %s\n\n" % (current, json.dumps(as_requested(view, render)))
                     seen = current
                 if view["status"] in TERMINAL:
                     return
@@ -48,13 +51,15 @@ async def _stream(watcher: JobWatcher, subscription: Subscription, seen: int) ->
         watcher.unsubscribe(subscription)
 
 
-def job_events(request: Request, job: Job, status: int = 200, headers: Optional[dict] = None) -> Response:
-    """The stream of ``job``'s states (503 too_many_streams past TOONIFY_MAX_STREAMS)."""
+def job_events(request: Request, job: Job, status: int = 200, headers: Optional[dict] = None,
+               render: Optional[RenderOptions] = None) -> Response:
+    """The stream of ``job``'s states (503 too_many_streams past TOONIFY_MAX_STREAMS); ``render``: the render
+    options of the create this stream answers (app.api.views.as_requested)."""
     seen = last_seen(request)
     if job.finished and event_id(job.updated_at) <= seen:
         return Response(status_code=204)
     watcher: JobWatcher = request.app.state.watcher
     subscription = watcher.subscribe(job.id)
-    return StreamingResponse(_stream(watcher, subscription, seen), status_code=status,
+    return StreamingResponse(_stream(watcher, subscription, seen, render), status_code=status,
                              media_type="text/event-stream",
                              headers=dict(headers or {}, **{"Cache-Control": "no-cache"}))

@@ -18,7 +18,7 @@ from stylegan2.model_files import MARKER_FILE
 from ..encoding import encode_image
 from ..errors import InvalidOption, JobCancelled, JobFailed, NotFound, ResultNotReady, ShuttingDown
 from ..jobs.job import Job
-from ..options import RenderOptions, ToonifyOptions
+from ..options import ToonifyOptions
 from ..service import TINY_WARNING, Service
 from .admission import admit, detect
 from .auth import NO_OWNER, Auth
@@ -28,7 +28,7 @@ from .middleware import OWNER_SCOPE_KEY
 from .page import PAGE
 from .rendering import face_bytes, image_response, pasted_bytes, result_response
 from .schemas import JobList, ServerConfig
-from .views import job_owner, job_view
+from .views import as_requested, job_owner, job_view
 from .webhooks import refuse_bad_url
 
 router = APIRouter()
@@ -75,9 +75,8 @@ def _job_or_404(request: Request, job_id: str) -> Job:
     return job
 
 
-def _view(request: Request, job: Job, render: Optional[RenderOptions] = None) -> Dict:
-    return job_view(job, service(request).store, lambda url: auth(request).sign(job_owner(job), job.id, url),
-                    render)
+def _view(request: Request, job: Job) -> Dict:
+    return job_view(job, service(request).store, lambda url: auth(request).sign(job_owner(job), job.id, url))
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -148,10 +147,10 @@ async def toonify(
         await run_in_threadpool(index.add, who, job.id, job.created_at)
     location = {"Location": "/jobs/%s" % job.id}
     if "text/event-stream" in request.headers.get("accept", ""):
-        return job_events(request, job, 200, dict(location, **{"X-Toonify-Job": job.id}))
+        return job_events(request, job, 200, dict(location, **{"X-Toonify-Job": job.id}), options.render_options)
     if wants_async:
         status = 200 if job.finished else 202
-        view = await run_in_threadpool(_view, request, job, options.render_options)
+        view = as_requested(await run_in_threadpool(_view, request, job), options.render_options)
         return JSONResponse(view, status_code=status,
                             headers=dict(location, **{"Preference-Applied": "respond-async"}))
     job = await _wait_while_connected(request, svc, job)

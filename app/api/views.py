@@ -30,24 +30,27 @@ def job_views(store: JobStore, job_ids: List[str], sign: Callable[[Job, str], st
     return {job.id: job_view(job, store, lambda url, job=job: sign(job, url)) for job in jobs if job is not None}
 
 
-def _rendered_as(job: Job, render: Optional[RenderOptions]) -> str:
-    """The query that makes a result link answer at ``render``'s strength and format where they are not the
-    job's own ("" when they are, or when no render options were asked for)."""
+def as_requested(view: Dict[str, Any], render: Optional[RenderOptions]) -> Dict[str, Any]:
+    """``view`` as a request with ``render`` options sees it (a create that found its job done or under way):
+    its options, result links and paste link at the request's strength and format, not the first
+    requester's. The links' signatures cover the job, not the query, so they stay valid."""
     if render is None:
-        return ""
+        return view
     query = ""
-    if render.strength != float(job.options.get("strength", 1.0)):
+    if render.strength != float(view["options"].get("strength", 1.0)):
         query += "&strength=%s" % render.strength
-    if render.format != job.options.get("format", "png"):
+    if render.format != view["options"].get("format", "png"):
         query += "&format=%s" % render.format
-    return query
+    links = dict(view["links"])
+    if query and "paste" in links:
+        links["paste"] += query
+        links["results"] = [{kind: link if kind == "face" else link + query for kind, link in result.items()}
+                            for result in links["results"]]
+    return dict(view, options=dict(view["options"], **render.model_dump()), links=links)
 
 
-def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = None,
-             render: Optional[RenderOptions] = None) -> Dict[str, Any]:
-    """``sign`` turns a link into a short-lived signed one (API keys on), for the page's EventSource and <img>.
-    ``render``: the render options of the request this view answers (a create that found the job done or
-    under way): its result links and options are the request's, not the first requester's."""
+def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = None) -> Dict[str, Any]:
+    """``sign`` turns a link into a short-lived signed one (API keys on), for the page's EventSource and <img>."""
     base = "/jobs/%s" % job.id
     view: Dict[str, Any] = {
         "id": job.id,
@@ -59,7 +62,7 @@ def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = N
         "eta_s": eta_seconds(job, store),
         "queue_position": store.position(job),
         "faces": [{"index": i, "rect": f["rect"], "score": f["score"]} for i, f in enumerate(job.faces)],
-        "options": dict(job.options, **render.model_dump()) if render is not None else job.options,
+        "options": job.options,
         "attempts": job.attempts,
         "worker": job.worker,
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
@@ -69,14 +72,13 @@ def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = N
         "links": {"self": base, "events": base + "/events"},
     }
     if job.status == "succeeded":
-        query = _rendered_as(job, render)
         view["links"]["results"] = [
-            {"face": i, "toon": "%s/result?face=%d&kind=toon%s" % (base, i, query),
-             "aligned": "%s/result?face=%d&kind=aligned%s" % (base, i, query),
-             "reconstruction": "%s/result?face=%d&kind=reconstruction%s" % (base, i, query)}
+            {"face": i, "toon": "%s/result?face=%d&kind=toon" % (base, i),
+             "aligned": "%s/result?face=%d&kind=aligned" % (base, i),
+             "reconstruction": "%s/result?face=%d&kind=reconstruction" % (base, i)}
             for i in range(len(job.faces))
         ]
-        view["links"]["paste"] = base + "/result?kind=paste" + query
+        view["links"]["paste"] = base + "/result?kind=paste"
         view["links"]["render"] = base + "/render?strength=0.5"
     if sign is not None:
         links = view["links"]

@@ -126,6 +126,11 @@ def test_every_path_honours_the_render_options_it_is_asked_for(alice):
     assert np.array_equal(_rgb(alice.get(view["links"]["results"][0]["toon"]).content), toon_10)
     pasted_10 = _rgb(alice.get(view["links"]["paste"]).content)
     assert np.abs(pasted_10.astype(int) - _pasted_here("obama.jpg", toon_10)).max() <= 1
+    with alice.stream("POST", "/toonify", files=_photo("obama.jpg"), data={"seed": "21", "strength": "1"},
+                      headers={"Accept": "text/event-stream"}) as events:  # the events of a create, likewise
+        streamed = next(json.loads(line[len("data: "):]) for line in events.iter_lines() if line.startswith("data: "))
+    assert streamed["id"] == job_id and streamed["options"]["strength"] == 1.0
+    assert np.array_equal(_rgb(alice.get(streamed["links"]["results"][0]["toon"]).content), toon_10)
     full = alice.post("/toonify", files=_photo("obama.jpg"), data={"seed": "21", "strength": "1", "format": "jpg"})
     assert full.headers["content-type"] == "image/jpeg" and full.headers["x-toonify-job"] == job_id
     assert np.abs(_rgb(full.content).astype(int) - _rgb(alice.post("/jobs/%s/render?strength=1" % job_id).content)
