@@ -99,6 +99,8 @@ class _Stages:
 
 
 class Toonify:
+    """One per process: the models on one device, behind setup / project / render."""
+
     def __init__(self, settings: Settings, detector: Optional[FaceDetector] = None) -> None:
         """Cheap: nothing is loaded until setup(). ``detector``: one to share (the API's admission uses the
         same one)."""
