@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
+from stylegan2.contracts import Backend
 from stylegan2.engines import backend
 from stylegan2.memory import bytes_per_face
 from stylegan2.model_files import MARKER_FILE, ModelPaths
@@ -112,6 +113,7 @@ class Toonify:
         self.load_seconds = 0.0
         self._models: Optional[Toonifier] = None
         self._plan: Optional[BatchPlan] = None
+        self._backend: Optional[Backend] = None  # the engine's, imported by setup() (TF or torch loads then)
         self._project_lock = threading.Lock()  # one device: projections run one at a time …
         self._synthesis_lock = threading.Lock()  # … and a re-render never waits for a running projection
 
@@ -137,8 +139,8 @@ class Toonify:
         warm = models.synthesize(np.repeat(models.w_avg[None, None], models.num_ws, axis=1), 1.0)
         if warm.shape != (1, models.resolution, models.resolution, 3):
             raise RuntimeError("warm-up synthesis returned %s" % (warm.shape,))
-        device_bytes = (self.settings.device_memory_bytes or backend(self.engine).free_device_bytes()
-                        or CPU_DEVICE_BYTES)
+        self._backend = backend(self.engine)
+        device_bytes = self.settings.device_memory_bytes or self._backend.free_device_bytes() or CPU_DEVICE_BYTES
         self._plan = BatchPlan(device_bytes, bytes_per_face(models.ffhq_spec, models.perceptual.tap_channels))
         self._models = models
         self.load_seconds = time.perf_counter() - started
@@ -195,7 +197,7 @@ class Toonify:
                 result = self.models.project(aligned, seeds, ProjectorConfig(steps=options.steps), progress.step,
                                              cancel)
         except Exception as exc:
-            if backend(self.engine).is_out_of_memory(exc):
+            if self._backend.is_out_of_memory(exc):
                 raise BatchOutOfMemory(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
             raise
         if result.cancelled:

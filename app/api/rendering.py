@@ -20,7 +20,7 @@ from ..errors import InvalidOption, ResultNotFound, ResultNotReady
 from ..faces.decode import decode_image
 from ..faces.paste import paste_faces
 from ..jobs.job import PHOTO, Job
-from ..options import OUTPUT_KINDS, ToonifyOptions
+from ..options import OUTPUT_KINDS, RenderOptions, ToonifyOptions
 from ..service import Service
 
 
@@ -44,7 +44,7 @@ def _reencoded(png: bytes, fmt: str) -> bytes:
 
 
 def _rendered_at(job: Job) -> float:
-    return float(job.options.get("strength", 1.0))
+    return RenderOptions.of(job.options).strength
 
 
 async def face_bytes(svc: Service, job: Job, kind: str, face: int, strength: float, fmt: str) -> bytes:

@@ -18,7 +18,7 @@ from stylegan2.model_files import MARKER_FILE
 from ..encoding import encode_image
 from ..errors import InvalidOption, JobCancelled, JobFailed, NotFound, ResultNotReady, ShuttingDown
 from ..jobs.job import Job
-from ..options import ToonifyOptions
+from ..options import RenderOptions, ToonifyOptions
 from ..service import TINY_WARNING, Service
 from .admission import admit, detect
 from .auth import NO_OWNER, Auth
@@ -241,7 +241,7 @@ async def job_result(request: Request, job_id: str, face: int = 0,
                      ) -> Response:
     svc = service(request)
     job = await run_in_threadpool(_job_or_404, request, job_id)
-    strength = float(job.options.get("strength", 1.0)) if strength is None else strength
+    strength = RenderOptions.of(job.options).strength if strength is None else strength
     if kind == "paste":
         return image_response(await pasted_bytes(svc, job, strength, format), format, job)
     return image_response(await face_bytes(svc, job, kind, face, strength, format), format, job)

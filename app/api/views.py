@@ -36,10 +36,10 @@ def as_requested(view: Dict[str, Any], render: Optional[RenderOptions]) -> Dict[
     requester's. The links' signatures cover the job, not the query, so they stay valid."""
     if render is None:
         return view
-    query = ""
-    if render.strength != float(view["options"].get("strength", 1.0)):
+    rendered, query = RenderOptions.of(view["options"]), ""
+    if render.strength != rendered.strength:
         query += "&strength=%s" % render.strength
-    if render.format != view["options"].get("format", "png"):
+    if render.format != rendered.format:
         query += "&format=%s" % render.format
     links = dict(view["links"])
     if query and "paste" in links:

@@ -26,13 +26,16 @@ class LocalWorker(threading.Thread):
         """Jobs wait until ``toonify`` is set up (the service loads it in the background)."""
         super().__init__(name="toonify-worker", daemon=True)
         self.context = WorkerContext(store, toonify, metrics, "%s-local" % socket.gethostname())
-        self.store, self.toonify = store, toonify
         self.min_free_bytes = min_free_bytes
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.unsettled: Dict[str, BaseException] = {}  # jobs whose end could not be recorded yet
         self.failures = 0  # consecutive turns that raised
         self.last_error: Optional[str] = None
+
+    @property
+    def store(self) -> SqliteJobStore:
+        return self.context.store
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -51,7 +54,7 @@ class LocalWorker(threading.Thread):
         """Settle what is pending, then run one job; False when there was nothing to do."""
         for job_id, exc in list(self.unsettled.items()):
             self._settle(job_id, exc)
-        if not self.toonify.ready or self.stopping.is_set() or not self._room_for_results():
+        if not self.context.toonify.ready or self.stopping.is_set() or not self._room_for_results():
             return False
         job = self.store.claim_next(self.context.name)
         if job is None:
