@@ -34,6 +34,7 @@ from .middleware import BodyLimits, ServiceMiddleware
 from .openapi import install_docs
 from .protocol import HeadAsGet
 from .routes import router
+from .shutdown import AnswerCutOffRequests
 from .streams import JobWatcher
 from .views import job_owner, job_views
 from .webhooks import WebhookSender
@@ -122,4 +123,5 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.add_middleware(HeadAsGet)  # inside ServiceMiddleware: metrics and API keys see the real method
     body = BodyLimits(max_bytes=settings.max_upload_bytes + 1_000_000, timeout_s=settings.body_timeout_s)
     app.add_middleware(ServiceMiddleware, limits=body, auth=auth, metrics=svc.metrics, routes=app.router.routes)
+    app.add_middleware(AnswerCutOffRequests, draining=svc.draining)  # the outermost: it answers what SIGTERM cuts off
     return app
