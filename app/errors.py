@@ -129,6 +129,16 @@ class InvalidOption(ToonifyError):
     code = "invalid_option"
 
 
+class IdempotencyConflict(ToonifyError):
+    """An Idempotency-Key already names a job made from another photo or other options."""
+
+    code = "idempotency_conflict"
+
+    def __init__(self, key: str) -> None:
+        super().__init__("Idempotency-Key %r was used for another photo or other options; use a new key for a new "
+                         "request" % key)
+
+
 class MissingImage(ToonifyError):
     """The request has no photo in the form field 'image'."""
 

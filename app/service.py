@@ -20,7 +20,7 @@ from .config import Settings
 from .errors import InternalError, ModelsFailed, NotReady, ShuttingDown
 from .faces.decode import ImageLimits
 from .faces.detect import FaceDetector
-from .jobs.job import Job
+from .jobs.job import IdempotencyKey, Job
 from .jobs.local import LocalWorker
 from .jobs.redis_store import REDIS_DOWN, RedisJobStore
 from .jobs.results import read_latents
@@ -63,7 +63,8 @@ class Service:
         """Stop background work."""
 
     def submit(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
-               upload: bytes) -> Job:
+               upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
+        """The reserved job, created (JobStore.create) — or the job that already answers the request."""
         raise NotImplementedError
 
     def check_accepting(self) -> None:
@@ -106,7 +107,7 @@ class LocalService(Service):
 
     def begin_shutdown(self) -> None:
         super().begin_shutdown()
-        self.workers.worker.stop()  # the running job stops within a step and goes back to the queue
+        self.workers.begin_stop()  # no job starts, no worker restarts; the running one goes back to the queue
 
     def stop(self) -> None:
         if not self.workers.stop(self.settings.shutdown_timeout_s / 2):
@@ -123,9 +124,9 @@ class LocalService(Service):
             self.load_error = "see the server log; run preload.sh for the weights"
 
     def submit(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
-               upload: bytes) -> Job:
+               upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
         check_free_space(self.settings.data_dir, self.settings.min_free_bytes)
-        job = self.store.create(job_id, options, cache_key, faces, upload)
+        job = self.store.create(job_id, options, cache_key, faces, upload, idempotency)
         self.workers.wake()
         return job
 
@@ -178,8 +179,8 @@ class RedisService(Service):
         self.metrics.count_jobs_from(self.store.job_counts)
 
     def submit(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
-               upload: bytes) -> Job:
-        return self.store.create(job_id, options, cache_key, faces, upload)
+               upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
+        return self.store.create(job_id, options, cache_key, faces, upload, idempotency)
 
     async def render(self, job: Job, face: int, strength: float) -> np.ndarray:
         read_latents(self.store, job, face)  # a clear 409/404 here rather than a failed task on a worker

@@ -34,12 +34,14 @@ from .middleware import BodyLimits, ServiceMiddleware
 from .openapi import install_docs
 from .protocol import HeadAsGet
 from .routes import router
+from .shutdown import AnswerCutOffRequests, OpenRequests
 from .streams import JobWatcher
 from .views import job_owner, job_views
 from .webhooks import WebhookSender
 
 log = logging.getLogger("toonify")
 PURGE_EVERY_S = 60
+CUT_OFF_ANSWERS_S = 2  # at shutdown, for the requests uvicorn cancelled to send their 503
 
 
 def create_app(settings: Optional[Settings] = None) -> FastAPI:
@@ -52,6 +54,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.state.fast = FastService(settings, svc.metrics.registry, svc.detector)
     app.state.job_index = create_job_index(svc.store, settings.data_dir, settings.result_ttl_s)
     app.state.webhooks = WebhookSender(svc.store, settings)
+    open_requests = OpenRequests()
     app.include_router(router)
     install_docs(app, settings)
 
@@ -111,6 +114,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
 
     @app.on_event("shutdown")
     async def _stop() -> None:
+        await open_requests.settled(CUT_OFF_ANSWERS_S)
         app.state.purger.cancel()
         app.state.watcher.stop()
         app.state.webhooks.stop()
@@ -122,4 +126,6 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.add_middleware(HeadAsGet)  # inside ServiceMiddleware: metrics and API keys see the real method
     body = BodyLimits(max_bytes=settings.max_upload_bytes + 1_000_000, timeout_s=settings.body_timeout_s)
     app.add_middleware(ServiceMiddleware, limits=body, auth=auth, metrics=svc.metrics, routes=app.router.routes)
+    # the outermost: it answers what SIGTERM cuts off
+    app.add_middleware(AnswerCutOffRequests, draining=svc.draining, open_requests=open_requests)
     return app

@@ -20,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from ..errors import QueueFull, TooManyFaces
 from ..faces.decode import decode_cost_bytes, decode_reduced
 from ..faces.detect import DETECT_SIDE, Face, select_faces
-from ..jobs.job import Job, new_job_id
+from ..jobs.job import IdempotencyKey, Job, new_job_id
 from ..memory import return_freed_memory
 from ..options import ToonifyOptions
 from ..service import Service
@@ -89,9 +89,11 @@ async def queue_full(svc: Service) -> QueueFull:
                      retry_after_s=retry)
 
 
-async def admit(svc: Service, budget: MemoryBudget, options: ToonifyOptions, cache_key: str, data: bytes) -> Job:
-    """Reserve a place in the queue, then find the faces, then turn the reservation into the job. Any
-    failure on the way gives the place back."""
+async def admit(svc: Service, budget: MemoryBudget, options: ToonifyOptions, cache_key: str, data: bytes,
+                idempotency: Optional[IdempotencyKey] = None) -> Job:
+    """Reserve a place in the queue, then find the faces, then turn the reservation into the job — or
+    answer with the job an identical create made meanwhile (the store decides atomically). Any failure on
+    the way, or that other job, gives the place back."""
     job_id = new_job_id()
     if not await run_in_threadpool(svc.store.reserve, job_id, svc.settings.max_queue):
         raise await queue_full(svc)
@@ -100,8 +102,10 @@ async def admit(svc: Service, budget: MemoryBudget, options: ToonifyOptions, cac
         _, found = await detect(svc, budget, data)
         faces = _chosen(svc, found, options.face)
         created = await run_in_threadpool(svc.submit, job_id, options.model_dump(), cache_key,
-                                          [face.to_json() for face in faces], data)
-        return created
+                                          [face.to_json() for face in faces], data, idempotency)
     finally:
-        if created is None:
+        if created is None or created.id != job_id:
             await run_in_threadpool(svc.store.release, job_id)
+    if created.id != job_id:
+        svc.metrics.cache_hits.inc()
+    return created

@@ -22,6 +22,7 @@ STATUS_BY_CODE: Dict[str, int] = {
     "face_too_small": 422,
     "face_index_out_of_range": 422,
     "invalid_option": 422,
+    "idempotency_conflict": 422,
     "unauthorized": 401,
     "not_found": 404,
     "not_finished": 409,

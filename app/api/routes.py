@@ -17,7 +17,7 @@ from stylegan2.model_files import MARKER_FILE
 
 from ..encoding import encode_image
 from ..errors import InvalidOption, JobCancelled, JobFailed, NotFound, ResultNotReady, ShuttingDown
-from ..jobs.job import Job
+from ..jobs.job import IdempotencyKey, Job
 from ..options import RenderOptions, ToonifyOptions
 from ..service import TINY_WARNING, Service
 from .admission import admit, detect
@@ -131,18 +131,15 @@ async def toonify(
     cache_key = "%s;%s;%s" % (who, digest, options.projection_options.key())
     hook = (form.webhook.url, sorted(form.webhook.events)) if form.webhook else None  # the same in every process
     fingerprint = hashlib.sha256((cache_key + repr(options) + repr(hook)).encode()).hexdigest()
-    job = await run_in_threadpool(_idempotent_job, svc, index, who, idempotency_key, fingerprint)
-    if job is None:
-        job = await run_in_threadpool(svc.store.find_reusable, cache_key)  # same bytes and options: no work
-        if job is not None:
-            svc.metrics.cache_hits.inc()
-        else:
-            job = await admit(svc, request.app.state.decode_budget, options, cache_key, data)
-        if idempotency_key:
-            claimed, _ = await run_in_threadpool(index.claim_key, who, idempotency_key, job.id, fingerprint)
-            job = await run_in_threadpool(_job_or_404, request, claimed)
-        if form.webhook is not None:
-            request.app.state.webhooks.subscribe(job.id, form.webhook.url, form.webhook.events)
+    idempotency = IdempotencyKey(who, idempotency_key, fingerprint) if idempotency_key else None
+    # the job an earlier try made, or one made from the same bytes and options: no work
+    job = await run_in_threadpool(svc.store.find_reusable, cache_key, idempotency)
+    if job is not None:
+        svc.metrics.cache_hits.inc()
+    else:
+        job = await admit(svc, request.app.state.decode_budget, options, cache_key, data, idempotency)
+    if form.webhook is not None:
+        request.app.state.webhooks.subscribe(job.id, form.webhook.url, form.webhook.events)
     if who != NO_OWNER:
         await run_in_threadpool(index.add, who, job.id, job.created_at)
     location = {"Location": "/jobs/%s" % job.id}
@@ -161,18 +158,6 @@ async def toonify(
     if job.status != "succeeded":
         raise (JobCancelled if job.status == "cancelled" else ResultNotReady)("job %s is %s" % (job.id, job.status))
     return await result_response(svc, job, options)
-
-
-def _idempotent_job(svc: Service, index, who: str, key: Optional[str], fingerprint: str) -> Optional[Job]:
-    """The job an earlier create with this Idempotency-Key made, if it still exists (blocking)."""
-    found = index.lookup_key(who, key) if key else None
-    if found is None:
-        return None
-    job_id, earlier = found
-    if earlier != fingerprint:
-        raise InvalidOption("Idempotency-Key %r was used for another photo or other options; use a new key for a "
-                            "new request" % key)
-    return svc.store.get(job_id)
 
 
 @router.get("/config", summary="Defaults, limits, and whether the models are test models (for clients and the "

@@ -37,6 +37,16 @@ class Job:
         return self.status in TERMINAL
 
 
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """A client's Idempotency-Key (per owner) with the fingerprint of the request that sent it: a retry with the
+    same fingerprint gets the first try's job; another request with the key is refused."""
+
+    owner: str
+    key: str
+    fingerprint: str
+
+
 def new_job_id() -> str:
     """128 random bits, URL-safe: unguessable."""
     return secrets.token_urlsafe(16)

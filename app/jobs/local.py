@@ -29,6 +29,7 @@ class LocalWorker(threading.Thread):
         self.min_free_bytes = min_free_bytes
         self.wake = threading.Event()
         self.stopping = threading.Event()
+        self._claiming = threading.Lock()  # held while a job is taken: once stop() returns, none is
         self.unsettled: Dict[str, BaseException] = {}  # jobs whose end could not be recorded yet
         self.failures = 0  # consecutive turns that raised
         self.last_error: Optional[str] = None
@@ -54,9 +55,10 @@ class LocalWorker(threading.Thread):
         """Settle what is pending, then run one job; False when there was nothing to do."""
         for job_id, exc in list(self.unsettled.items()):
             self._settle(job_id, exc)
-        if not self.context.toonify.ready or self.stopping.is_set() or not self._room_for_results():
+        if not self.context.toonify.ready or not self._room_for_results():
             return False
-        job = self.store.claim_next(self.context.name)
+        with self._claiming:
+            job = None if self.stopping.is_set() else self.store.claim_next(self.context.name)
         if job is None:
             return False
         self._run(job)
@@ -94,6 +96,8 @@ class LocalWorker(threading.Thread):
             self.unsettled[job_id] = exc
 
     def stop(self) -> None:
-        """The running job stops between two projection steps and goes back to the queue."""
-        self.stopping.set()
+        """No job is taken from now on; the running job stops between two projection steps and goes back to
+        the queue."""
+        with self._claiming:
+            self.stopping.set()
         self.wake.set()

@@ -4,16 +4,20 @@ Every job is a hash (state, progress, options, faces) plus a hash of its files (
 then the results), so any API process on any machine can answer for any job. Finished jobs and their files
 expire after the result TTL (Redis does the purging). State changes that race with a cancel are Lua scripts,
 so they are atomic. Creating a job and enqueueing its RQ job happen in one transaction: a job is never
-recorded without being delivered, or delivered without being recorded.
+recorded without being delivered, or delivered without being recorded. That transaction WATCHes what names a
+job already answering the request (the cache pointer, the Idempotency-Key), so concurrent identical creates
+make one job.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any, Dict, List, Optional
 
 from redis import Redis
 from redis.backoff import ExponentialBackoff
+from redis.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as RedisRetry
@@ -22,7 +26,8 @@ from rq.job import Callback
 from rq.job import Job as RQJob
 
 from ..config import Settings
-from .job import LATENTS, RESERVATION_TTL_S, UPLOAD, Job, JobCounts
+from ..errors import IdempotencyConflict
+from .job import LATENTS, RESERVATION_TTL_S, UPLOAD, IdempotencyKey, Job, JobCounts
 
 PREFIX = "toonify:"
 JOBS_QUEUE = "toonify"
@@ -107,6 +112,11 @@ def cache_pointer(cache_key: str) -> str:
     return PREFIX + "cache:" + cache_key
 
 
+def idempotency_pointer(idempotency: IdempotencyKey) -> str:
+    """→ "job-id fingerprint"; the client's key is hashed (any length, any bytes)."""
+    return PREFIX + "idem:" + idempotency.owner + ":" + hashlib.sha256(idempotency.key.encode()).hexdigest()
+
+
 def _text(value: Optional[bytes]) -> Optional[str]:
     return None if value is None else value.decode()
 
@@ -148,26 +158,70 @@ class RedisJobStore:
 
     # -- the job's life -------------------------------------------------------------------------------
     def create(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
-               upload: bytes) -> Job:
-        """Record the job and enqueue its delivery, atomically. A worker that dies holding it loses its
+               upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
+        """Record the job and enqueue its delivery, atomically, unless a job already answers the request (the
+        transaction starts again when what it watched changed). A worker that dies holding it loses its
         lease; RQ then delivers it again, up to ``job_attempts`` runs in all."""
         now = time.time()
         fields = {"status": "queued", "stage": "queued", "step": 0, "total": 0, "attempts": 0,
                   "options": json.dumps(options), "cache_key": cache_key, "faces": json.dumps(faces),
                   "created_at": repr(now), "updated_at": repr(now)}
         retry = Retry(max=self.job_attempts - 1) if self.job_attempts > 1 else None
-        with self.redis.pipeline(transaction=True) as pipe:
-            # RQ starts the MULTI itself; everything below joins the same transaction
-            self.jobs_queue.enqueue_call(TASKS + "process_job", args=(job_id,), job_id=job_id,
-                                         timeout=self.job_timeout_s, result_ttl=0, failure_ttl=self.result_ttl_s,
-                                         retry=retry, on_failure=Callback(TASKS + "job_failed"), pipeline=pipe)
-            pipe.hset(job_key(job_id), mapping=fields)
-            pipe.hset(files_key(job_id), UPLOAD, upload)
-            pipe.zadd(ACTIVE, {job_id: now})
-            pipe.zrem(RESERVED, job_id)
-            pipe.set(cache_pointer(cache_key), job_id, ex=self.result_ttl_s + self.job_timeout_s)
-            pipe.execute()
-        return self.get(job_id)  # type: ignore[return-value]
+
+        def create_unless_answered(pipe: Pipeline) -> Optional[str]:
+            found = self._answering(pipe, cache_key, idempotency)
+            if found is not None:
+                pipe.multi()
+            else:  # RQ starts the MULTI itself; everything below joins the same transaction
+                self.jobs_queue.enqueue_call(TASKS + "process_job", args=(job_id,), job_id=job_id,
+                                             timeout=self.job_timeout_s, result_ttl=0,
+                                             failure_ttl=self.result_ttl_s, retry=retry,
+                                             on_failure=Callback(TASKS + "job_failed"), pipeline=pipe)
+                pipe.hset(job_key(job_id), mapping=fields)
+                pipe.hset(files_key(job_id), UPLOAD, upload)
+                pipe.zadd(ACTIVE, {job_id: now})
+                pipe.zrem(RESERVED, job_id)
+                pipe.set(cache_pointer(cache_key), job_id, ex=self._pointer_ttl_s)
+            self._name(pipe, idempotency, found or job_id)
+            return found
+
+        found = self.redis.transaction(create_unless_answered, value_from_callable=True)
+        return self.get(found or job_id)  # type: ignore[return-value]
+
+    @property
+    def _pointer_ttl_s(self) -> int:
+        """How long a cache pointer or an Idempotency-Key may name a job: as long as the job may live."""
+        return self.result_ttl_s + self.job_timeout_s
+
+    def _answering(self, pipe: Pipeline, cache_key: str, idempotency: Optional[IdempotencyKey]) -> Optional[str]:
+        """Before the MULTI: the id of the job that already answers a create (see find_reusable), every key
+        read WATCHed."""
+        if idempotency is not None:
+            pipe.watch(idempotency_pointer(idempotency))
+            named = pipe.get(idempotency_pointer(idempotency))
+            if named is not None:
+                job_id, fingerprint = named.decode().split(" ", 1)
+                pipe.watch(job_key(job_id))
+                if pipe.exists(job_key(job_id)):
+                    if fingerprint != idempotency.fingerprint:
+                        raise IdempotencyConflict(idempotency.key)
+                    return job_id
+        pipe.watch(cache_pointer(cache_key))
+        pointed = pipe.get(cache_pointer(cache_key))
+        if pointed is None:
+            return None
+        job_id = pointed.decode()
+        pipe.watch(job_key(job_id), files_key(job_id))
+        status = pipe.hget(job_key(job_id), "status")
+        if status in (b"queued", b"running") or (status == b"succeeded" and pipe.hexists(files_key(job_id), LATENTS)):
+            return job_id
+        return None
+
+    def _name(self, pipe: Pipeline, idempotency: Optional[IdempotencyKey], job_id: str) -> None:
+        """In the MULTI: the Idempotency-Key, if any, names the job from now on."""
+        if idempotency is not None:
+            pipe.set(idempotency_pointer(idempotency), job_id + " " + idempotency.fingerprint,
+                     ex=self._pointer_ttl_s)
 
     def reserve(self, job_id: str, limit: int) -> bool:
         """Hold one of ``limit`` places (active + reserved) for a job about to be created, atomically (one Lua
@@ -183,15 +237,19 @@ class RedisJobStore:
         fields = self.redis.hgetall(job_key(job_id))
         return job_from_hash(job_id, fields) if fields else None
 
-    def find_reusable(self, cache_key: str) -> Optional[Job]:
-        """The latest job with the same input and options, if it is live or succeeded with its files there."""
-        job_id = self.redis.get(cache_pointer(cache_key))
-        job = self.get(job_id.decode()) if job_id else None
-        if job is None or job.status in ("failed", "cancelled"):
-            return None
-        if job.status == "succeeded" and not self.redis.hexists(files_key(job.id), LATENTS):
-            return None
-        return job
+    def find_reusable(self, cache_key: str, idempotency: Optional[IdempotencyKey] = None) -> Optional[Job]:
+        """The job the Idempotency-Key names, or the latest job with the same input and options if it is live
+        or succeeded with its files there, which the key then names: one transaction."""
+
+        def find(pipe: Pipeline) -> Optional[str]:
+            found = self._answering(pipe, cache_key, idempotency)
+            pipe.multi()
+            if found is not None:
+                self._name(pipe, idempotency, found)
+            return found
+
+        found = self.redis.transaction(find, value_from_callable=True)
+        return self.get(found) if found is not None else None
 
     def claim(self, job_id: str, worker: str) -> Optional[Job]:
         """Start a run of a queued job, or a new run of one whose last worker died; None if it is over."""

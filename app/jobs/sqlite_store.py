@@ -8,11 +8,13 @@ import shutil
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
+from ..errors import IdempotencyConflict
 from ..storage import SpaceReserve, is_out_of_space, storage_full_from, write_atomically
-from .job import LATENTS, RESERVATION_TTL_S, UPLOAD, Job, JobCounts, worker_lost_message
+from .job import LATENTS, RESERVATION_TTL_S, UPLOAD, IdempotencyKey, Job, JobCounts, worker_lost_message
 
 log = logging.getLogger("toonify.store")
 ORPHAN_AGE_S = 300  # a folder without a row this old is left over from a failed create or delete
@@ -38,6 +40,17 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_cache ON jobs (cache_key, status);
+CREATE TABLE IF NOT EXISTS idempotency (
+    owner TEXT NOT NULL,
+    key TEXT NOT NULL,
+    job TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    PRIMARY KEY (owner, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_job ON idempotency (job);
+-- a key names its job while the job exists: deleted (or expired) with it, the key is free again
+CREATE TRIGGER IF NOT EXISTS idempotency_goes_with_its_job AFTER DELETE ON jobs
+BEGIN DELETE FROM idempotency WHERE job = old.id; END;
 CREATE TABLE IF NOT EXISTS job_counts (
     worker TEXT NOT NULL,
     outcome TEXT NOT NULL,
@@ -71,6 +84,19 @@ class SqliteJobStore:
             cursor = self._db.execute(sql, args)
             return cursor.fetchall()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE): what it reads cannot change before it
+        commits, in this process or another."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def _must_write(self, sql: str, args: tuple = ()) -> None:
         """A write that must be recorded even on a full disk: the space reserve is given up for it."""
         try:
@@ -91,47 +117,71 @@ class SqliteJobStore:
         return self.jobs_dir / job_id
 
     def create(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
-               upload: bytes) -> Job:
-        """All or nothing: the row is written last, and a failure removes the folder (StorageFull when the
-        disk is full)."""
+               upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
+        """All or nothing: the upload is written first, then one transaction looks for a job that already
+        answers the request and, finding none, writes the row; a failure, or a job found, removes the folder
+        (StorageFull when the disk is full)."""
         folder = self.job_dir(job_id)
         try:
             folder.mkdir(parents=True)
             self.write_file(job_id, UPLOAD, upload)
             now = time.time()
-            self._query("INSERT INTO jobs (id, status, options, cache_key, faces, created_at, updated_at) "
-                        "VALUES (?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = 'queued', "
-                        "options = excluded.options, cache_key = excluded.cache_key, faces = excluded.faces, "
-                        "created_at = excluded.created_at, updated_at = excluded.updated_at "
-                        "WHERE status = 'reserved'",
-                        (job_id, json.dumps(options), cache_key, json.dumps(faces), now, now))
+            with self._transaction() as db:
+                found = self._answering(db, cache_key, idempotency)
+                if found is None:
+                    db.execute("INSERT INTO jobs (id, status, options, cache_key, faces, created_at, updated_at) "
+                               "VALUES (?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                               "status = 'queued', options = excluded.options, cache_key = excluded.cache_key, "
+                               "faces = excluded.faces, created_at = excluded.created_at, "
+                               "updated_at = excluded.updated_at WHERE status = 'reserved'",
+                               (job_id, json.dumps(options), cache_key, json.dumps(faces), now, now))
+                self._name(db, idempotency, found or job_id)
         except Exception as exc:
             shutil.rmtree(str(folder), ignore_errors=True)
             if is_out_of_space(exc):
                 raise storage_full_from(exc) from None
             raise
-        return self.get(job_id)  # type: ignore[return-value]
+        if found is not None:
+            shutil.rmtree(str(folder), ignore_errors=True)
+        return self.get(found or job_id)  # type: ignore[return-value]
+
+    def _answering(self, db: sqlite3.Connection, cache_key: str, idempotency: Optional[IdempotencyKey]
+                   ) -> Optional[str]:
+        """Inside a transaction: the id of the job that already answers a create (see find_reusable)."""
+        if idempotency is not None:
+            named = db.execute("SELECT idempotency.job, idempotency.fingerprint FROM idempotency JOIN jobs "
+                               "ON jobs.id = idempotency.job WHERE owner = ? AND key = ? AND status != 'reserved'",
+                               (idempotency.owner, idempotency.key)).fetchone()
+            if named is not None:
+                if named[1] != idempotency.fingerprint:
+                    raise IdempotencyConflict(idempotency.key)
+                return named[0]
+        rows = db.execute("SELECT id, status FROM jobs WHERE cache_key = ? AND status IN ('succeeded', 'queued', "
+                          "'running') ORDER BY created_at DESC", (cache_key,)).fetchall()
+        for found, status in rows:
+            if status != "succeeded" or (self.job_dir(found) / LATENTS).exists():
+                return found
+        return None
+
+    @staticmethod
+    def _name(db: sqlite3.Connection, idempotency: Optional[IdempotencyKey], job_id: str) -> None:
+        """Inside a transaction: the Idempotency-Key, if any, names the job from now on."""
+        if idempotency is not None:
+            db.execute("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)",
+                       (idempotency.owner, idempotency.key, job_id, idempotency.fingerprint))
 
     def reserve(self, job_id: str, limit: int) -> bool:
         """Hold one of ``limit`` places (queued + running + reserved) for a job about to be created, in one
         transaction: concurrent uploads can never overfill the queue. A reservation that is neither turned
         into a job (create) nor released within RESERVATION_TTL_S lapses."""
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("DELETE FROM jobs WHERE status = 'reserved' AND created_at < ?",
-                                 (now - RESERVATION_TTL_S,))
-                (taken,) = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('reserved', 'queued', "
-                                            "'running')").fetchone()
-                if taken < limit:
-                    self._db.execute("INSERT INTO jobs (id, status, stage, options, cache_key, created_at, "
-                                     "updated_at) VALUES (?, 'reserved', 'reserved', '{}', '', ?, ?)",
-                                     (job_id, now, now))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            db.execute("DELETE FROM jobs WHERE status = 'reserved' AND created_at < ?", (now - RESERVATION_TTL_S,))
+            (taken,) = db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('reserved', 'queued', 'running')"
+                                  ).fetchone()
+            if taken < limit:
+                db.execute("INSERT INTO jobs (id, status, stage, options, cache_key, created_at, updated_at) "
+                           "VALUES (?, 'reserved', 'reserved', '{}', '', ?, ?)", (job_id, now, now))
         return taken < limit
 
     def release(self, job_id: str) -> None:
@@ -142,33 +192,24 @@ class SqliteJobStore:
         rows = self._query("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return self._row(rows[0]) if rows else None
 
-    def find_reusable(self, cache_key: str) -> Optional[Job]:
-        """A succeeded job (its files still there) or a live one with the same input and options."""
-        rows = self._query("SELECT * FROM jobs WHERE cache_key = ? AND status IN ('succeeded', 'queued', 'running') "
-                           "ORDER BY created_at DESC", (cache_key,))
-        for row in rows:
-            job = self._row(row)
-            if job.status != "succeeded" or (self.job_dir(job.id) / LATENTS).exists():
-                return job
-        return None
+    def find_reusable(self, cache_key: str, idempotency: Optional[IdempotencyKey] = None) -> Optional[Job]:
+        """The job the Idempotency-Key names, or a succeeded job (its files still there) or a live one with the
+        same input and options, which the key then names: one transaction."""
+        with self._transaction() as db:
+            found = self._answering(db, cache_key, idempotency)
+            if found is not None:
+                self._name(db, idempotency, found)
+        return self.get(found) if found is not None else None
 
     def claim_next(self, worker: str) -> Optional[Job]:
         """Atomically move the oldest queued job to running."""
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1"
-                                       ).fetchone()
-                if row is not None:
-                    self._db.execute("UPDATE jobs SET status = 'running', stage = 'starting', step = 0, total = 0, "
-                                     "attempts = attempts + 1, worker = ?, started_at = ?, updated_at = ? "
-                                     "WHERE id = ?",
-                                     (worker, now, now, row[0]))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            row = db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1").fetchone()
+            if row is not None:
+                db.execute("UPDATE jobs SET status = 'running', stage = 'starting', step = 0, total = 0, "
+                           "attempts = attempts + 1, worker = ?, started_at = ?, updated_at = ? WHERE id = ?",
+                           (worker, now, now, row[0]))
         return self.get(row[0]) if row is not None else None
 
     def progress(self, job_id: str, stage: str, step: Optional[int] = None, total: Optional[int] = None) -> None:

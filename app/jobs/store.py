@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 
 from typing_extensions import Protocol
 
-from .job import Job, JobCounts
+from .job import IdempotencyKey, Job, JobCounts
 
 
 class JobStore(Protocol):
@@ -24,14 +24,18 @@ class JobStore(Protocol):
         """Give back a reservation that did not become a job."""
 
     def create(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
-               upload: bytes) -> Job:
-        """Turn the reservation into a queued job holding the upload, all or nothing."""
+               upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
+        """Turn the reservation into a queued job holding the upload, all or nothing — unless a job already
+        answers the request (see find_reusable): then that job, and the caller releases its reservation. The
+        check and the create are one atomic step, so concurrent identical creates make one job."""
 
     def get(self, job_id: str) -> Optional[Job]:
         """The job, or None when it is unknown, deleted or expired."""
 
-    def find_reusable(self, cache_key: str) -> Optional[Job]:
-        """A live job, or a succeeded one with its files, made from the same photo and projection options."""
+    def find_reusable(self, cache_key: str, idempotency: Optional[IdempotencyKey] = None) -> Optional[Job]:
+        """The job that already answers a create: the one its Idempotency-Key names while that job exists
+        (IdempotencyConflict when the key came with another request), else a live job, or a succeeded one with
+        its files, made from the same photo and projection options (the key then names it)."""
 
     def progress(self, job_id: str, stage: str, step: Optional[int] = None, total: Optional[int] = None) -> None:
         """Record a running job's stage (and projection step); ignored once it is no longer running."""
