@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from stylegan2.cli import StepProgress, command_parser, silence_framework_noise
+from stylegan2.errors import ModelError
 from stylegan2.model_files import MARKER_FILE, ModelPaths
 from stylegan2.projection import StepInfo
 
@@ -27,6 +28,7 @@ from .faces.align import align_face
 from .faces.decode import decode_image
 from .faces.detect import FaceDetector
 from .faces.paste import paste_faces
+from .startup import StartupError, check_engine, check_redis, reserve_port
 from .toonify import Progress, Toonify
 
 log = logging.getLogger("app")
@@ -80,8 +82,7 @@ def readable_files(paths: Sequence[str], batch: Batch) -> List[Path]:
 
 
 def check_models(models_dir: Path) -> None:
-    paths = ModelPaths.in_dir(models_dir)
-    missing = [p.name for p in (paths.ffhq, paths.toon, paths.perceptual) if not p.is_file()]
+    missing = ModelPaths.in_dir(models_dir).missing()
     if missing:
         raise UsageError("%s has no %s: run ./preload.sh for the real weights, or `make tiny-models` for small "
                          "test models (or point --models / TOONIFY_MODELS_DIR elsewhere)"
@@ -327,13 +328,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from .api.slow_clients import header_deadline_protocol
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    host, port = args.host or settings.host, args.port or settings.port
+    settings = dataclasses.replace(settings, host=args.host or settings.host, port=args.port or settings.port)
+    host, port = settings.host, settings.port
+    if settings.queue == "redis":
+        check_redis(settings.redis_url)
+    else:
+        check_engine(settings.engine)
+    sockets = reserve_port(host, port)
+    app = create_app(settings)  # takes the data folder's lock before it recovers any job (local queue)
     if (settings.models_dir / MARKER_FILE).exists():
         log.warning("!!! %s holds tiny random TEST models: every result is noise, not a cartoon face. "
                     "Run ./preload.sh for the real weights. !!!", settings.models_dir)
     log.info("Toonify (%s engine) on %s — open it in a browser%s", settings.engine, service_url(host, port),
              " (listening on all interfaces)" if host in ("0.0.0.0", "::") else "")
-    app = create_app(settings)
 
     class DrainingServer(uvicorn.Server):
         """On SIGTERM, waiting requests answer at once (their jobs go on after a restart) instead of keeping
@@ -348,13 +355,18 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                             http=header_deadline_protocol(settings.header_timeout_s),
                             timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024,
                             timeout_graceful_shutdown=max(1, settings.shutdown_timeout_s // 2))
-    DrainingServer(config).run()
+    DrainingServer(config).run(sockets=sockets)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from .jobs.rq_worker import default_worker_name, run_worker
 
+    check_engine(settings.engine)
+    missing = Toonify(settings).missing_models()
+    if missing:
+        raise StartupError(missing)
+    check_redis(settings.redis_url)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return run_worker(settings, args.name or default_worker_name(), burst=args.burst, metrics_port=args.metrics_port)
 
@@ -364,6 +376,7 @@ def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
 
     from .jobs.redis_store import RedisJobStore
 
+    check_redis(settings.redis_url)
     store = RedisJobStore.from_settings(settings, socket_timeout=5)
     workers = [w for w in store.live_workers() if not args.this_host or w["host"] == socket.gethostname()]
     for worker in workers:
@@ -451,11 +464,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser(settings).parse_args(argv)
     silence_framework_noise(args.verbose)
     try:
+        if getattr(args, "engine", None):
+            check_engine(args.engine, "--engine %s (default: TOONIFY_ENGINE)")  # before any file is read
         return int(args.func(args, settings))
+    except StartupError as exc:
+        print("python -m app %s: cannot start: %s" % (args.command, exc), file=sys.stderr)
+        return 2
     except UsageError as exc:
         print("python -m app %s: error: %s" % (args.command, exc), file=sys.stderr)
         return 2
-    except (ToonifyError, OSError, ValueError) as exc:
+    except (ToonifyError, ModelError, OSError, ValueError) as exc:
         print("error: %s" % exc, file=sys.stderr)
         return 2
 

@@ -1,12 +1,14 @@
 """Which job store, queue and workers an API process uses (TOONIFY_QUEUE): the one place that chooses.
 
 ``local`` (the default): jobs in SQLite under the data dir, run by a worker thread in this process
-(LocalService). ``redis``: jobs in Redis, delivered through RQ to ``python -m app worker`` processes on any
-machine (RedisService; the workers are app.jobs.rq_worker)."""
+(LocalService), which holds the data dir's lock (one process per folder). ``redis``: jobs in Redis,
+delivered through RQ to ``python -m app worker`` processes on any machine (RedisService; the workers are
+app.jobs.rq_worker)."""
 from __future__ import annotations
 
 from .config import Settings
 from .faces.detect import FaceDetector
+from .jobs.folder_lock import DataFolderLock
 from .jobs.redis_store import RedisJobStore
 from .jobs.sqlite_store import SqliteJobStore
 from .service import LocalService, RedisService, Service
@@ -18,4 +20,6 @@ def create_service(settings: Settings) -> Service:
     if settings.queue == "redis":
         store = RedisJobStore.from_settings(settings, socket_timeout=5, socket_connect_timeout=3)
         return RedisService(settings, store, detector)
-    return LocalService(settings, SqliteJobStore(settings.data_dir), Toonify(settings, detector), detector)
+    folder_lock = DataFolderLock.acquire(settings.data_dir, settings.port)  # before the store touches a job
+    return LocalService(settings, SqliteJobStore(settings.data_dir), Toonify(settings, detector), detector,
+                        folder_lock)

@@ -4,9 +4,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, FrozenSet, Mapping, Optional, Tuple
+from typing import Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 from stylegan2.projection import DEFAULT_STEPS
+
+from .options import STEPS_CEILING
 
 
 class ConfigError(ValueError):
@@ -25,6 +27,40 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _variable(name: str) -> str:
+    return "TOONIFY_" + name.upper()
+
+
+# Settings that only make sense above zero, and those that may be zero (0 = automatic, or off).
+POSITIVE = ("max_queue", "default_steps", "max_steps", "max_upload_bytes", "max_pixels", "result_ttl_s",
+            "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "max_faces", "decode_memory_mb",
+            "max_streams", "header_timeout_s", "body_timeout_s", "link_ttl_s", "shutdown_timeout_s",
+            "webhook_attempts")
+NOT_NEGATIVE = ("batch_size", "device_memory_bytes", "min_free_bytes", "webhook_progress_interval_s")
+
+
+def problems_of(settings: "Settings") -> List[str]:
+    """What is wrong with these settings, alone or against each other, each naming its variables: a start
+    with a default the server then refuses (TOONIFY_DEFAULT_STEPS over TOONIFY_MAX_STEPS) must not happen."""
+    problems = []
+    if settings.engine not in ("tf1", "torch"):
+        problems.append("TOONIFY_ENGINE must be tf1 or torch; got %r" % settings.engine)
+    if settings.queue not in ("local", "redis"):
+        problems.append("TOONIFY_QUEUE must be local or redis; got %r" % settings.queue)
+    problems += ["%s must be at least 1; got %d" % (_variable(name), getattr(settings, name))
+                 for name in POSITIVE if getattr(settings, name) < 1]
+    problems += ["%s must not be negative; got %d" % (_variable(name), getattr(settings, name))
+                 for name in NOT_NEGATIVE if getattr(settings, name) < 0]
+    if not 1 <= settings.port <= 65535:
+        problems.append("TOONIFY_PORT must be a port number from 1 to 65535; got %d" % settings.port)
+    if settings.max_steps > STEPS_CEILING:
+        problems.append("TOONIFY_MAX_STEPS must be at most %d; got %d" % (STEPS_CEILING, settings.max_steps))
+    if settings.default_steps > settings.max_steps:
+        problems.append("TOONIFY_DEFAULT_STEPS (%d) must not exceed TOONIFY_MAX_STEPS (%d)"
+                        % (settings.default_steps, settings.max_steps))
+    return problems
 
 
 def _list(env: Mapping[str, str], name: str) -> Tuple[str, ...]:
@@ -71,6 +107,11 @@ class Settings:
     webhook_progress_interval_s: int = 5
     webhook_attempts: int = 5
 
+    def __post_init__(self) -> None:
+        problems = problems_of(self)
+        if problems:
+            raise ConfigError("; ".join(problems))
+
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
         env = os.environ if env is None else env
@@ -95,10 +136,5 @@ class Settings:
                      "max_faces", "decode_memory_mb", "max_streams", "header_timeout_s", "body_timeout_s",
                      "link_ttl_s", "min_free_bytes", "shutdown_timeout_s", "device_memory_bytes",
                      "webhook_progress_interval_s", "webhook_attempts"):
-            values[name] = _int(env, "TOONIFY_" + name.upper(), getattr(cls, name))
-        settings = cls(**values)  # type: ignore[arg-type]
-        if settings.engine not in ("tf1", "torch"):
-            raise ConfigError("TOONIFY_ENGINE must be tf1 or torch; got %r" % settings.engine)
-        if settings.queue not in ("local", "redis"):
-            raise ConfigError("TOONIFY_QUEUE must be local or redis; got %r" % settings.queue)
-        return settings
+            values[name] = _int(env, _variable(name), getattr(cls, name))
+        return cls(**values)  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from stylegan2.projection import DEFAULT_STEPS
 OutputKind = Literal["toon", "paste", "aligned", "reconstruction"]
 OUTPUT_KINDS = get_args(OutputKind)
 MAX_FACE_INDEX = 63
+STEPS_CEILING = 2000  # what any server may allow (TOONIFY_MAX_STEPS is at most this)
 
 
 class ProjectionOptions(BaseModel):
@@ -24,7 +25,7 @@ class ProjectionOptions(BaseModel):
 
     face: str = Field("largest", description="largest, all, or the index of a face (0 = largest)",
                       json_schema_extra={"pattern": "^(largest|all|[0-9]{1,2})$"})
-    steps: int = Field(DEFAULT_STEPS, ge=1, le=2000,
+    steps: int = Field(DEFAULT_STEPS, ge=1, le=STEPS_CEILING,
                        description="projection steps (the original Toonify uses %d)" % DEFAULT_STEPS)
     seed: int = Field(0, ge=0, le=2 ** 31 - 1, description="seed of the projection's noise (face k gets seed + k)")
 

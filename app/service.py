@@ -20,6 +20,7 @@ from .config import Settings
 from .errors import InternalError, ModelsFailed, NotReady, ShuttingDown
 from .faces.decode import ImageLimits
 from .faces.detect import FaceDetector
+from .jobs.folder_lock import DataFolderLock
 from .jobs.job import IdempotencyKey, Job
 from .jobs.local import LocalWorker
 from .jobs.redis_store import REDIS_DOWN, RedisJobStore
@@ -78,6 +79,16 @@ class Service:
     def readiness(self) -> Readiness:
         raise NotImplementedError
 
+    @property
+    def models_problem(self) -> Optional[str]:
+        """Why this process's models cannot serve (missing, or failed to load), for /readyz, the 503s and the
+        page; None while they load, once they are loaded, and where the workers hold them (redis)."""
+        return None
+
+    @property
+    def models_loading(self) -> bool:
+        return False
+
     def refresh_gauges(self) -> None:
         self.metrics.queue_depth.set(self.store.queue_depth())
 
@@ -85,15 +96,18 @@ class Service:
 class LocalService(Service):
     store: SqliteJobStore
 
-    def __init__(self, settings: Settings, store: SqliteJobStore, toonify: Toonify, detector: FaceDetector) -> None:
-        """``toonify``: what the worker thread runs jobs with; set up in the background by start()."""
+    def __init__(self, settings: Settings, store: SqliteJobStore, toonify: Toonify, detector: FaceDetector,
+                 folder_lock: DataFolderLock) -> None:
+        """``toonify``: what the worker thread runs jobs with; set up in the background by start().
+        ``folder_lock``: the data folder's, held as long as this process lives: the running jobs recovered
+        below are this process's to recover, never another one's."""
         super().__init__(settings, detector)
-        self.store, self.toonify = store, toonify
+        self.store, self.toonify, self.folder_lock = store, toonify, folder_lock
         self.metrics.count_jobs_from(self.store.job_counts)
         requeued = self.store.requeue_interrupted(settings.job_attempts)
         if requeued:
             log.info("jobs interrupted by the last stop: %s", ", ".join(requeued))
-        self.load_error: Optional[str] = None
+        self.load_error: Optional[str] = toonify.missing_models()
         self.workers = WorkerSupervisor(self._new_worker,
                                         lambda: self.store.requeue_interrupted(settings.job_attempts))
         self._loader = threading.Thread(target=self._load_models, name="toonify-model-loader", daemon=True)
@@ -102,7 +116,10 @@ class LocalService(Service):
         return LocalWorker(self.store, self.toonify, self.metrics, self.settings.min_free_bytes)
 
     def start(self) -> None:
-        self._loader.start()
+        if self.load_error is None:
+            self._loader.start()
+        else:
+            log.error("%s", self.load_error)
         self.workers.start()
 
     def begin_shutdown(self) -> None:
@@ -119,9 +136,17 @@ class LocalService(Service):
             self.toonify.setup()
             log.info("engine %s ready in %.1fs", self.settings.engine, self.toonify.load_seconds)
             self.workers.wake()
-        except Exception:  # readiness says so (without paths or tracebacks: it is public); the log has the detail
+        except Exception as exc:  # readiness says why (without paths or tracebacks: it is public); the log has all
             log.exception("loading the models failed")
-            self.load_error = "see the server log; run preload.sh for the weights"
+            self.load_error = self.toonify.load_failure(exc)
+
+    @property
+    def models_problem(self) -> Optional[str]:
+        return self.load_error
+
+    @property
+    def models_loading(self) -> bool:
+        return self.load_error is None and not self.toonify.ready
 
     def submit(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
                upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
@@ -134,8 +159,7 @@ class LocalService(Service):
         if self.toonify.ready:
             return self.toonify
         if self.load_error is not None:
-            raise ModelsFailed("the models failed to load (%s); the operator must fix the models folder and "
-                               "restart the service" % self.load_error)
+            raise ModelsFailed(self.load_error)
         raise NotReady("the service is still loading its models; try again shortly", retry_after_s=10)
 
     def check_accepting(self) -> None:

@@ -8,6 +8,7 @@ Nothing about TF sessions, tensors or devices leaks above this object."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import numpy as np
 
 from stylegan2.contracts import Backend
 from stylegan2.engines import backend
+from stylegan2.errors import EngineUnavailable, ModelError
 from stylegan2.memory import bytes_per_face
 from stylegan2.model_files import MARKER_FILE, ModelPaths
 from stylegan2.projection import ProjectorConfig, StepInfo
@@ -128,6 +130,24 @@ class Toonify:
     @property
     def ready(self) -> bool:
         return self._models is not None
+
+    def missing_models(self) -> Optional[str]:
+        """Why setup() cannot work, when model files are missing: known from a look at the folder, before any
+        framework loads. Public (/readyz, the page): file names, never the server's paths."""
+        missing = self.paths.missing()
+        if not missing:
+            return None
+        return ("the models folder (TOONIFY_MODELS_DIR) has no %s: run ./preload.sh for the real weights (or "
+                "`make tiny-models` for test models), then restart" % " or ".join(missing))
+
+    def load_failure(self, exc: Exception) -> str:
+        """What went wrong in setup(), for whoever cannot read the server's log: a model file's problem names
+        the file and the fix; anything else only its kind (the log has the rest)."""
+        if isinstance(exc, (ModelError, EngineUnavailable, OSError)):
+            what = str(exc).replace(str(self.settings.models_dir) + os.sep, "")  # file names, not paths
+        else:
+            what = "%s; the server log has the details" % type(exc).__name__
+        return "the models failed to load (%s): fix the models folder (TOONIFY_MODELS_DIR), then restart" % what
 
     def setup(self) -> "Toonify":
         """Load the models, render once (so ready means the models really render), size the batches."""

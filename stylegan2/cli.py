@@ -16,8 +16,8 @@ import numpy as np
 
 from . import __version__, pickles
 from .blending import blend_generators
-from .engines import ENGINES, backend
-from .errors import ModelError
+from .engines import ENGINES, backend, require_engine
+from .errors import EngineUnavailable, ModelError
 from .layout import describe
 from .model_files import ModelPaths
 from .perceptual import describe_perceptual
@@ -409,7 +409,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     silence_framework_noise(args.verbose)
     try:
+        if getattr(args, "engine", None):
+            require_engine(args.engine)  # before any model file is read
         return int(args.func(args))
+    except EngineUnavailable as exc:
+        print("error: --engine %s: %s" % (args.engine, exc), file=sys.stderr)
+        return 2
     except (ModelError, ValueError, OSError) as exc:
         print("error: %s" % exc, file=sys.stderr)
         return 2

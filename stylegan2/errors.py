@@ -16,3 +16,7 @@ class ModelFileError(ModelError):
 
 class ModelStructureError(ModelError):
     """The pickle loaded but its networks do not have the variables or settings we can build."""
+
+
+class EngineUnavailable(RuntimeError):
+    """This Python lacks the framework an engine runs on (each engine has its own environment)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 FFHQ_FILE = "stylegan2-ffhq-config-f.pkl"
 TOON_FILE = "ffhq-cartoon-blended-64.pkl"
@@ -24,3 +24,8 @@ class ModelPaths:
         """The official file names in one folder."""
         models_dir = Path(models_dir)
         return cls(models_dir / FFHQ_FILE, models_dir / TOON_FILE, models_dir / PERCEPTUAL_FILE)
+
+    def missing(self) -> List[str]:
+        """The names of the files of this set that are not there (no file is opened)."""
+        return [path.name for path in (self.ffhq, self.toon, self.perceptual)
+                if path is not None and not path.is_file()]

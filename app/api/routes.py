@@ -173,6 +173,8 @@ async def server_config(request: Request) -> JSONResponse:
         "engine": settings.engine,
         "test_models": tiny,
         "test_models_warning": TINY_WARNING if tiny else None,
+        "models_error": svc.models_problem,
+        "models_loading": svc.models_loading,
         "auth": bool(settings.api_keys),
         "webhooks": bool(settings.webhook_secret),
     })

@@ -89,6 +89,9 @@ class ServerConfig(BaseModel):
     test_models: bool = Field(..., description="true when the models are tiny random test models (noise, not "
                                                 "faces)")
     test_models_warning: Optional[str] = None
+    models_error: Optional[str] = Field(None, description="why the models cannot serve (a file missing or failing "
+                                                          "to load, and what to do); null when they can")
+    models_loading: bool = Field(False, description="true while the models load (ask again)")
     auth: bool = Field(..., description="true when the server needs 'Authorization: Bearer <key>'")
     webhooks: bool = Field(..., description="true when the server signs and sends webhooks")
 

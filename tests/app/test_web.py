@@ -202,3 +202,25 @@ def test_api_docs_render_with_the_network_blocked(browser, server, path, rendere
     page.screenshot(path=str(ARTIFACTS / ("docs%s-offline.png" % path.replace("/", "-"))), full_page=True)
     context.close()
     assert [url for url in elsewhere if not url.endswith("logo-mini.svg")] == [], elsewhere
+
+
+def test_models_that_failed_to_load_are_told_in_the_banner_before_any_upload(browser, engine, tiny_models,
+                                                                              tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(str(tiny_models), str(models))
+    ffhq = models / "stylegan2-ffhq-config-f.pkl"
+    ffhq.write_bytes(ffhq.read_bytes()[: ffhq.stat().st_size // 2])
+    broken = Server(engine, models, tmp_path / "data", tmp_path / "cache").spawn().wait_until("/healthz")
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    try:
+        tab = context.new_page()
+        tab.goto(broken.url + "/")  # the page may come while the models still load: it asks again until they fail
+        tab.wait_for_function("document.getElementById('banner').textContent.includes('cannot toonify')",
+                              timeout=120000)
+        text = tab.inner_text("#banner")
+        assert "stylegan2-ffhq-config-f.pkl is truncated" in text and "TOONIFY_MODELS_DIR" in text
+        assert "TEST models" in text and tab.get_attribute("#banner", "class") == "problem"
+        _shot(tab, "models-failed")
+    finally:
+        context.close()
+        broken.stop()
