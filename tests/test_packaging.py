@@ -9,10 +9,11 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import pytest
 
+from stylegan2.model_files import MARKER_FILE
 from tests.conftest import ENGINE, REPO
 
 NAMES = {"ffhq": "stylegan2-ffhq-config-f.pkl", "toon": "ffhq-cartoon-blended-64.pkl",
@@ -90,12 +91,16 @@ def host(tiny_models):
     server.shutdown()
 
 
-def run_preload(models: Path, host: ModelHost, **urls: str) -> subprocess.CompletedProcess:
+def run_preload(models: Path, host: ModelHost, *args: str, local: Optional[Path] = None,
+                **urls: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, TOONIFY_MODELS_DIR=str(models), TOONIFY_PYTHON=sys.executable,
                TOONIFY_EXPECT_RESOLUTION="64", TOONIFY_MIN_MODEL_BYTES="10000", PYTHONPATH=str(REPO),
                TOONIFY_MODEL_MIRROR=host.base + "/good", TOONIFY_URL_TOON=host.base + "/drive/uc?id=TOON")
+    if local is not None:
+        env["TOONIFY_LOCAL_MODELS"] = str(local)
     env.update({"TOONIFY_URL_" + key.upper(): value.format(base=host.base) for key, value in urls.items()})
-    return subprocess.run(["sh", str(REPO / "preload.sh")], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(["sh", str(REPO / "preload.sh")] + list(args), env=env, capture_output=True, text=True,
+                          timeout=300)
 
 
 def _leftovers(models: Path) -> List[str]:
@@ -150,6 +155,65 @@ def test_changed_file_fails_the_manifest_check(tmp_path, host):
         handle.write(b"tampered")
     result = run_preload(models, host)
     assert result.returncode == 1 and "sha256" in result.stderr
+
+
+def make_tiny(folder: Path) -> Dict[str, bytes]:
+    """What `make tiny-models` (or `make serve` before #23) left in a folder: make-tiny's models and marker,
+    other weights than the mirror's (another seed), passing the same relaxed format checks."""
+    from stylegan2.tiny import write_tiny_models
+
+    write_tiny_models(folder, seed=7)
+    assert (folder / MARKER_FILE).exists()
+    return {name: (folder / name).read_bytes() for name in NAMES.values()}
+
+
+def test_replaces_tiny_test_models_with_the_real_ones_and_drops_the_marker(tmp_path, host):
+    models = tmp_path / "models"
+    tiny = make_tiny(models)
+    result = run_preload(models, host)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("replace ") == 3 and MARKER_FILE in result.stdout
+    for name in NAMES.values():
+        assert (models / name).read_bytes() == host.files[name] != tiny[name]
+    assert _leftovers(models) == sorted(NAMES.values())  # the marker is gone: the service reports real models
+    again = run_preload(models, host, "--verify-only")
+    assert again.returncode == 0 and again.stdout.count("ok ") == 3, again.stderr
+
+
+def test_a_failed_replacement_keeps_the_marker_and_the_next_run_fetches_only_what_is_left(tmp_path, host):
+    models = tmp_path / "models"
+    tiny = make_tiny(models)
+    first = run_preload(models, host, toon="{base}/quota")
+    assert first.returncode == 1 and "quota exceeded" in first.stderr
+    assert (models / NAMES["ffhq"]).read_bytes() == host.files[NAMES["ffhq"]]
+    assert (models / NAMES["toon"]).read_bytes() == tiny[NAMES["toon"]] and (models / MARKER_FILE).exists()
+    verify = run_preload(models, host, "--verify-only")
+    assert verify.returncode == 1 and "%s is a tiny test model" % NAMES["toon"] in verify.stderr
+    before = len(host.requests)
+    second = run_preload(models, host)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("ok ") == 2 and all("drive" in r for r in host.requests[before:])
+    assert not (models / MARKER_FILE).exists()
+
+
+def test_tiny_models_in_the_local_folder_are_never_copied(tmp_path, host):
+    """The Docker build's models stage: ./models (TOONIFY_LOCAL_MODELS) holding `make tiny-models` output."""
+    local, models = tmp_path / "context-models", tmp_path / "image-models"
+    make_tiny(local)
+    result = run_preload(models, host, local=local)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("skip ") == 3 and result.stdout.count("fetch ") == 3
+    for name in NAMES.values():
+        assert (models / name).read_bytes() == host.files[name]
+    (local / MARKER_FILE).unlink()  # weights without the marker are the user's: used as they are
+    from_local = run_preload(tmp_path / "other", host, local=local)
+    assert from_local.returncode == 0 and "fetch " not in from_local.stdout, from_local.stderr
+
+
+def test_preload_names_the_marker_make_tiny_writes():
+    from app.preload import TINY_MARKER
+
+    assert TINY_MARKER == MARKER_FILE
 
 
 def _tool(name: str) -> str:
