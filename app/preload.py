@@ -265,10 +265,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     checks = Checks(not args.no_structural, args.verify_only, Path(local) if local else None,
                     int(env.get("TOONIFY_EXPECT_RESOLUTION", "1024")),
                     int(env["TOONIFY_MIN_MODEL_BYTES"]) if env.get("TOONIFY_MIN_MODEL_BYTES") else None)
-    problems = preload(Path(env.get("TOONIFY_MODELS_DIR", "models")), env, checks)
+    models_dir = Path(env.get("TOONIFY_MODELS_DIR", "models"))
+    problems = preload(models_dir, env, checks)
     for problem in problems:
         print("error: %s" % problem, file=sys.stderr)
+    if problems:
+        print("error: %s" % how_to_provide(models_dir, checks), file=sys.stderr)
     return 1 if problems else 0
+
+
+def how_to_provide(models_dir: Path, checks: Checks) -> str:
+    """One line on getting the real weights in, for the folder preload fills (a Docker build's or the host's)."""
+    if checks.local_dir is not None:  # the image build: its models/ comes from the build context
+        return ("the image needs the real weights: run ./preload.sh on the host (it fills ./models, which the "
+                "build copies) and build again, or build with --build-arg TOONIFY_MODEL_MIRROR=<URL of a folder "
+                "holding the three files>")
+    return ("the real weights go in %s: set TOONIFY_MODEL_MIRROR=<URL of a folder holding the three files> (or "
+            "TOONIFY_URL_FFHQ / _TOON / _VGG) and run preload.sh again, or copy the files there" % models_dir)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -126,6 +127,7 @@ def test_quota_page_says_what_to_do_and_leaves_no_file(tmp_path, host):
     result = run_preload(models, host, toon="{base}/quota")
     assert result.returncode == 1
     assert "quota exceeded" in result.stderr and "place it at" in result.stderr
+    assert result.stderr.count("error: the real weights go in %s: set TOONIFY_MODEL_MIRROR" % models) == 1
     assert NAMES["toon"] not in _leftovers(models) and not any(n.endswith(".part") for n in _leftovers(models))
 
 
@@ -205,6 +207,10 @@ def test_tiny_models_in_the_local_folder_are_never_copied(tmp_path, host):
     assert result.stdout.count("skip ") == 3 and result.stdout.count("fetch ") == 3
     for name in NAMES.values():
         assert (models / name).read_bytes() == host.files[name]
+    offline = run_preload(tmp_path / "offline", host, local=local, ffhq="{base}/html/page")
+    assert offline.returncode == 1 and NAMES["ffhq"] not in _leftovers(tmp_path / "offline")
+    assert offline.stderr.strip().splitlines()[-1].startswith("error: the image needs the real weights: run "
+                                                              "./preload.sh on the host"), offline.stderr
     (local / MARKER_FILE).unlink()  # weights without the marker are the user's: used as they are
     from_local = run_preload(tmp_path / "other", host, local=local)
     assert from_local.returncode == 0 and "fetch " not in from_local.stdout, from_local.stderr
@@ -258,3 +264,27 @@ def test_compose_scale_profile_runs_redis_with_its_append_only_file_an_api_and_g
     assert "--appendonly" in result.stdout and "TOONIFY_QUEUE: redis" in result.stdout
     worker = services.split("\n  worker:\n", 1)[1]
     assert "- worker" in worker and "nvidia" in worker
+
+
+def _resolved_compose(env: Dict[str, str]) -> str:
+    result = subprocess.run([_tool("docker-compose"), "--profile", "modern", "--profile", "scale", "config"],
+                            cwd=str(REPO), env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _published_ports(env: Dict[str, str]) -> List[str]:
+    return re.findall(r"^ +- ([0-9.]+:\d+:8000)/tcp$", _resolved_compose(env), re.M)
+
+
+@pytest.mark.skipif(ENGINE != "torch", reason="docker-compose runs once, in the torch venv")
+def test_compose_publishes_on_loopback_unless_told_and_env_example_names_what_it_reads():
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TOONIFY_")}
+    ports = _published_ports(env)
+    assert len(ports) == 3 and all(port.startswith("127.0.0.1:") for port in ports), ports  # toonify, modern, api
+    wide = _published_ports(dict(env, TOONIFY_BIND="0.0.0.0"))
+    assert sorted(wide) == sorted(port.replace("127.0.0.1:", "0.0.0.0:", 1) for port in ports)
+    assert _resolved_compose(dict(env, TOONIFY_API_KEYS="key-1,key-2")).count("TOONIFY_API_KEYS: key-1,key-2") == 3
+    read = set(re.findall(r"\$\{(TOONIFY_[A-Z0-9_]+)", (REPO / "docker-compose.yml").read_text()))
+    example = set(re.findall(r"^(TOONIFY_[A-Z0-9_]+)=", (REPO / ".env.example").read_text(), re.M))
+    assert read == example == {"TOONIFY_BIND", "TOONIFY_API_KEYS", "TOONIFY_SCALE_PORT"}
