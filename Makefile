@@ -9,10 +9,12 @@ test:
 test-containers:
 	bash scripts/test-containers.sh
 
-# Small random models under the official names, for running everything without the real weights.
+# Small random models under the official names, for running everything without the real weights; kept out of
+# models/ (where preload.sh puts the real ones): use them with TOONIFY_MODELS_DIR=.cache/tiny-models.
 tiny-models:
-	.venv/tf1/bin/python -m stylegan2 make-tiny --out models
+	.venv/tf1/bin/python -m stylegan2 make-tiny --out .cache/tiny-models
 
-# Runs the service on :8000 with .venv/tf1 (tiny test models unless models/ holds the real ones).
+# Runs the service on :8000: tf1 (.venv/tf1) when Python 3.7 is there, else torch (.venv/torch); the weights in
+# models/, or tiny test models from .cache/tiny-models when models/ lacks them.
 serve:
 	bash scripts/serve.sh

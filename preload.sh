@@ -4,6 +4,8 @@
 #   TOONIFY_URL_FFHQ / TOONIFY_URL_TOON / TOONIFY_URL_VGG   per-file URLs
 #   TOONIFY_LOCAL_MODELS=DIR   copy from DIR instead of downloading (the Docker build uses this)
 # Resumable, idempotent, atomic; sha256 recorded in models/manifest.json. Options: --verify-only, --no-structural.
+# make-tiny's test models (TINY-TEST-MODELS.txt beside them) are replaced here, and never copied from
+# TOONIFY_LOCAL_MODELS.
 set -eu
 cd "$(dirname "$0")"
 PYTHON="${TOONIFY_PYTHON:-}"

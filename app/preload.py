@@ -25,6 +25,9 @@ CDN = "https://nvlabs-fi-cdn.nvidia.com"
 DRIVE_TOON_ID = "1H73TfV5gQ9ot7slSed_l-lim9X7pMRiU"
 CHUNK = 1 << 20
 USER_AGENT = "Mozilla/5.0 (toonify preload)"
+# make-tiny writes this beside its random test models (stylegan2.model_files.MARKER_FILE; this module imports no
+# project code, so the Docker models stage needs nothing else)
+TINY_MARKER = "TINY-TEST-MODELS.txt"
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,23 @@ def load_manifest(models_dir: Path) -> Dict[str, Dict[str, object]]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def is_tiny_test_model(path: Path, digest: str, manifest: Dict[str, Dict[str, object]]) -> bool:
+    """A stand-in written by make-tiny: its folder carries make-tiny's marker and this content is not one that
+    preload verified (those keep their sha256 in the folder's manifest.json)."""
+    return (path.parent / TINY_MARKER).exists() and manifest.get(path.name, {}).get("sha256") != digest
+
+
+def local_source(local_dir: Optional[Path], name: str) -> Optional[Path]:
+    """The copy of ``name`` in TOONIFY_LOCAL_MODELS to use instead of downloading; never a tiny test model."""
+    source = local_dir / name if local_dir is not None else None
+    if source is None or not source.is_file():
+        return None
+    if is_tiny_test_model(source, sha256_of(source), load_manifest(source.parent)):
+        print("skip     %s in %s: a tiny test model (%s there)" % (name, local_dir, TINY_MARKER))
+        return None
+    return source
+
+
 def save_manifest(models_dir: Path, manifest: Dict[str, Dict[str, object]]) -> None:
     tmp = models_dir / "manifest.json.part"
     tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
@@ -170,39 +190,52 @@ class Checks:
     min_bytes: Optional[int] = None  # TOONIFY_MIN_MODEL_BYTES: overrides each file's size floor
 
 
+def verify(path: Path, spec: ModelFile, checks: Checks) -> None:
+    """The header and size checks, then (unless switched off) the structural one."""
+    check_header(path, spec, spec.min_bytes if checks.min_bytes is None else checks.min_bytes)
+    if checks.structural:
+        check_structure(path, spec, checks.resolution)
+
+
+def existing_is_good(dest: Path, spec: ModelFile, manifest: Dict[str, Dict[str, object]], checks: Checks) -> bool:
+    """True when ``dest`` is verified (and recorded); False when it is a tiny test model to replace."""
+    digest = sha256_of(dest)
+    if is_tiny_test_model(dest, digest, manifest):
+        if checks.verify_only:
+            raise PreloadError("%s is a tiny test model (%s); run preload.sh without --verify-only for the real one"
+                               % (spec.name, TINY_MARKER))
+        print("replace  %s: a tiny test model (%s)" % (spec.name, TINY_MARKER))
+        return False
+    recorded = manifest.get(spec.name, {}).get("sha256")
+    if recorded and recorded != digest:
+        raise PreloadError("%s does not match the sha256 recorded in manifest.json" % spec.name)
+    verify(dest, spec, checks)
+    manifest[spec.name] = {"sha256": digest, "size": dest.stat().st_size}
+    return True
+
+
 def preload(models_dir: Path, env: Dict[str, str], checks: Checks) -> List[str]:
-    """Returns problems (empty = every file present and verified)."""
-    structural, verify_only, local_dir = checks.structural, checks.verify_only, checks.local_dir
-    resolution, min_bytes = checks.resolution, checks.min_bytes
+    """Returns problems (empty = every file present and verified). Tiny test models (make-tiny's marker beside
+    them) count as absent: they are replaced, and the marker goes once every file is real."""
     models_dir.mkdir(parents=True, exist_ok=True)
     manifest, problems, downloader = load_manifest(models_dir), [], Downloader()
     for spec in FILES:
         dest, part = models_dir / spec.name, models_dir / (spec.name + ".part")
-        floor = spec.min_bytes if min_bytes is None else min_bytes
         try:
-            if dest.exists():
-                recorded = manifest.get(spec.name, {}).get("sha256")
-                digest = sha256_of(dest)
-                if recorded and recorded != digest:
-                    raise PreloadError("%s does not match the sha256 recorded in manifest.json" % spec.name)
-                check_header(dest, spec, floor)
-                if structural:
-                    check_structure(dest, spec, resolution)
-                manifest[spec.name] = {"sha256": digest, "size": dest.stat().st_size}
+            if dest.exists() and existing_is_good(dest, spec, manifest, checks):
                 print("ok       %s" % spec.name)
                 continue
-            if verify_only:
+            if checks.verify_only:
                 raise PreloadError("%s is missing" % spec.name)
-            if local_dir is not None and (local_dir / spec.name).is_file():
-                shutil.copyfile(str(local_dir / spec.name), str(part))
+            source = local_source(checks.local_dir, spec.name)
+            if source is not None:
+                shutil.copyfile(str(source), str(part))
             else:
                 url = file_url(spec, env)
                 print("fetch    %s from %s" % (spec.name, url))
                 downloader.fetch(url, part)
             try:
-                check_header(part, spec, floor)
-                if structural:
-                    check_structure(part, spec, resolution)
+                verify(part, spec, checks)
             except PreloadError:
                 part.unlink()
                 raise
@@ -215,6 +248,10 @@ def preload(models_dir: Path, env: Dict[str, str], checks: Checks) -> List[str]:
         except PreloadError as exc:
             problems.append("%s: %s" % (spec.name, exc))
     save_manifest(models_dir, manifest)
+    marker = models_dir / TINY_MARKER
+    if not problems and marker.exists():
+        marker.unlink()
+        print("removed  %s: %s holds the real weights now" % (TINY_MARKER, models_dir))
     return problems
 
 
@@ -228,10 +265,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     checks = Checks(not args.no_structural, args.verify_only, Path(local) if local else None,
                     int(env.get("TOONIFY_EXPECT_RESOLUTION", "1024")),
                     int(env["TOONIFY_MIN_MODEL_BYTES"]) if env.get("TOONIFY_MIN_MODEL_BYTES") else None)
-    problems = preload(Path(env.get("TOONIFY_MODELS_DIR", "models")), env, checks)
+    models_dir = Path(env.get("TOONIFY_MODELS_DIR", "models"))
+    problems = preload(models_dir, env, checks)
     for problem in problems:
         print("error: %s" % problem, file=sys.stderr)
+    if problems:
+        print("error: %s" % how_to_provide(models_dir, checks), file=sys.stderr)
     return 1 if problems else 0
+
+
+def how_to_provide(models_dir: Path, checks: Checks) -> str:
+    """One line on getting the real weights in, for the folder preload fills (a Docker build's or the host's)."""
+    if checks.local_dir is not None:  # the image build: its models/ comes from the build context
+        return ("the image needs the real weights: run ./preload.sh on the host (it fills ./models, which the "
+                "build copies) and build again, or build with --build-arg TOONIFY_MODEL_MIRROR=<URL of a folder "
+                "holding the three files>")
+    return ("the real weights go in %s: set TOONIFY_MODEL_MIRROR=<URL of a folder holding the three files> (or "
+            "TOONIFY_URL_FFHQ / _TOON / _VGG) and run preload.sh again, or copy the files there" % models_dir)
 
 
 if __name__ == "__main__":

@@ -282,8 +282,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 EXAMPLES = """examples:
   python -m stylegan2 inspect --pkl models/stylegan2-ffhq-config-f.pkl
   python -m stylegan2 generate --pkl models/stylegan2-ffhq-config-f.pkl --seeds 0-3 --psi 0.7 --out out/
-  python -m stylegan2 blend --low ffhq.pkl --high cartoon.pkl --resolution 64 --out blended.pkl
-  python -m stylegan2 make-tiny --out models/
+  python -m stylegan2 blend --low cartoon.pkl --high ffhq.pkl --resolution 64 --out blended.pkl
+  python -m stylegan2 make-tiny --out .cache/tiny-models/
 """
 
 
@@ -362,11 +362,16 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--json", action="store_true", help="machine-readable output")
     ins.set_defaults(func=cmd_inspect)
 
-    blend = command("blend", "layer-swap two generators (blend_models.py)")
-    blend.add_argument("--low", required=True, type=existing_file, help="model for the low-resolution layers")
-    blend.add_argument("--high", required=True, type=existing_file, help="model for the high-resolution layers")
-    blend.add_argument("--resolution", type=positive_int, required=True, help="first resolution taken from --high")
-    blend.add_argument("--level", type=int, default=0, choices=[0, 1], help="conv within that block to switch at")
+    blend = command("blend", "layer-swap two generators (blend_models.py); Toonify's model is --low cartoon, "
+                             "--high FFHQ at 64")
+    blend.add_argument("--low", required=True, type=existing_file,
+                       help="model for the layers up to --resolution (the cartoon model: face shape)")
+    blend.add_argument("--high", required=True, type=existing_file,
+                       help="model for the layers above --resolution (FFHQ: fine detail and texture)")
+    blend.add_argument("--resolution", type=positive_int, required=True,
+                       help="last resolution taken from --low; the layers above it come from --high")
+    blend.add_argument("--level", type=int, default=0, choices=[0, 1],
+                       help="1: the next block's first conv from --low too")
     blend.add_argument("--width", type=float, default=None, help="logistic blend width (none: hard switch)")
     blend.add_argument("--out", required=True, help="blended pickle to write")
     blend.set_defaults(func=cmd_blend)

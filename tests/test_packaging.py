@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import pytest
 
+from stylegan2.model_files import MARKER_FILE
 from tests.conftest import ENGINE, REPO
 
 NAMES = {"ffhq": "stylegan2-ffhq-config-f.pkl", "toon": "ffhq-cartoon-blended-64.pkl",
@@ -90,12 +92,16 @@ def host(tiny_models):
     server.shutdown()
 
 
-def run_preload(models: Path, host: ModelHost, **urls: str) -> subprocess.CompletedProcess:
+def run_preload(models: Path, host: ModelHost, *args: str, local: Optional[Path] = None,
+                **urls: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, TOONIFY_MODELS_DIR=str(models), TOONIFY_PYTHON=sys.executable,
                TOONIFY_EXPECT_RESOLUTION="64", TOONIFY_MIN_MODEL_BYTES="10000", PYTHONPATH=str(REPO),
                TOONIFY_MODEL_MIRROR=host.base + "/good", TOONIFY_URL_TOON=host.base + "/drive/uc?id=TOON")
+    if local is not None:
+        env["TOONIFY_LOCAL_MODELS"] = str(local)
     env.update({"TOONIFY_URL_" + key.upper(): value.format(base=host.base) for key, value in urls.items()})
-    return subprocess.run(["sh", str(REPO / "preload.sh")], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(["sh", str(REPO / "preload.sh")] + list(args), env=env, capture_output=True, text=True,
+                          timeout=300)
 
 
 def _leftovers(models: Path) -> List[str]:
@@ -121,6 +127,7 @@ def test_quota_page_says_what_to_do_and_leaves_no_file(tmp_path, host):
     result = run_preload(models, host, toon="{base}/quota")
     assert result.returncode == 1
     assert "quota exceeded" in result.stderr and "place it at" in result.stderr
+    assert result.stderr.count("error: the real weights go in %s: set TOONIFY_MODEL_MIRROR" % models) == 1
     assert NAMES["toon"] not in _leftovers(models) and not any(n.endswith(".part") for n in _leftovers(models))
 
 
@@ -150,6 +157,69 @@ def test_changed_file_fails_the_manifest_check(tmp_path, host):
         handle.write(b"tampered")
     result = run_preload(models, host)
     assert result.returncode == 1 and "sha256" in result.stderr
+
+
+def make_tiny(folder: Path) -> Dict[str, bytes]:
+    """What `make tiny-models` (or `make serve` before #23) left in a folder: make-tiny's models and marker,
+    other weights than the mirror's (another seed), passing the same relaxed format checks."""
+    from stylegan2.tiny import write_tiny_models
+
+    write_tiny_models(folder, seed=7)
+    assert (folder / MARKER_FILE).exists()
+    return {name: (folder / name).read_bytes() for name in NAMES.values()}
+
+
+def test_replaces_tiny_test_models_with_the_real_ones_and_drops_the_marker(tmp_path, host):
+    models = tmp_path / "models"
+    tiny = make_tiny(models)
+    result = run_preload(models, host)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("replace ") == 3 and MARKER_FILE in result.stdout
+    for name in NAMES.values():
+        assert (models / name).read_bytes() == host.files[name] != tiny[name]
+    assert _leftovers(models) == sorted(NAMES.values())  # the marker is gone: the service reports real models
+    again = run_preload(models, host, "--verify-only")
+    assert again.returncode == 0 and again.stdout.count("ok ") == 3, again.stderr
+
+
+def test_a_failed_replacement_keeps_the_marker_and_the_next_run_fetches_only_what_is_left(tmp_path, host):
+    models = tmp_path / "models"
+    tiny = make_tiny(models)
+    first = run_preload(models, host, toon="{base}/quota")
+    assert first.returncode == 1 and "quota exceeded" in first.stderr
+    assert (models / NAMES["ffhq"]).read_bytes() == host.files[NAMES["ffhq"]]
+    assert (models / NAMES["toon"]).read_bytes() == tiny[NAMES["toon"]] and (models / MARKER_FILE).exists()
+    verify = run_preload(models, host, "--verify-only")
+    assert verify.returncode == 1 and "%s is a tiny test model" % NAMES["toon"] in verify.stderr
+    before = len(host.requests)
+    second = run_preload(models, host)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("ok ") == 2 and all("drive" in r for r in host.requests[before:])
+    assert not (models / MARKER_FILE).exists()
+
+
+def test_tiny_models_in_the_local_folder_are_never_copied(tmp_path, host):
+    """The Docker build's models stage: ./models (TOONIFY_LOCAL_MODELS) holding `make tiny-models` output."""
+    local, models = tmp_path / "context-models", tmp_path / "image-models"
+    make_tiny(local)
+    result = run_preload(models, host, local=local)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("skip ") == 3 and result.stdout.count("fetch ") == 3
+    for name in NAMES.values():
+        assert (models / name).read_bytes() == host.files[name]
+    offline = run_preload(tmp_path / "offline", host, local=local, ffhq="{base}/html/page")
+    assert offline.returncode == 1 and NAMES["ffhq"] not in _leftovers(tmp_path / "offline")
+    assert offline.stderr.strip().splitlines()[-1].startswith("error: the image needs the real weights: run "
+                                                              "./preload.sh on the host"), offline.stderr
+    (local / MARKER_FILE).unlink()  # weights without the marker are the user's: used as they are
+    from_local = run_preload(tmp_path / "other", host, local=local)
+    assert from_local.returncode == 0 and "fetch " not in from_local.stdout, from_local.stderr
+
+
+def test_preload_names_the_marker_make_tiny_writes():
+    from app.preload import TINY_MARKER
+
+    assert TINY_MARKER == MARKER_FILE
 
 
 def _tool(name: str) -> str:
@@ -194,3 +264,27 @@ def test_compose_scale_profile_runs_redis_with_its_append_only_file_an_api_and_g
     assert "--appendonly" in result.stdout and "TOONIFY_QUEUE: redis" in result.stdout
     worker = services.split("\n  worker:\n", 1)[1]
     assert "- worker" in worker and "nvidia" in worker
+
+
+def _resolved_compose(env: Dict[str, str]) -> str:
+    result = subprocess.run([_tool("docker-compose"), "--profile", "modern", "--profile", "scale", "config"],
+                            cwd=str(REPO), env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _published_ports(env: Dict[str, str]) -> List[str]:
+    return re.findall(r"^ +- ([0-9.]+:\d+:8000)/tcp$", _resolved_compose(env), re.M)
+
+
+@pytest.mark.skipif(ENGINE != "torch", reason="docker-compose runs once, in the torch venv")
+def test_compose_publishes_on_loopback_unless_told_and_env_example_names_what_it_reads():
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TOONIFY_")}
+    ports = _published_ports(env)
+    assert len(ports) == 3 and all(port.startswith("127.0.0.1:") for port in ports), ports  # toonify, modern, api
+    wide = _published_ports(dict(env, TOONIFY_BIND="0.0.0.0"))
+    assert sorted(wide) == sorted(port.replace("127.0.0.1:", "0.0.0.0:", 1) for port in ports)
+    assert _resolved_compose(dict(env, TOONIFY_API_KEYS="key-1,key-2")).count("TOONIFY_API_KEYS: key-1,key-2") == 3
+    read = set(re.findall(r"\$\{(TOONIFY_[A-Z0-9_]+)", (REPO / "docker-compose.yml").read_text()))
+    example = set(re.findall(r"^(TOONIFY_[A-Z0-9_]+)=", (REPO / ".env.example").read_text(), re.M))
+    assert read == example == {"TOONIFY_BIND", "TOONIFY_API_KEYS", "TOONIFY_SCALE_PORT"}

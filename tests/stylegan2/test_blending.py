@@ -6,7 +6,7 @@ import pytest
 
 from stylegan2 import pickles
 from stylegan2.blending import blend_weight, interpolate_variables
-from tests.conftest import STYLEGAN_FIXTURES, run_cli
+from tests.conftest import REPO, STYLEGAN_FIXTURES, run_cli
 from tests.stylegan2.test_pickles import _walk_equal
 
 
@@ -53,3 +53,20 @@ def test_interpolation_endpoints_are_exact():
                                atol=1e-6)
     with pytest.raises(ValueError):
         interpolate_variables(a, b, 1.5)
+
+
+def test_help_and_readme_say_what_blend_does(tmp_path):
+    """Layers up to --resolution from --low, above it from --high; Toonify's model is cartoon low, FFHQ high."""
+    out = tmp_path / "blend.pkl"
+    low_pkl, high_pkl = STYLEGAN_FIXTURES / "tiny-ffhq.pkl", STYLEGAN_FIXTURES / "tiny-other.pkl"
+    assert run_cli(["stylegan2", "blend", "--low", str(low_pkl), "--high", str(high_pkl), "--resolution", "16",
+                    "--out", str(out)]).returncode == 0
+    low, high, blended = (pickles.load_generator(p).component("synthesis").variables for p in (low_pkl, high_pkl, out))
+    for name in ("16x16/Conv0_up/weight", "16x16/Conv1/weight"):
+        np.testing.assert_array_equal(blended[name], low[name])
+    for name in ("32x32/Conv0_up/weight", "64x64/ToRGB/weight"):
+        np.testing.assert_array_equal(blended[name], high[name])
+    shown = " ".join(run_cli(["stylegan2", "blend", "--help"]).stdout.split())
+    assert "last resolution taken from --low; the layers above it come from --high" in shown
+    assert "blend --low cartoon.pkl --high ffhq.pkl" in shown
+    assert "blend --low cartoon.pkl --high ffhq.pkl" in (REPO / "README.md").read_text()
