@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, FrozenSet, Mapping, Optional, Tuple
 
+from stylegan2.precision import CHOICES as PRECISIONS
+from stylegan2.precision import FP32
 from stylegan2.projection import DEFAULT_STEPS
 
 
@@ -42,6 +44,7 @@ class Settings:
     batch_size: int = 0  # 0: as many faces as the device's memory holds (app.batches)
     device_memory_bytes: int = 0
     device: str = ""  # cpu, cuda, cuda:1 (torch engine); "" = CUDA when available
+    precision: str = FP32  # of the projection steps: fp32, tf32, bf16, fp16 or auto (stylegan2.precision)
     cache_dir: Optional[Path] = None  # w statistics; None = <models>/.cache if writable
     default_steps: int = DEFAULT_STEPS
     max_steps: int = 2000
@@ -80,6 +83,7 @@ class Settings:
             data_dir=Path(env.get("TOONIFY_DATA_DIR", str(cls.data_dir))),
             queue=env.get("TOONIFY_QUEUE", cls.queue),
             device=env.get("TOONIFY_DEVICE", cls.device),
+            precision=env.get("TOONIFY_PRECISION", cls.precision),
             cache_dir=Path(env["TOONIFY_CACHE_DIR"]) if env.get("TOONIFY_CACHE_DIR") else None,
             redis_url=env.get("TOONIFY_REDIS_URL", cls.redis_url),
             api_keys=frozenset(_list(env, "TOONIFY_API_KEYS")),
@@ -101,4 +105,7 @@ class Settings:
             raise ConfigError("TOONIFY_ENGINE must be tf1 or torch; got %r" % settings.engine)
         if settings.queue not in ("local", "redis"):
             raise ConfigError("TOONIFY_QUEUE must be local or redis; got %r" % settings.queue)
+        if settings.precision not in PRECISIONS:
+            raise ConfigError("TOONIFY_PRECISION must be one of %s; got %r"
+                              % (", ".join(PRECISIONS), settings.precision))
         return settings

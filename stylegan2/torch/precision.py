@@ -51,5 +51,7 @@ def precision_scope(precision: str, device: torch.device) -> Iterator[None]:
 
 
 def loss_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
-    """Dynamic loss scaling for fp16 (gradients of a perceptual distance underflow fp16); a no-op otherwise."""
-    return torch.amp.GradScaler(device.type, enabled=precision == FP16)
+    """Dynamic loss scaling for fp16 (gradients of a perceptual distance underflow fp16); a no-op otherwise. It
+    starts low: every overflow skips a step, and the early steps of the schedule matter most (from the default
+    2^16, two skipped steps cost the tiny guard 6 % of distance)."""
+    return torch.amp.GradScaler(device.type, init_scale=2.0 ** 10, enabled=precision == FP16)
