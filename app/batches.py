@@ -2,9 +2,13 @@
 estimate), at most MAX_BATCH, and — once a batch has run out of memory — half of that batch, for good."""
 from __future__ import annotations
 
-from typing import Optional
+import logging
+from typing import Callable, List, Optional, TypeVar
 
 from stylegan2.memory import batch_that_fits
+
+log = logging.getLogger("toonify.engine")
+T = TypeVar("T")
 
 CPU_DEVICE_BYTES = 8 << 30  # no GPU: plan batches as for the baseline card, an 8 GB RTX 2070
 MAX_BATCH = 4
@@ -35,3 +39,21 @@ class BatchPlan:
         """A batch of ``faces`` ran out of memory: the size to retry with, kept for later jobs."""
         self.oom_ceiling = faces // 2
         return self.oom_ceiling
+
+    def run(self, count: int, asked: int, project: Callable[[int, int], T]) -> List[T]:
+        """``project(first, size)`` over ``count`` faces in batches of ``size(asked)``, in order. A batch that
+        raises BatchOutOfMemory is halved (for good) and retried; a single face that does not fit re-raises."""
+        size, first, results = self.size(asked), 0, []  # type: int, int, List[T]
+        while first < count:
+            chunk = min(size, count - first)
+            try:
+                results.append(project(first, chunk))
+            except BatchOutOfMemory as exc:
+                if chunk == 1:
+                    raise
+                size = self.halve(chunk)
+                log.warning("out of device memory at a batch of %d faces (%s); retrying %d at a time",
+                            chunk, exc, size)
+                continue
+            first += chunk
+        return results

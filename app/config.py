@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, FrozenSet, List, Mapping, Optional, Tuple
 
+from stylegan2.precision import AUTO, FP32
+from stylegan2.precision import CHOICES as PRECISIONS
 from stylegan2.projection import DEFAULT_STEPS
 
 from .options import STEPS_CEILING
@@ -49,6 +51,11 @@ def problems_of(settings: "Settings") -> List[str]:
         problems.append("TOONIFY_ENGINE must be tf1 or torch; got %r" % settings.engine)
     if settings.queue not in ("local", "redis"):
         problems.append("TOONIFY_QUEUE must be local or redis; got %r" % settings.queue)
+    if settings.precision not in PRECISIONS:
+        problems.append("TOONIFY_PRECISION must be one of %s; got %r" % (", ".join(PRECISIONS), settings.precision))
+    elif settings.engine == "tf1" and settings.precision not in (FP32, AUTO):
+        problems.append("TOONIFY_PRECISION=%s needs TOONIFY_ENGINE=torch: the tf1 engine projects in fp32 only"
+                        % settings.precision)
     problems += ["%s must be at least 1; got %d" % (_variable(name), getattr(settings, name))
                  for name in POSITIVE if getattr(settings, name) < 1]
     problems += ["%s must not be negative; got %d" % (_variable(name), getattr(settings, name))
@@ -78,6 +85,7 @@ class Settings:
     batch_size: int = 0  # 0: as many faces as the device's memory holds (app.batches)
     device_memory_bytes: int = 0
     device: str = ""  # cpu, cuda, cuda:1 (torch engine); "" = CUDA when available
+    precision: str = FP32  # of the projection steps: fp32, tf32, bf16, fp16 or auto (stylegan2.precision)
     cache_dir: Optional[Path] = None  # w statistics; None = <models>/.cache if writable
     default_steps: int = DEFAULT_STEPS
     max_steps: int = 2000
@@ -121,6 +129,7 @@ class Settings:
             data_dir=Path(env.get("TOONIFY_DATA_DIR", str(cls.data_dir))),
             queue=env.get("TOONIFY_QUEUE", cls.queue),
             device=env.get("TOONIFY_DEVICE", cls.device),
+            precision=env.get("TOONIFY_PRECISION", cls.precision),
             cache_dir=Path(env["TOONIFY_CACHE_DIR"]) if env.get("TOONIFY_CACHE_DIR") else None,
             redis_url=env.get("TOONIFY_REDIS_URL", cls.redis_url),
             api_keys=frozenset(_list(env, "TOONIFY_API_KEYS")),

@@ -7,7 +7,6 @@ else threads engines, detectors or limits around.
 Nothing about TF sessions, tensors or devices leaks above this object."""
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -33,7 +32,6 @@ from .faces.detect import Face, FaceDetector, select_faces
 from .faces.paste import paste_faces
 from .options import ProjectionOptions, RenderOptions
 
-log = logging.getLogger("toonify.engine")
 CancelCheck = Callable[[], bool]
 
 
@@ -113,6 +111,7 @@ class Toonify:
         self.detector = detector
         self.tiny = (settings.models_dir / MARKER_FILE).exists()
         self.load_seconds = 0.0
+        self.precision = settings.precision  # resolved by setup(): "auto" becomes what this device runs
         self._models: Optional[Toonifier] = None
         self._plan: Optional[BatchPlan] = None
         self._backend: Optional[Backend] = None  # the engine's, imported by setup() (TF or torch loads then)
@@ -159,6 +158,7 @@ class Toonify:
         warm = models.synthesize(np.repeat(models.w_avg[None, None], models.num_ws, axis=1), 1.0)
         if warm.shape != (1, models.resolution, models.resolution, 3):
             raise RuntimeError("warm-up synthesis returned %s" % (warm.shape,))
+        self.precision = models.precision(self.settings.precision)
         self._backend = backend(self.engine)
         device_bytes = self.settings.device_memory_bytes or self._backend.free_device_bytes() or CPU_DEVICE_BYTES
         self._plan = BatchPlan(device_bytes, bytes_per_face(models.ffhq_spec, models.perceptual.tap_channels))
@@ -214,8 +214,8 @@ class Toonify:
         seeds = [options.seed + first + i for i in range(len(aligned))]
         try:
             with self._project_lock:
-                result = self.models.project(aligned, seeds, ProjectorConfig(steps=options.steps), progress.step,
-                                             cancel)
+                config = ProjectorConfig(steps=options.steps, precision=self.precision)
+                result = self.models.project(aligned, seeds, config, progress.step, cancel)
         except Exception as exc:
             if self._backend.is_out_of_memory(exc):
                 raise BatchOutOfMemory(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
@@ -229,22 +229,14 @@ class Toonify:
         """Aligned crops uint8 [F, R, R, 3] → W+ latents [F, num_ws, 512], in batches that fit; a batch that
         runs out of device memory is split in halves and retried. Face k always gets seed + k, whatever the
         batching."""
-        size = self.batches.size(self.settings.batch_size)
-        latents, first = [], 0
-        while first < len(aligned):
-            chunk = aligned[first: first + size]
-            try:
-                latents.append(self._project_batch(chunk, options, first, progress, cancel))
-            except BatchOutOfMemory as exc:
-                if len(chunk) == 1:
-                    raise DeviceOutOfMemory("one face does not fit in the GPU's memory (%s); the server needs a "
-                                            "larger GPU or fewer other processes on it" % exc) from None
-                size = self.batches.halve(len(chunk))
-                log.warning("out of device memory at a batch of %d faces (%s); retrying %d at a time",
-                            len(chunk), exc, size)
-                continue
-            first += len(chunk)
-        return np.concatenate(latents)
+        def batch(first: int, size: int) -> np.ndarray:
+            return self._project_batch(aligned[first: first + size], options, first, progress, cancel)
+
+        try:
+            return np.concatenate(self.batches.run(len(aligned), self.settings.batch_size, batch))
+        except BatchOutOfMemory as exc:
+            raise DeviceOutOfMemory("one face does not fit in the GPU's memory (%s); the server needs a larger GPU "
+                                    "or fewer other processes on it" % exc) from None
 
     # -- render ----------------------------------------------------------------------------------------------
     def synthesize(self, latents: np.ndarray, strength: float = 1.0) -> np.ndarray:

@@ -2,6 +2,7 @@
 batch 1 and 4 (per-face time): median of several steps after warm-up.
 
     python -m bench.projection --engine tf1|torch [--steps 4] [--batch 1 4] [--sizes config-f tiny]
+        [--precision fp32 bf16 …] [--rounds N]
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import argparse
 import statistics
 import tempfile
 from pathlib import Path
+from typing import Dict, List
 
 import numpy as np
 
@@ -17,9 +19,12 @@ from stylegan2 import pickles
 from stylegan2.engines import ENGINES
 from stylegan2.model_files import ModelPaths
 from stylegan2.perceptual import VGG16_CHANNELS, random_perceptual
+from stylegan2.precision import CHOICES, FP32
 from stylegan2.projection import ProjectorConfig
 from stylegan2.tiny import write_tiny_models
 from stylegan2.toonifier import Toonifier
+
+CONFIG_F_SYNTHESIS_GFLOP = 148.52  # one config-f synthesis forward (bench/RESULTS.md, "Synthesis")
 
 
 def vgg_flops(resolution: int) -> float:
@@ -56,27 +61,46 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="timed steps (after one warm-up projection step)")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--sizes", nargs="+", default=["config-f", "tiny"], choices=["config-f", "tiny"])
+    parser.add_argument("--precision", nargs="+", default=[FP32], choices=CHOICES,
+                        help="several: interleaved, round by round, and each timed against the first")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of every (batch, precision)")
     args = parser.parse_args()
     rows = []
     for size in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             toonifier = Toonifier(args.engine, models(size, Path(tmp)))
-            res = toonifier.resolution
-            synthesis_gflop = 148.52 if res == 1024 else 0.0
+            precisions = [toonifier.precision(name) for name in args.precision]
             for batch in args.batch:
-                targets = np.random.RandomState(0).randint(0, 256, (batch, res, res, 3)).astype(np.uint8)
-                config = ProjectorConfig(steps=args.steps + 1)
-                result = toonifier.project(targets, list(range(batch)), config)
-                step_s = statistics.median(result.step_seconds[1:])
-                row = dict(engine=args.engine, size=size, resolution=res, batch=batch, step_s=step_s,
-                           per_face_step_s=step_s / batch, first_step_s=result.step_seconds[0])
-                if synthesis_gflop:
-                    flops = step_flops(res, synthesis_gflop) * batch
-                    row.update(gflop_per_step=flops / 1e9, gflops_per_s=flops / 1e9 / step_s)
-                rows.append(row)
-                print(row, flush=True)
-    report("projection-%s" % args.engine, rows, ["engine", "size", "batch", "step_s", "per_face_step_s",
-                                                  "first_step_s", "gflop_per_step", "gflops_per_s"])
+                steps: Dict[str, List[float]] = {name: [] for name in precisions}
+                for _ in range(args.rounds):
+                    for name in precisions:
+                        steps[name].extend(_step_seconds(toonifier, batch, args.steps, name))
+                rows.extend(_rows(args.engine, size, toonifier.resolution, batch, steps))
+    report("projection-%s" % args.engine, rows, ["engine", "size", "batch", "precision", "step_s", "per_face_step_s",
+                                                  "vs_first", "gflop_per_step", "gflops_per_s"])
+
+
+def _step_seconds(toonifier: Toonifier, batch: int, steps: int, precision: str) -> List[float]:
+    """Seconds of each step after the first (which builds and warms up) of one projection."""
+    res = toonifier.resolution
+    targets = np.random.RandomState(0).randint(0, 256, (batch, res, res, 3)).astype(np.uint8)
+    result = toonifier.project(targets, list(range(batch)), ProjectorConfig(steps=steps + 1, precision=precision))
+    return result.step_seconds[1:]
+
+
+def _rows(engine: str, size: str, resolution: int, batch: int, steps: Dict[str, List[float]]) -> List[Dict]:
+    rows = []
+    first = statistics.median(next(iter(steps.values())))
+    for name, seconds in steps.items():
+        step_s = statistics.median(seconds)
+        row = dict(engine=engine, size=size, resolution=resolution, batch=batch, precision=name, step_s=step_s,
+                   per_face_step_s=step_s / batch, vs_first=step_s / first)
+        if resolution == 1024:
+            flops = step_flops(resolution, CONFIG_F_SYNTHESIS_GFLOP) * batch
+            row.update(gflop_per_step=flops / 1e9, gflops_per_s=flops / 1e9 / step_s)
+        rows.append(row)
+        print(row, flush=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from .errors import EngineUnavailable, ModelError
 from .layout import describe
 from .model_files import ModelPaths
 from .perceptual import describe_perceptual
+from .precision import CHOICES, FP32
 from .projection import DEFAULT_STEPS, ProjectorConfig, StepInfo
 from .sampling import broadcast, latents_from_seeds, parse_seeds, to_uint8, truncate
 from .toonifier import Toonifier, default_cache_dir
@@ -185,7 +186,7 @@ def _projection_batches(args: argparse.Namespace, toon: Optional[str]):
     """Yield (stems, result, toonifier, projector) per batch of targets; face k gets seed S + k."""
     paths = ModelPaths(Path(args.pkl), Path(toon) if toon else None, Path(args.perceptual))
     toonifier = Toonifier(args.engine, paths, default_cache_dir(paths.ffhq, args.cache_dir), args.device)
-    config = ProjectorConfig(steps=args.steps, space=args.space)
+    config = ProjectorConfig(steps=args.steps, space=args.space, precision=toonifier.precision(args.precision))
     targets = list(args.target)
     for first in range(0, len(targets), args.batch):
         chunk = targets[first: first + args.batch]
@@ -316,6 +317,8 @@ def _add_projection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="face k of the request uses seed + k")
     parser.add_argument("--space", choices=["wplus", "w"], default="wplus", help="latent space searched")
     parser.add_argument("--batch", type=positive_int, default=1, help="faces projected at once")
+    parser.add_argument("--precision", choices=CHOICES, default=FP32,
+                        help="of each step's synthesis and VGG (auto: the fastest the device runs safely)")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="folder for the cached w statistics (default: .cache beside the model, if writable)")
     _add_engine_options(parser)

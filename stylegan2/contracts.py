@@ -10,6 +10,7 @@ from typing_extensions import Protocol
 
 from .layout import GeneratorSpec
 from .perceptual import PerceptualSpec
+from .precision import DeviceTraits
 from .projection import CancelCheck, ProjectionResult, ProjectorConfig, StepCallback
 from .student import StudentSpec
 
@@ -82,3 +83,6 @@ class Backend(Protocol):
 
     def is_out_of_memory(self, exc: BaseException) -> bool:
         """Whether ``exc`` is the framework's out-of-memory error."""
+
+    def device_traits(self, generator: GeneratorNetwork) -> DeviceTraits:
+        """What decides the projection precision on the device ``generator`` runs on (stylegan2.precision)."""

@@ -16,6 +16,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .layout import GeneratorSpec
+from .precision import FP32, PRECISIONS
 
 DEFAULT_STEPS = 500  # the original Toonify projection (Pinkney's projector)
 W_AVG_SAMPLES = 10000
@@ -44,8 +45,11 @@ class ProjectorConfig:
     adam_epsilon: float = 1e-8
     w_avg_samples: int = W_AVG_SAMPLES
     preview_every: int = 0  # 0 = no preview images in the callback
+    precision: str = FP32  # of the step's synthesis and VGG (stylegan2.precision); already resolved, never "auto"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError("precision must be one of %s; got %r" % (", ".join(PRECISIONS), self.precision))
         if self.space not in ("wplus", "w"):
             raise ValueError("space must be 'wplus' or 'w'; got %r" % self.space)
         if self.steps < 1:
@@ -55,7 +59,8 @@ class ProjectorConfig:
     def structure(self) -> Tuple[object, ...]:
         """The settings a compiled projector is built from. Everything else (steps, schedules, previews) is
         fed per step, so one projector per (model, batch size, structure) serves any number of steps."""
-        return (self.space, self.regularize_noise_weight, self.adam_beta1, self.adam_beta2, self.adam_epsilon)
+        return (self.space, self.regularize_noise_weight, self.adam_beta1, self.adam_beta2, self.adam_epsilon,
+                self.precision)
 
 
 @dataclass

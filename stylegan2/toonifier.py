@@ -14,6 +14,7 @@ from .engines import backend
 from .generator_pair import GeneratorPair
 from .model_files import ModelPaths
 from .perceptual import describe_perceptual
+from .precision import resolve
 from .projection import (
     CancelCheck,
     ProjectionResult,
@@ -55,6 +56,11 @@ class Toonifier:
     @property
     def num_ws(self) -> int:
         return self.ffhq_spec.num_ws
+
+    def precision(self, requested: str) -> str:
+        """The precision projections run at when ``requested`` (``auto`` or a name of stylegan2.precision) is
+        asked for on this engine and device; PrecisionUnavailable, saying what the device offers, otherwise."""
+        return resolve(requested, self.engine, self.backend.device_traits(self.ffhq))
 
     def projector(self, batch: int, config: ProjectorConfig) -> Projector:
         """Projectors are cached per (batch, structure), never per step count: building one is costly in the

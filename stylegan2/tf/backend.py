@@ -1,8 +1,8 @@
 """The tf1 engine's surface, the stylegan2.contracts.Backend that ``stylegan2.engines.backend('tf1')`` returns."""
 from .memory import free_device_bytes, is_out_of_memory
-from .networks import Generator
+from .networks import Generator, device_traits
 from .projector import build_projector, lpips_distance, regularization_value
 from .student import Student
 
-__all__ = ["Generator", "Student", "build_projector", "free_device_bytes", "is_out_of_memory", "lpips_distance",
-           "regularization_value"]
+__all__ = ["Generator", "Student", "build_projector", "device_traits", "free_device_bytes", "is_out_of_memory",
+           "lpips_distance", "regularization_value"]

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from ..constants import LRELU_GAIN, PIXEL_NORM_EPS
 from ..layout import GeneratorSpec, LayerSpec
+from ..precision import DeviceTraits
 from ..regions import REGION_BIAS_ACT, REGION_NOISE, layer_region
 from ..weights import SynthesisWeights, mapping_weights, synthesis_weights
 from . import ops
@@ -19,6 +20,12 @@ def session_config() -> tf.ConfigProto:
     config = tf.ConfigProto()
     config.gpu_options.allow_growth = True
     return config
+
+
+def device_traits(generator: "Generator") -> DeviceTraits:
+    """A CUDA device when TensorFlow sees a GPU (it places the graphs there), else the CPU."""
+    gpus = tf.config.experimental.list_physical_devices("GPU")
+    return DeviceTraits("cuda" if gpus else "cpu")
 
 
 def tf_arrays(spec: GeneratorSpec,

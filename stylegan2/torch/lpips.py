@@ -33,8 +33,9 @@ class LPIPS:
                 x = F.max_pool2d(x, 2)
             for kernel, bias in block:
                 x = F.relu(F.conv2d(x, kernel, bias, padding=1))
-            norm = torch.sqrt(torch.sum(torch.square(x), dim=1, keepdim=True))
-            taps.append(x / (norm + TAP_NORM_EPS))
+            tap = x.float()  # normalised in fp32 whatever the convolutions ran at: Σc x² overflows fp16
+            norm = torch.sqrt(torch.sum(torch.square(tap), dim=1, keepdim=True))
+            taps.append(tap / (norm + TAP_NORM_EPS))
         return taps
 
     def distance_to(self, images: torch.Tensor, target_taps: List[torch.Tensor]) -> torch.Tensor:

@@ -10,9 +10,11 @@ from torch.profiler import record_function
 
 from ..constants import LRELU_GAIN, PIXEL_NORM_EPS
 from ..layout import GeneratorSpec, LayerSpec
+from ..precision import FP32
 from ..regions import REGION_BIAS_ACT, REGION_NOISE, layer_region
 from ..weights import SynthesisWeights, mapping_weights, synthesis_weights
 from . import ops
+from .precision import precision_scope
 
 
 def torch_weights(spec: GeneratorSpec, device: torch.device,
@@ -111,7 +113,8 @@ class Generator:
         noise_t = None
         if noise is not None:
             noise_t = [torch.as_tensor(np.asarray(n, np.float32)[:, None], device=self.device) for n in noise]
-        return self.run_synthesis(ws_t, noise_t).cpu().numpy()
+        with precision_scope(FP32, self.device):  # results are rendered in strict fp32 (no TF32 on Ampere+)
+            return self.run_synthesis(ws_t, noise_t).cpu().numpy()
 
     def load_synthesis(self, variables: Mapping[str, np.ndarray]) -> None:
         """Swap in other synthesis variables of the same shapes (blends, interpolations)."""

@@ -9,12 +9,14 @@ import torch.nn.functional as F
 from torch.profiler import record_function
 
 from ..perceptual import PerceptualSpec
+from ..precision import FP32
 from ..projection import CancelCheck, ProjectionResult, ProjectorConfig, ProjectorPlan, StepCallback, pyramid_levels
 from ..regions import REGION_ADAM, REGION_NOISE_REG, REGION_RENORM, REGION_VGG
 from ..sampling import to_uint8
 from . import ops
 from .lpips import LPIPS
 from .networks import Generator
+from .precision import loss_scaler, precision_scope
 
 
 def noise_regularization(noise: torch.Tensor) -> torch.Tensor:
@@ -66,20 +68,23 @@ class Projector:
         self._latent = self.w_avg[None, None].repeat(self.plan.batch, rows, 1).requires_grad_(True)
         optimizer = torch.optim.Adam([self._latent] + self._noise, lr=config.initial_learning_rate,
                                      betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon)
+        scaler = loss_scaler(config.precision, self.device)
 
         def step(index: int) -> List[float]:
             for group in optimizer.param_groups:
                 group["lr"] = run.learning_rate(index)
-            images = self._synthesize(torch.as_tensor(run.perturbation(index), device=self.device))
-            with record_function(REGION_VGG):
-                dist = self.lpips.distance_to(self._perceptual_input((images + 1) * 127.5), target_taps)
+            with precision_scope(config.precision, self.device):
+                images = self._synthesize(torch.as_tensor(run.perturbation(index), device=self.device))
+                with record_function(REGION_VGG):
+                    dist = self.lpips.distance_to(self._perceptual_input((images + 1) * 127.5), target_taps)
             with record_function(REGION_NOISE_REG):
                 reg = sum(noise_regularization(n) for n in self._noise)
             loss = dist.sum() + config.regularize_noise_weight * reg.sum()
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             with record_function(REGION_ADAM):
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
             with torch.no_grad(), record_function(REGION_RENORM):
                 for noise in self._noise:
                     noise -= noise.mean(dim=(1, 2, 3), keepdim=True)
@@ -100,8 +105,9 @@ class Projector:
 
     @torch.no_grad()
     def reconstruction(self) -> np.ndarray:
-        """uint8 [B, H, W, 3] of the current latents with the optimised noise."""
-        return to_uint8(self._synthesize(None).cpu().numpy())
+        """uint8 [B, H, W, 3] of the current latents with the optimised noise, in fp32 whatever the steps ran at."""
+        with precision_scope(FP32, self.device):
+            return to_uint8(self._synthesize(None).cpu().numpy())
 
 
 def build_projector(generator: Generator, perceptual: PerceptualSpec, config: ProjectorConfig,
