@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.app.hostile import corpus
-from tests.app.latency import assert_not_slower
+from tests.app.latency import assert_not_slower, healthz_timings
 from tests.app.server import Server, wait_for
 from tests.conftest import PHOTOS
 
@@ -107,25 +107,16 @@ def test_strength_rerender(client):
     assert client.post("/jobs/%s/render?strength=7" % job_id).status_code == 422
 
 
-def _healthz_timings(client, count: int = 50) -> list:
-    timings = []
-    for _ in range(count):
-        start = time.perf_counter()
-        assert client.get("/healthz").status_code == 200
-        timings.append(time.perf_counter() - start)
-    return timings
-
-
-def test_healthz_stays_fast_while_projecting(client):
+def test_healthz_stays_fast_while_projecting(server, client):
     """A projection in the worker must not hold the event loop: /healthz while one runs is compared with /healthz
     just before it, in this test (a loaded CI machine slows both alike)."""
-    baseline = _healthz_timings(client)
+    baseline = healthz_timings(server.port, 50)
     job_id = client.post("/toonify?async=1", files=_photo("obama.jpg"), data={"steps": "400", "seed": "77"})
     job_id = job_id.json()["id"]
     wait_for(client, job_id, statuses=("running",))
     while client.get("/jobs/%s" % job_id).json()["step"] < 2:
         time.sleep(0.05)
-    timings = _healthz_timings(client)
+    timings = healthz_timings(server.port, 50)
     assert client.get("/jobs/%s" % job_id).json()["status"] == "running"  # it really overlapped
     assert_not_slower(timings, baseline)
     client.delete("/jobs/%s" % job_id)
