@@ -93,19 +93,19 @@ def test_a_dead_worker_thread_is_restarted_and_its_job_requeued(tmp_path):
 def test_create_on_a_full_disk_leaves_nothing_behind_and_deletes_are_still_recorded(small_disk):
     store = SqliteJobStore(small_disk.path / "data")
     for name in ("done", "queued"):
-        store.create(name, {}, "key", [], b"x" * 100_000)
+        store.create(name, {}, "key-" + name, [], b"x" * 100_000)  # distinct requests: an identical one shares the job
     store.claim_next("w")
     store.finish("done", "succeeded")
     small_disk.fill()
     with pytest.raises(StorageFull):
-        store.create("new", {}, "key", [], b"y" * 500_000)
+        store.create("new", {}, "key-new", [], b"y" * 500_000)
     assert sorted(p.name for p in store.jobs_dir.iterdir()) == ["done", "queued"]  # no orphan, no half photo
     store.delete("done")
     assert store.cancel("queued").status == "cancelled"
     assert store.get("done") is None
     small_disk.free()
     assert store.space_reserve.ensure()
-    assert store.create("new", {}, "key", [], b"y" * 500_000).status == "queued"
+    assert store.create("new", {}, "key-new", [], b"y" * 500_000).status == "queued"
 
 
 @needs_root

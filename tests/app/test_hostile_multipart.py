@@ -135,10 +135,13 @@ def test_multipart_attacks_answered_at_once_while_healthz_stays_fast(server):
     time.sleep(0.3)
     answers: List = []
     try:
-        for name, make in sorted(ATTACKS.items()) + sorted(WELL_FORMED_ATTACKS.items()):
-            body = make()
-            status, payload, seconds = _post(server.port, body)
-            answers.append((name, status, seconds, payload[:200]))
+        for _ in range(5):  # a fast machine gets through one pass before the probe has enough samples
+            for name, make in sorted(ATTACKS.items()) + sorted(WELL_FORMED_ATTACKS.items()):
+                body = make()
+                status, payload, seconds = _post(server.port, body)
+                answers.append((name, status, seconds, payload[:200]))
+            if len(probe.timings) > 20:
+                break
     finally:
         probe.stopping.set()
         probe.join()

@@ -142,7 +142,8 @@ def _broken_models(kind: str, tiny_models, folder):
     folder.mkdir()
     if kind == "truncated":
         for path in tiny_models.iterdir():
-            shutil.copy(str(path), str(folder / path.name))
+            if path.is_file():  # other tests may leave caches (folders) beside the models
+                shutil.copy(str(path), str(folder / path.name))
         ffhq = folder / "stylegan2-ffhq-config-f.pkl"
         ffhq.write_bytes(ffhq.read_bytes()[: ffhq.stat().st_size // 2])
     return folder
