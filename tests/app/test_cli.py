@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.faces.detect import MIN_FACE_PX
 from tests.conftest import PHOTOS, REPO, run_cli
 
 # Runs the CLI in a fresh interpreter and reports which frameworks it imported, to prove no model was loaded.
@@ -84,6 +85,7 @@ def test_toonify_goes_on_past_bad_photos_and_saves_what_render_continues_from(tm
                       "--models", str(tiny_models)])
     assert result.returncode == 1  # two photos failed; the one with faces still went through
     assert "missing.jpg: file not found" in result.stderr and "chelsea.png: no face found" in result.stderr
+    assert "the face is at least %d px wide" % MIN_FACE_PX in result.stderr  # the detector's real limit
     assert "1 of 3 photo(s) done" in result.stdout
     assert "WARNING:tensorflow" not in result.stderr and "deprecated" not in result.stderr
     folder = out / "two-faces"
