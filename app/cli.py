@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -22,6 +22,15 @@ from stylegan2.model_files import MARKER_FILE, ModelPaths
 from stylegan2.projection import StepInfo
 
 from . import distill
+from .cli_outputs import (
+    UsageError,
+    distinct_names,
+    output_folder,
+    output_image,
+    refuse_existing,
+    refuse_foreign_folders,
+    result_folder,
+)
 from .config import ConfigError, Settings
 from .errors import ToonifyError
 from .faces.align import align_face
@@ -37,13 +46,10 @@ EXAMPLES = """examples:
   python -m app toonify photo.jpg --out results/             the largest face, TOONIFY_DEFAULT_STEPS steps
   python -m app toonify a.jpg b.png --face all --steps 200 --out results/
   python -m app render results/photo/face0-latents.npy --strength 0.6    re-render in seconds
+  python -m app paste --faces results/photo/ --results results/photo/face0-strength0.60.png --out pasted.png
   python -m app align photo.jpg --out aligned/
   python -m app serve                                         then open the URL it prints
 """
-
-
-class UsageError(Exception):
-    """A bad option or file, found before any work started; the message names it."""
 
 
 class Batch:
@@ -134,8 +140,7 @@ def face_numbers(choice: str, count: int) -> List[int]:
 
 def write_toonify_outputs(folder: Path, photo: Path, projection, rendering, options, toonify) -> None:
     """Per face: toon, reconstruction, aligned crop, latents; then the pasted photo and result.json, so a
-    user can re-render at another strength (``render``) without projecting again."""
-    folder.mkdir(parents=True, exist_ok=True)
+    user can re-render at another strength (``render``) and paste (``paste``) without projecting again."""
     faces = []
     for position, number in enumerate(face_numbers(options.face, len(projection.faces))):
         stem = "face%d" % number
@@ -157,30 +162,45 @@ def write_toonify_outputs(folder: Path, photo: Path, projection, rendering, opti
     (folder / "result.json").write_text(json.dumps(record, indent=1))
 
 
-def cmd_toonify_fast(args: argparse.Namespace, options, settings: Settings) -> int:
+def planned_results(args: argparse.Namespace, batch: Batch) -> List[Tuple[Path, Path]]:
+    """(photo, result folder) per readable photo, before any model loads: ``--out/<photo name>``, a name
+    repeated on the command line numbered in its order (img, img-2, …), an earlier result refused unless
+    --overwrite, and then only a result folder replaced."""
+    readable = set(readable_files(args.photos, batch))
+    names = distinct_names([Path(text).stem for text in args.photos])
+    plan = [(Path(text), Path(args.out) / name) for text, name in zip(args.photos, names) if Path(text) in readable]
+    refuse_existing([folder for _, folder in plan], args.overwrite)
+    refuse_foreign_folders([folder for _, folder in plan])
+    return plan
+
+
+def _written(photo: Path, faces: int, folder: Path, replaced: bool, note: str = "") -> None:
+    replacing = " (replaced the earlier result)" if replaced else ""
+    print("%s: %d face(s) → %s%s%s" % (photo, faces, folder, note, replacing))
+
+
+def cmd_toonify_fast(args: argparse.Namespace, options, settings: Settings, batch: Batch) -> int:
     """--method fast: the distilled student instead of projection (app.fast): toons and the pasted photo."""
     from .fast import FastMode
 
-    batch = Batch("photo", len(args.photos))
-    photos = readable_files(args.photos, batch)
-    if not photos:
+    plan = planned_results(args, batch)
+    if not plan:
         return batch.finish()
     fast = FastMode(_for_args(settings, args), FaceDetector(Path(args.models))).load()
     fast.require()
-    for photo in photos:
+    for photo, folder in plan:
         try:
             result = fast.toonify(photo.read_bytes(), options.model_copy(update={"output": "paste"}))
         except (ToonifyError, OSError) as exc:
-            batch.fail(photo.name, getattr(exc, "message", None) or str(exc))
+            batch.fail(str(photo), getattr(exc, "message", None) or str(exc))
             continue
-        folder = Path(args.out) / photo.stem
-        folder.mkdir(parents=True, exist_ok=True)
-        for position, number in enumerate(face_numbers(options.face, len(result.toons))):
-            Image.fromarray(result.toons[position]).save(str(folder / ("face%d-toon.png" % number)))
-        Image.fromarray(result.pasted).save(str(folder / "paste.png"))
+        replaced = folder.exists()
+        with result_folder(folder) as staging:
+            for position, number in enumerate(face_numbers(options.face, len(result.toons))):
+                Image.fromarray(result.toons[position]).save(str(staging / ("face%d-toon.png" % number)))
+            Image.fromarray(result.pasted).save(str(staging / "paste.png"))
         batch.done += 1
-        print("%s: %d face(s) → %s (fast mode, %.2fs)" % (photo.name, len(result.toons), folder,
-                                                         sum(result.stage_seconds.values())))
+        _written(photo, len(result.toons), folder, replaced, " (fast mode, %.2fs)" % sum(result.stage_seconds.values()))
     return batch.finish()
 
 
@@ -196,27 +216,28 @@ class _StepBar(Progress):
 
 def cmd_toonify(args: argparse.Namespace, settings: Settings) -> int:
     options = checked_options(args, settings)
-    if args.method == "fast":
-        return cmd_toonify_fast(args, options, settings)
-    check_models(Path(args.models))
+    output_folder(args.out)
     batch = Batch("photo", len(args.photos))
-    photos = readable_files(args.photos, batch)
-    if not photos:
+    if args.method == "fast":
+        return cmd_toonify_fast(args, options, settings, batch)
+    check_models(Path(args.models))
+    plan = planned_results(args, batch)
+    if not plan:
         return batch.finish()
     toonify = load_toonify(args, settings)
-    out = Path(args.out)
-    for photo in photos:
+    for photo, folder in plan:
         try:
             projection = toonify.project(photo.read_bytes(), options.projection_options,
                                          _StepBar("%s (%d steps)" % (photo.name, options.steps)))
             rendering = toonify.render(projection, options.render_options)
         except (ToonifyError, OSError) as exc:
-            batch.fail(photo.name, getattr(exc, "message", None) or str(exc))
+            batch.fail(str(photo), getattr(exc, "message", None) or str(exc))
             continue
-        folder = out / photo.stem
-        write_toonify_outputs(folder, photo, projection, rendering, options, toonify)
+        replaced = folder.exists()
+        with result_folder(folder) as staging:
+            write_toonify_outputs(staging, photo, projection, rendering, options, toonify)
         batch.done += 1
-        print("%s: %d face(s) → %s" % (photo.name, len(projection.faces), folder))
+        _written(photo, len(projection.faces), folder, replaced)
     return batch.finish()
 
 
@@ -234,83 +255,143 @@ def read_latents(path: Path) -> np.ndarray:
     return latents[None].astype(np.float32)
 
 
+def render_targets(paths: Sequence[Path], args: argparse.Namespace) -> List[Path]:
+    """Per latents file, the image to write: FACE-strengthS.png in --out or beside it; a name that two files
+    would share numbered in command-line order (FACE-strengthS-2.png, …)."""
+    stems = [path.stem[: -len("-latents")] if path.stem.endswith("-latents") else path.stem for path in paths]
+    wanted = [str((Path(args.out) if args.out else path.parent) / ("%s-strength%.2f" % (stem, args.strength)))
+              for path, stem in zip(paths, stems)]
+    return [Path(name + ".png") for name in distinct_names(wanted)]
+
+
 def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     if not 0.0 <= args.strength <= 1.0:
         raise UsageError("--strength %s: must be between 0.0 (the photo's reconstruction) and 1.0 (the full toon)"
                          % args.strength)
+    if args.out:
+        output_folder(args.out)
     check_models(Path(args.models))
     batch = Batch("latents file", len(args.latents))
-    loaded = {}
+    loaded = []
     for path in readable_files(args.latents, batch):
         try:
-            loaded[path] = read_latents(path)
+            loaded.append((path, read_latents(path)))
         except ValueError as exc:
             batch.fail(str(path), str(exc))
-    if not loaded:
+    targets = render_targets([path for path, _ in loaded], args)
+    refuse_existing(targets, args.overwrite)
+    writable = [(path, latents, target) for (path, latents), target in zip(loaded, targets)
+                if args.out or _writable_beside(path, batch)]
+    if not writable:
         return batch.finish()
     toonify = load_toonify(args, settings)
-    for path, latents in loaded.items():
+    for path, latents, target in writable:
         if latents.shape[1] != toonify.num_ws:
             batch.fail(str(path), "has %d latent rows; these models take %d" % (latents.shape[1], toonify.num_ws))
             continue
-        name = "%s-strength%.2f.png" % (path.stem[: -len("-latents")] if path.stem.endswith("-latents")
-                                        else path.stem, args.strength)
-        target = Path(args.out) / name if args.out else path.with_name(name)
+        replaced = target.exists()
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(toonify.synthesize(latents, args.strength)[0]).save(str(target))
         batch.done += 1
-        print("%s → %s" % (path, target))
+        print("%s → %s%s" % (path, target, " (replaced)" if replaced else ""))
     return batch.finish()
+
+
+def _writable_beside(path: Path, batch: Batch) -> bool:
+    if os.access(str(path.parent), os.W_OK | os.X_OK):
+        return True
+    batch.fail(str(path), "cannot write beside it in %s (permissions or a read-only disk); use --out" % path.parent)
+    return False
 
 
 # -- align and paste -------------------------------------------------------------------------------------------
 def cmd_align(args: argparse.Namespace, settings: Settings) -> int:
+    out = output_folder(args.out)
+    refuse_existing([out / "faces.json"], args.overwrite)
     batch = Batch("photo", len(args.photos))
-    photos = readable_files(args.photos, batch)
-    out = Path(args.out)
+    readable = set(readable_files(args.photos, batch))
+    stems = distinct_names([Path(text).stem for text in args.photos])
+    photos = [(Path(text), stem) for text, stem in zip(args.photos, stems) if Path(text) in readable]
     out.mkdir(parents=True, exist_ok=True)
     report: Dict[str, dict] = {name: {"size": None, "faces": [], "error": {"code": "unreadable", "message": message}}
                                for name, message in batch.failed.items()}
     detector = FaceDetector(Path(args.models)) if photos else None
-    for path in photos:
+    for path, stem in photos:
         try:
             rgb = decode_image(path.read_bytes())
             faces = detector.usable_faces(rgb)
         except (ToonifyError, OSError) as exc:
             message = getattr(exc, "message", None) or str(exc)
-            batch.fail(path.name, message)
-            report[path.name] = {"size": None, "faces": [],
-                                 "error": {"code": getattr(exc, "code", "unreadable"), "message": message}}
+            batch.fail(str(path), message)
+            report[stem + path.suffix] = {"photo": str(path), "size": None, "faces": [],
+                                          "error": {"code": getattr(exc, "code", "unreadable"), "message": message}}
             continue
         entries = []
         for number, face in enumerate(faces):
             aligned = align_face(rgb, face.landmarks, args.size)
-            name = "%s_%02d.png" % (path.stem, number)
+            name = "%s_%02d.png" % (stem, number)
             Image.fromarray(aligned.image).save(str(out / name))
             entries.append(dict(face.to_json(), index=number, quad=aligned.quad.round(3).tolist(), aligned=name))
-        report[path.name] = {"size": [int(rgb.shape[1]), int(rgb.shape[0])], "faces": entries}
+        report[stem + path.suffix] = {"photo": str(path), "size": [int(rgb.shape[1]), int(rgb.shape[0])],
+                                      "faces": entries}
         batch.done += 1
         print("%s: %d face(s)" % (path.name, len(entries)))
     (out / "faces.json").write_text(json.dumps(report, indent=1))
     return batch.finish()
 
 
+def _read_faces_file(text: str) -> Tuple[Path, dict]:
+    path = Path(text)
+    if path.is_dir():
+        path = path / "result.json"
+    if not path.is_file():
+        raise UsageError("--faces %s: file not found (give align's faces.json, or a toonify result folder or its "
+                         "result.json)" % path)
+    try:
+        return path, json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError("--faces %s: not JSON (%s)" % (path, exc)) from None
+
+
+def faces_to_paste(args: argparse.Namespace) -> Tuple[Path, List[dict], List[Path]]:
+    """The photo, its faces (each with its quad) and the results pasted when --results is not given: from a
+    toonify result (its folder or result.json; each face's toon by default) or from align's faces.json."""
+    source, record = _read_faces_file(args.faces)
+    if isinstance(record.get("photo"), str) and isinstance(record.get("faces"), list):  # toonify's result.json
+        photo = Path(args.photo or record["photo"])
+        if not photo.is_file():
+            raise UsageError("photo not found: %s (name it: python -m app paste PHOTO --faces %s …)" % (photo, source))
+        return photo, record["faces"], [source.parent / face["files"]["toon"] for face in record["faces"]]
+    if not args.photo:
+        raise UsageError("%s is align's faces.json: name the photo (python -m app paste PHOTO --faces …)" % source)
+    photo = Path(args.photo)
+    if not photo.is_file():
+        raise UsageError("photo not found: %s" % photo)
+    entries = [entry for entry in record.values() if isinstance(entry, dict) and "photo" in entry
+               and os.path.abspath(entry["photo"]) == os.path.abspath(str(photo))]
+    entry = entries[0] if entries else record.get(photo.name) or record.get(str(photo))
+    if not entry or not entry.get("faces"):
+        raise UsageError("%s has no faces in %s" % (photo, source))
+    return photo, entry["faces"], []
+
+
 def cmd_paste(args: argparse.Namespace, settings: Settings) -> int:
-    for text in [args.photo, args.faces] + args.results.split(","):
-        if not Path(text).is_file():
-            raise UsageError("file not found: %s" % text)
-    path = Path(args.photo)
-    report = json.loads(Path(args.faces).read_text())
-    entry = report.get(path.name) or report.get(str(path))
-    if not entry or not entry["faces"]:
-        raise UsageError("%s has no faces in %s" % (path.name, args.faces))
-    results = [np.asarray(Image.open(p).convert("RGB")) for p in args.results.split(",")]
-    if len(results) > len(entry["faces"]):
-        raise UsageError("%d results for %d faces" % (len(results), len(entry["faces"])))
-    quads = [np.asarray(face["quad"], dtype=np.float64) for face in entry["faces"][: len(results)]]
-    photo = decode_image(path.read_bytes())
-    Image.fromarray(paste_faces(photo, results, quads)).save(args.out)
-    print("wrote %s" % args.out)
+    out = output_image(args.out, args.overwrite)
+    photo_path, faces, default_results = faces_to_paste(args)
+    result_paths = [Path(text) for text in args.results.split(",")] if args.results else default_results
+    if not result_paths:
+        raise UsageError("--results: name the images to paste (comma-separated, in face order)")
+    for path in result_paths:
+        if not path.is_file():
+            raise UsageError("file not found: %s" % path)
+    if len(result_paths) > len(faces):
+        raise UsageError("%d results for %d faces" % (len(result_paths), len(faces)))
+    results = [np.asarray(Image.open(str(p)).convert("RGB")) for p in result_paths]
+    quads = [np.asarray(face["quad"], dtype=np.float64) for face in faces[: len(results)]]
+    photo = decode_image(photo_path.read_bytes())
+    replaced = out.exists()
+    Image.fromarray(paste_faces(photo, results, quads)).save(str(out))
+    print("wrote %s%s" % (out, " (replaced)" if replaced else ""))
     return 0
 
 
@@ -393,14 +474,19 @@ def _add_model_options(parser: argparse.ArgumentParser, settings: Settings) -> N
                         help="folder with the three model files (TOONIFY_MODELS_DIR)")
 
 
+def _add_overwrite_option(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument("--overwrite", action="store_true", help=text)
+
+
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser, command = command_parser("python -m app", "Toonify: photo in, cartoon face out.", "toonify", EXAMPLES)
 
     toon = command("toonify", "photos in, cartoon faces out (the whole pipeline, no server)")
     toon.add_argument("photos", nargs="+", metavar="PHOTO", help="JPEG, PNG, WebP or HEIC photos")
     toon.add_argument("--out", default="toonify-results",
-                      help="output folder; each photo gets a subfolder with per-face toon, reconstruction, aligned "
-                           "crop and latents, the pasted photo and result.json")
+                      help="output folder; each photo gets a subfolder named after it (a name repeated on the command "
+                           "line: NAME, NAME-2, NAME-3, … in order) with per-face toon, reconstruction, aligned crop "
+                           "and latents, the pasted photo and result.json")
     toon.add_argument("--face", default="largest", help="largest, all, or a face index (0 = the largest)")
     toon.add_argument("--steps", type=int, default=settings.default_steps,
                       help="projection steps; more is closer to the photo (TOONIFY_DEFAULT_STEPS)")
@@ -410,6 +496,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     toon.add_argument("--method", choices=["project", "fast"], default="project",
                       help="project: the faithful projection path; fast: the distilled student (needs "
                            "toonify-student.npz in the models folder; writes toons and the pasted photo only)")
+    _add_overwrite_option(toon, "replace earlier results in --out (otherwise refused before any model loads)")
     _add_model_options(toon, settings)
     toon.set_defaults(func=cmd_toonify)
 
@@ -417,23 +504,32 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     render.add_argument("latents", nargs="+", metavar="LATENTS.npy", help="face latents written by toonify")
     render.add_argument("--strength", type=float, default=1.0,
                         help="1.0 = the original Toonify look, 0.0 = the photo's reconstruction")
-    render.add_argument("--out", default=None, help="output folder (default: beside each latents file)")
+    render.add_argument("--out", default=None,
+                        help="output folder (default: beside each latents file); FACE-strengthS.png, a name two files "
+                             "share numbered in command-line order: FACE-strengthS-2.png, …")
+    _add_overwrite_option(render, "replace images already there (otherwise refused before any model loads)")
     _add_model_options(render, settings)
     render.set_defaults(func=cmd_render)
 
     align = command("align", "find faces and write FFHQ-aligned crops + faces.json (no models needed)")
     align.add_argument("photos", nargs="+", metavar="PHOTO")
-    align.add_argument("--out", required=True, help="output folder")
+    align.add_argument("--out", required=True,
+                       help="output folder: STEM_00.png … per photo (a repeated stem: STEM-2_00.png) and faces.json")
+    _add_overwrite_option(align, "replace a faces.json already in --out")
     align.add_argument("--size", type=int, default=1024, help="output side (the model's resolution)")
     align.add_argument("--models", default=str(settings.models_dir),
                        help="folder that may hold shape_predictor_68_face_landmarks.dat")
     align.set_defaults(func=cmd_align)
 
     paste = command("paste", "paste square results back into the photo")
-    paste.add_argument("photo")
-    paste.add_argument("--faces", required=True, help="faces.json written by align")
-    paste.add_argument("--results", required=True, help="comma-separated result images, in face order")
-    paste.add_argument("--out", required=True, help="image to write")
+    paste.add_argument("photo", nargs="?", default=None,
+                       help="the photo (default with a toonify result: the photo its result.json names)")
+    paste.add_argument("--faces", required=True,
+                       help="a toonify result folder or its result.json, or faces.json written by align")
+    paste.add_argument("--results", default=None,
+                       help="comma-separated result images, in face order (default with a toonify result: its toons)")
+    paste.add_argument("--out", required=True, help="image to write (.png, .jpg, .webp)")
+    _add_overwrite_option(paste, "replace --out if it is there")
     paste.set_defaults(func=cmd_paste)
 
     serve = command("serve", "run the HTTP service; settings from TOONIFY_* variables (README)")

@@ -6,11 +6,12 @@ import json
 import logging
 import os
 import platform
+import shutil
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -18,12 +19,13 @@ from . import __version__, pickles
 from .blending import blend_generators
 from .engines import ENGINES, backend, require_engine
 from .errors import EngineUnavailable, ModelError
-from .layout import describe
+from .layout import GeneratorSpec, describe
 from .model_files import ModelPaths
+from .npy_stream import NpyStream
 from .perceptual import describe_perceptual
 from .precision import CHOICES, FP32
 from .projection import DEFAULT_STEPS, ProjectorConfig, StepInfo
-from .sampling import broadcast, latents_from_seeds, parse_seeds, to_uint8, truncate
+from .sampling import broadcast, latents_from_seeds, parse_seeds, seed_count, to_uint8, truncate
 from .toonifier import Toonifier, default_cache_dir
 
 
@@ -41,28 +43,65 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
                         help="torch device, e.g. cuda:1 or cpu (default: cuda when available); tf1 places itself")
 
 
+MAX_SEEDS = 1000000  # per generate run: 49 GB of images.npy even at the tiny models' 64x64
+
+
+LatentBatches = Iterator[Tuple[str, np.ndarray, Optional[List[np.ndarray]]]]
+
+
+def _generate_inputs(args: argparse.Namespace, spec: GeneratorSpec) -> Tuple[int, LatentBatches]:
+    """How many images, and their latents a batch at a time as ("z" or "w", latents, noise): seeds are drawn
+    per batch and .npy inputs are memory-mapped, so the run's memory does not grow with its length."""
+    if args.seeds is not None:
+        seeds = parse_seeds(args.seeds)
+
+        def from_seeds() -> LatentBatches:
+            for first in range(0, len(seeds), args.batch):
+                z, noise = latents_from_seeds(spec, seeds[first: first + args.batch], args.noise == "from-seed")
+                yield "z", z, noise
+
+        return len(seeds), from_seeds()
+    kind = "z" if args.z is not None else "w"
+    latents = np.load(args.z or args.w, mmap_mode="r")
+    if kind == "z":
+        latents = latents.reshape(-1, spec.z_dim)
+    return len(latents), ((kind, np.asarray(latents[first: first + args.batch], np.float32), None)
+                          for first in range(0, len(latents), args.batch))
+
+
+def check_room(out: Path, count: int, spec: GeneratorSpec) -> None:
+    """Refuse, before rendering anything, a run whose images.npy, ws.npy and PNGs would not fit on the disk."""
+    pixels = spec.num_channels * spec.resolution ** 2
+    needed = count * (pixels * 4 + pixels + spec.num_ws * spec.w_dim * 4)  # float32 images, PNG at most raw, ws
+    free = shutil.disk_usage(str(out)).free
+    if needed > free:
+        raise ValueError("%d images at %dx%d need about %.1f GB in %s (images.npy, ws.npy, PNGs); %.1f GB are "
+                         "free: generate fewer at once (several --seeds ranges) or choose another --out"
+                         % (count, spec.resolution, spec.resolution, needed / 1e9, out, free / 1e9))
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     spec = describe(pickles.load_generator(args.pkl))
-    noise = None
-    if args.seeds is not None:
-        z, noise = latents_from_seeds(spec, parse_seeds(args.seeds), args.noise == "from-seed")
-    elif args.z is not None:
-        z = np.load(args.z).astype(np.float32).reshape(-1, spec.z_dim)
-    else:
-        z = None
-    generator = backend(args.engine).Generator(spec, args.device)
-    if z is not None:
-        ws = truncate(broadcast(generator.map(z), spec.num_ws), spec.dlatent_avg, args.psi, spec.truncation_cutoff)
-    else:
-        ws = broadcast(np.load(args.w), spec.num_ws)
-    images = generator.synthesize(ws, noise)
+    count, batches = _generate_inputs(args, spec)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    np.save(str(out / "images.npy"), images.astype(np.float32))
-    np.save(str(out / "ws.npy"), ws.astype(np.float32))
-    for index, image in enumerate(to_uint8(images)):
-        _save_png(image, out / ("%04d.png" % index))
-    print("wrote %d images (%dx%d, psi %g, engine %s) to %s" % (len(images), spec.resolution, spec.resolution,
+    check_room(out, count, spec)
+    generator = backend(args.engine).Generator(spec, args.device)
+    shape = (count, spec.num_channels, spec.resolution, spec.resolution)
+    with NpyStream(out / "images.npy", shape) as images, \
+            NpyStream(out / "ws.npy", (count, spec.num_ws, spec.w_dim)) as ws_file:
+        for kind, latents, noise in batches:
+            if kind == "z":
+                ws = truncate(broadcast(generator.map(latents), spec.num_ws), spec.dlatent_avg, args.psi,
+                              spec.truncation_cutoff)
+            else:
+                ws = broadcast(latents, spec.num_ws)
+            rendered = generator.synthesize(ws, noise)
+            for index, image in enumerate(to_uint8(rendered), start=images.rows):
+                _save_png(image, out / ("%04d.png" % index))
+            images.append(rendered)
+            ws_file.append(ws)
+    print("wrote %d images (%dx%d, psi %g, engine %s) to %s" % (count, spec.resolution, spec.resolution,
                                                               args.psi, args.engine, out))
     return 0
 
@@ -254,9 +293,12 @@ def existing_file(text: str) -> str:
 
 def seeds_arg(text: str) -> str:
     try:
-        parse_seeds(text)
+        count = seed_count(text)
     except ValueError:
         raise argparse.ArgumentTypeError("expected seeds like 0-7 or 1,5,9; got %r" % text) from None
+    if count > MAX_SEEDS:
+        raise argparse.ArgumentTypeError("%r is %d seeds; at most %d per run: split it into several runs"
+                                         % (text, count, MAX_SEEDS))
     return text
 
 
@@ -349,13 +391,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen = command("generate", "render images from seeds, z or w latents")
     gen.add_argument("--pkl", required=True, type=existing_file, help="generator pickle")
     source = gen.add_mutually_exclusive_group(required=True)
-    source.add_argument("--seeds", type=seeds_arg, help="e.g. 0-7 or 1,5,9")
+    source.add_argument("--seeds", type=seeds_arg, help="e.g. 0-7 or 1,5,9 (at most %d)" % MAX_SEEDS)
     source.add_argument("--z", type=existing_file, help=".npy of [N, z_dim]")
     source.add_argument("--w", type=existing_file, help=".npy of [N, num_ws, 512] or [N, 512]")
     gen.add_argument("--psi", type=float, default=1.0,
                      help="truncation psi (1.0 = none; the original G_main defaults to 0.5)")
     gen.add_argument("--noise", choices=["const", "from-seed"], default="const",
                      help="const: the pickle's stored noise buffers; from-seed: re-drawn after z (run_generator.py)")
+    gen.add_argument("--batch", type=positive_int, default=8,
+                     help="images rendered at once; images.npy, ws.npy and the PNGs are written batch by batch")
     _add_engine_options(gen)
     gen.add_argument("--out", required=True, help="output folder")
     gen.set_defaults(func=cmd_generate)

@@ -8,21 +8,31 @@ import numpy as np
 from .layout import GeneratorSpec
 
 
-def parse_seeds(text: str) -> List[int]:
-    """'0-7,12' → [0, …, 7, 12]."""
-    seeds: List[int] = []
+def _seed_ranges(text: str) -> List[range]:
+    """'0-7,12' → [range(0, 8), range(12, 13)]; ValueError when there are none."""
+    ranges = []
     for part in text.split(","):
         part = part.strip()
         if not part:
             continue
         if "-" in part[1:]:
             lo, hi = part.split("-", 1)
-            seeds.extend(range(int(lo), int(hi) + 1))
+            ranges.append(range(int(lo), int(hi) + 1))
         else:
-            seeds.append(int(part))
-    if not seeds:
+            ranges.append(range(int(part), int(part) + 1))
+    if not sum(len(r) for r in ranges):
         raise ValueError("no seeds in %r" % text)
-    return seeds
+    return ranges
+
+
+def seed_count(text: str) -> int:
+    """How many seeds '0-7,12' names, without listing them (a range may be absurdly long)."""
+    return sum(len(r) for r in _seed_ranges(text))
+
+
+def parse_seeds(text: str) -> List[int]:
+    """'0-7,12' → [0, …, 7, 12]."""
+    return [seed for r in _seed_ranges(text) for seed in r]
 
 
 def latents_from_seeds(

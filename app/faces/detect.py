@@ -148,7 +148,7 @@ class FaceDetector:
             raise FaceTooSmall("the face is only %d px wide; it must be at least %d px — use a closer or larger photo"
                                % (faces[0].width, self.min_face_px))
         raise NoFaceFound("no face found — use a photo where the face is at least %d px wide, well lit and looking "
-                          "at the camera" % max(self.min_face_px, 128))
+                          "at the camera" % self.min_face_px)
 
 
 def select_faces(faces: List[Face], choice: str) -> List[Face]:

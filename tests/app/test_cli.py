@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.faces.detect import MIN_FACE_PX
 from tests.conftest import PHOTOS, REPO, run_cli
 
 # Runs the CLI in a fresh interpreter and reports which frameworks it imported, to prove no model was loaded.
@@ -84,6 +85,7 @@ def test_toonify_goes_on_past_bad_photos_and_saves_what_render_continues_from(tm
                       "--models", str(tiny_models)])
     assert result.returncode == 1  # two photos failed; the one with faces still went through
     assert "missing.jpg: file not found" in result.stderr and "chelsea.png: no face found" in result.stderr
+    assert "the face is at least %d px wide" % MIN_FACE_PX in result.stderr  # the detector's real limit
     assert "1 of 3 photo(s) done" in result.stdout
     assert "WARNING:tensorflow" not in result.stderr and "deprecated" not in result.stderr
     folder = out / "two-faces"
@@ -158,3 +160,106 @@ def test_serve_prints_the_url_listens_on_loopback_and_warns_of_test_models(tmp_p
     assert "http://127.0.0.1:%d/ — open it in a browser" % port in text
     assert "tiny random TEST models" in text and "noise" in text
     assert "WARNING:tensorflow" not in text
+
+
+def _one_line_error(result, status: int = 2) -> str:
+    """A refusal's stderr: one line, no traceback, and no framework imported (so no model was loaded)."""
+    assert result.returncode == status, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "frameworks: []" in result.stdout and "loading the" not in result.stderr
+    return result.stderr
+
+
+def test_same_named_photos_and_latents_get_their_own_results_and_none_is_overwritten(tmp_path, engine, tiny_models):
+    for folder, source in (("a", "two-faces.jpg"), ("b", "obama.jpg")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "img.jpg").write_bytes((PHOTOS / source).read_bytes())
+    photos, out, models = [str(tmp_path / "a" / "img.jpg"), str(tmp_path / "b" / "img.jpg")], tmp_path / "X", \
+        ["--engine", engine, "--models", str(tiny_models)]
+    result = run_cli(["app", "toonify"] + photos + ["--out", str(out), "--steps", "2"] + models)
+    assert result.returncode == 0 and "2 of 2 photo(s) done" in result.stdout, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["img", "img-2"]  # nothing half-written is left beside them
+    for name, photo, size in (("img", photos[0], (921, 512)), ("img-2", photos[1], (910, 1137))):
+        record = json.loads((out / name / "result.json").read_text())
+        assert record["photo"] == photo and Image.open(str(out / name / "paste.png")).size == size
+        assert (out / name / "face0-latents.npy").is_file()
+
+    again = _probe(["toonify"] + photos + ["--out", str(out), "--steps", "2"] + models)
+    assert "%s, %s already there: pass --overwrite to replace" % (out / "img", out / "img-2") in _one_line_error(again)
+
+    latents = [str(out / name / "face0-latents.npy") for name in ("img", "img-2")]
+    rendered = run_cli(["app", "render"] + latents + ["--strength", "0.5", "--out", str(tmp_path / "R")] + models)
+    assert rendered.returncode == 0 and "2 of 2 latents file(s) done" in rendered.stdout, rendered.stderr
+    first, second = (np.asarray(Image.open(str(tmp_path / "R" / name)))
+                     for name in ("face0-strength0.50.png", "face0-strength0.50-2.png"))
+    assert not np.array_equal(first, second)  # two photos' faces (alike after 2 steps on tiny models), both kept
+    again = _probe(["render", latents[0], "--strength", "0.5", "--out", str(tmp_path / "R")] + models)
+    assert "face0-strength0.50.png already there: pass --overwrite" in _one_line_error(again)
+
+    # paste reads what toonify wrote: the photo and quads from result.json, its toons or re-rendered faces
+    pasted = run_cli(["app", "paste", "--faces", str(out / "img-2"), "--out", str(tmp_path / "p.png")])
+    assert pasted.returncode == 0, pasted.stderr
+    ours, toonifys = (np.asarray(Image.open(str(p))).astype(int)
+                      for p in (tmp_path / "p.png", out / "img-2" / "paste.png"))
+    assert ours.shape == toonifys.shape and np.abs(ours - toonifys).mean() < 0.1
+    pasted = run_cli(["app", "paste", photos[1], "--faces", str(out / "img-2" / "result.json"), "--results",
+                      str(tmp_path / "R" / "face0-strength0.50-2.png"), "--out", str(tmp_path / "p.png"),
+                      "--overwrite"])
+    assert pasted.returncode == 0 and "(replaced)" in pasted.stdout, pasted.stderr
+    assert np.abs(np.asarray(Image.open(str(tmp_path / "p.png"))).astype(int) - toonifys).mean() > 0.5
+
+    replaced = run_cli(["app", "toonify", photos[1], "--out", str(out), "--steps", "1", "--overwrite"] + models)
+    assert replaced.returncode == 0 and "(replaced the earlier result)" in replaced.stdout, replaced.stderr
+    record = json.loads((out / "img" / "result.json").read_text())
+    assert record["photo"] == photos[1] and record["options"]["steps"] == 1
+    assert not (out / "img" / "face1-toon.png").exists()  # replaced whole: nothing left of the two-face result
+    assert sorted(p.name for p in out.iterdir()) == ["img", "img-2"]
+
+
+@pytest.mark.parametrize("command", [["toonify", str(PHOTOS / "obama.jpg")], ["render", "face0-latents.npy"],
+                                     ["align", str(PHOTOS / "obama.jpg")]])
+def test_out_is_checked_before_any_model_loads(tmp_path, tiny_models, command):
+    (tmp_path / "file").write_text("not a folder")
+    models = ["--models", str(tiny_models)]
+    for out in (tmp_path / "file", tmp_path / "file" / "sub"):
+        result = _probe(command + ["--out", str(out)] + models)
+        assert "--out %s: %s is a file, not a folder" % (out, tmp_path / "file") in _one_line_error(result)
+
+
+def test_overwrite_replaces_earlier_results_only(tmp_path, tiny_models):
+    (tmp_path / "obama").mkdir()
+    (tmp_path / "obama" / "mine.txt").write_text("a user's file, not a result")
+    result = _probe(["toonify", str(PHOTOS / "obama.jpg"), "--out", str(tmp_path), "--overwrite",
+                     "--models", str(tiny_models)])
+    assert "obama: not a toonify result (no result.json or paste.png)" in _one_line_error(result)
+    assert (tmp_path / "obama" / "mine.txt").exists()
+
+
+def test_paste_out_and_faces_are_checked_first(tmp_path):
+    (tmp_path / "pasted.png").write_bytes(b"already here")
+    for out, message in ((tmp_path, "is a folder: name the image to write"),
+                         (tmp_path / "pasted.txt", "not an image file name"),
+                         (tmp_path / "pasted.png", "pasted.png already there: pass --overwrite")):
+        result = _probe(["paste", str(PHOTOS / "obama.jpg"), "--faces", "faces.json", "--out", str(out)])
+        assert message in _one_line_error(result)
+    result = _probe(["paste", "--faces", str(tmp_path), "--out", str(tmp_path / "new.png")])
+    assert "result.json: file not found (give align's faces.json, or a toonify result" in _one_line_error(result)
+
+
+def test_align_keeps_same_named_photos_apart_and_paste_finds_each(tmp_path):
+    for folder, source in (("a", "two-faces.jpg"), ("b", "obama.jpg")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "img.jpg").write_bytes((PHOTOS / source).read_bytes())
+    photos, out = [str(tmp_path / "a" / "img.jpg"), str(tmp_path / "b" / "img.jpg")], tmp_path / "aligned"
+    result = run_cli(["app", "align"] + photos + ["--out", str(out), "--size", "128"])
+    assert result.returncode == 0 and "2 of 2 photo(s) done" in result.stdout, result.stderr
+    report = json.loads((out / "faces.json").read_text())
+    assert [f["aligned"] for f in report["img.jpg"]["faces"]] == ["img_00.png", "img_01.png"]
+    assert [f["aligned"] for f in report["img-2.jpg"]["faces"]] == ["img-2_00.png"]
+    assert report["img-2.jpg"]["photo"] == photos[1]
+    pasted = run_cli(["app", "paste", photos[1], "--faces", str(out / "faces.json"), "--results",
+                      str(out / "img-2_00.png"), "--out", str(tmp_path / "p.png")])
+    assert pasted.returncode == 0, pasted.stderr
+    assert Image.open(str(tmp_path / "p.png")).size == (910, 1137)  # obama's photo, not the two-face one
+    again = _probe(["align"] + photos + ["--out", str(out)])
+    assert "faces.json already there: pass --overwrite" in _one_line_error(again)
