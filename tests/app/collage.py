@@ -2,7 +2,7 @@
 canvas, with the box of every face, so detection recall can be measured on small faces in big photos."""
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -53,3 +53,17 @@ def found(boxes: List[Box], rects: List[List[int]]) -> List[bool]:
     """For each pasted face: whether one detection's centre lies inside its crop."""
     centres = [((r[0] + r[2]) / 2, (r[1] + r[3]) / 2) for r in rects]
     return [any(b[0] <= cx <= b[2] and b[1] <= cy <= b[3] for cx, cy in centres) for b in boxes]
+
+
+def turned(rgb: np.ndarray, rect: Sequence[int], degrees: float, radius: float = 0.55) -> np.ndarray:
+    """The photo with the face in ``rect`` turned by ``degrees`` about a vertical axis: the face is taken as a
+    cylinder of ``radius`` box widths around the box's centre line, rotated, and projected back (the far side
+    foreshortens, as on a real turned head). Columns whose point turned out of sight are black."""
+    centre, span = (rect[0] + rect[2]) / 2.0, radius * (rect[2] - rect[0])
+    seen = (np.arange(rgb.shape[1]) - centre) / span
+    angle = np.arcsin(np.clip(seen, -1.0, 1.0)) - np.radians(degrees)
+    on_cylinder = np.abs(seen) < 1.0
+    source = np.where(on_cylinder, centre + span * np.sin(angle), np.arange(rgb.shape[1]))
+    out = rgb[:, np.clip(np.rint(source), 0, rgb.shape[1] - 1).astype(int)]
+    out[:, on_cylinder & (np.abs(angle) >= np.pi / 2)] = 0
+    return out
