@@ -105,7 +105,7 @@ def decode_transfer_encoding(name: str, encoding: str, data: bytes) -> bytes:
         return data
     if encoding == "base64":
         compact = data.translate(None, b" \t\r\n")
-        if _NOT_BASE64.search(compact) is None:
+        if len(compact) % 4 == 0 and _NOT_BASE64.search(compact) is None:
             try:
                 return binascii.a2b_base64(compact)
             except binascii.Error:
