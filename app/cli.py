@@ -406,6 +406,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from .api import create_app
+    from .api.middleware import MAX_HEADER_BYTES
     from .api.slow_clients import header_deadline_protocol
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -434,7 +435,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     config = uvicorn.Config(app, host=host, port=port, log_level="info",
                             http=header_deadline_protocol(settings.header_timeout_s),
-                            timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024,
+                            timeout_keep_alive=5, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
                             timeout_graceful_shutdown=max(1, settings.shutdown_timeout_s // 2))
     DrainingServer(config).run(sockets=sockets)
     return 0

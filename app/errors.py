@@ -164,6 +164,12 @@ class MalformedForm(ToonifyError):
     code = "malformed_form"
 
 
+class HeadersTooLarge(ToonifyError):
+    """The request's headers are larger, or more, than the server reads (app.api.middleware)."""
+
+    code = "headers_too_large"
+
+
 class RequestTimedOut(ToonifyError):
     """The request body did not arrive in time."""
 

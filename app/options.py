@@ -6,10 +6,11 @@ The HTTP form and the CLI take both at once as ``ToonifyOptions``; its JSON sche
 so the enums, ranges and defaults are documented once."""
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
 
-from pydantic import BaseModel, Field, field_validator
-from typing_extensions import Literal, get_args
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
+from typing_extensions import Annotated, Literal, get_args
 
 from stylegan2.projection import DEFAULT_STEPS
 
@@ -17,6 +18,28 @@ OutputKind = Literal["toon", "paste", "aligned", "reconstruction"]
 OUTPUT_KINDS = get_args(OutputKind)
 MAX_FACE_INDEX = 63
 STEPS_CEILING = 2000  # what any server may allow (TOONIFY_MAX_STEPS is at most this)
+MAX_DIGITS = 18  # every number the API takes fits; more is refused before any conversion
+_INTEGER = re.compile(r"[0-9]{1,%d}" % MAX_DIGITS)
+_DECIMAL = re.compile(r"[0-9]{1,%d}(\.[0-9]{1,%d})?" % (MAX_DIGITS, MAX_DIGITS))
+
+
+def _ascii_number(pattern: "re.Pattern[str]", shape: str):
+    """Only ASCII digits are numbers in this API: Python and pydantic would also read '١', '²', '1_0', '+3',
+    'nan' or 4,000 digits, and tell them apart differently on each stack. Text is checked here, before any
+    conversion; numbers (from the CLI) pass as they are, to the field's range check."""
+    def check(value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip(" \t")
+        if not pattern.fullmatch(text):
+            raise ValueError("must be %s written in ASCII digits (0-9), at most %d of them; got %r"
+                             % (shape, MAX_DIGITS, value[:40]))
+        return text
+    return BeforeValidator(check)
+
+
+AsciiInt = Annotated[int, _ascii_number(_INTEGER, "a whole number")]
+AsciiFloat = Annotated[float, _ascii_number(_DECIMAL, "a number like 0.5")]
 
 
 class ProjectionOptions(BaseModel):
@@ -25,15 +48,15 @@ class ProjectionOptions(BaseModel):
 
     face: str = Field("largest", description="largest, all, or the index of a face (0 = largest)",
                       json_schema_extra={"pattern": "^(largest|all|[0-9]{1,2})$"})
-    steps: int = Field(DEFAULT_STEPS, ge=1, le=STEPS_CEILING,
+    steps: AsciiInt = Field(DEFAULT_STEPS, ge=1, le=STEPS_CEILING,
                        description="projection steps (the original Toonify uses %d)" % DEFAULT_STEPS)
-    seed: int = Field(0, ge=0, le=2 ** 31 - 1, description="seed of the projection's noise (face k gets seed + k)")
+    seed: AsciiInt = Field(0, ge=0, le=2 ** 31 - 1, description="seed of the projection's noise (face k gets seed + k)")
 
     @field_validator("face")
     @classmethod
     def _face(cls, value: str) -> str:
         value = value.strip().lower()
-        if value in ("largest", "all") or (value.isdigit() and int(value) <= MAX_FACE_INDEX):
+        if value in ("largest", "all") or (_INTEGER.fullmatch(value) and int(value) <= MAX_FACE_INDEX):
             return value
         raise ValueError("face must be 'largest', 'all' or a face index from 0 to %d" % MAX_FACE_INDEX)
 
@@ -46,7 +69,7 @@ class RenderOptions(BaseModel):
     """How a projection is turned into the image a user gets: re-rendering at other options costs one
     synthesis, not a projection."""
 
-    strength: float = Field(1.0, ge=0.0, le=1.0, description="1.0 = the original Toonify look, 0.0 = the photo")
+    strength: AsciiFloat = Field(1.0, ge=0.0, le=1.0, description="1.0 = the original Toonify look, 0.0 = the photo")
     output: OutputKind = Field(
         "toon", description="the cartoon face, the photo with the face(s) pasted back, the aligned crop, or the "
                             "FFHQ reconstruction (shows whether the projection found the face)")

@@ -42,6 +42,7 @@ STATUS_BY_CODE: Dict[str, int] = {
     "bad_request": 400,
     "malformed_form": 400,
     "request_timeout": 408,
+    "headers_too_large": 431,
     "too_many_faces": 422,
     "too_many_streams": 503,
     "method_not_allowed": 405,

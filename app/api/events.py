@@ -7,17 +7,20 @@ job once per round and hands each stream the newest view."""
 from __future__ import annotations
 
 import json
+import re
 from typing import AsyncIterator, Optional
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from ..errors import InvalidOption
 from ..jobs.job import TERMINAL, Job
 from ..options import RenderOptions
 from .streams import GONE, KEEP_ALIVE_S, JobWatcher, Subscription
 from .views import as_requested
 
 RETRY_MS = 2000
+EVENT_ID = re.compile(r"[0-9]{1,18}")  # what event_id() writes (µs since 1970: 16 digits until the year 2286)
 
 
 def event_id(updated_at: float) -> int:
@@ -25,8 +28,14 @@ def event_id(updated_at: float) -> int:
 
 
 def last_seen(request: Request) -> int:
-    value = request.headers.get("last-event-id", "").strip()
-    return int(value) if value.isdigit() else -1
+    """The ``Last-Event-ID`` a reconnecting client sends: an id this stream wrote, or none (-1)."""
+    value = request.headers.get("last-event-id", "").strip(" \t")
+    if not value:
+        return -1
+    if not EVENT_ID.fullmatch(value):
+        raise InvalidOption("Last-Event-ID must be the id of an event this stream sent (ASCII digits, at most 18); "
+                            "reconnect without it to get the current state")
+    return int(value)
 
 
 async def _stream(watcher: JobWatcher, subscription: Subscription, seen: int,

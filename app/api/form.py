@@ -50,10 +50,22 @@ def _values(parts: List[Part], name: str) -> List[str]:
 
 
 def refuse_unknown(parts: List[Part], known: List[str]) -> None:
+    """Every field but the photo is known, a text field, and sent once: an option sent twice or as a file would
+    otherwise be chosen or dropped silently (the first value winning, or the default)."""
     unknown = sorted({part.name for part in parts} - set(known))
     if unknown:
         raise InvalidOption("unknown field %s; the fields are: %s"
                        % (", ".join("'%s'" % name for name in unknown), ", ".join(known)))
+    options = [part for part in parts if part.name != "image"]
+    for part in options:
+        if part.is_file:
+            raise InvalidOption("'%s' is sent as a file; send it as a text field (curl -F '%s=…', not "
+                                "-F '%s=@file')" % (part.name, part.name, part.name))
+    names = [part.name for part in options]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InvalidOption("%s sent more than once; send each field once"
+                            % ", ".join("'%s'" % name for name in repeated))
 
 
 def _options(parts: List[Part], settings: Settings) -> ToonifyOptions:

@@ -1,6 +1,8 @@
-"""Pure ASGI middleware in front of every route: authentication (app.api.auth), the request body read within a
-size limit and a deadline, multipart forms parsed by the strict guard (app.api.multipart_guard) so that no
-route ever hands a body to python-multipart, and request metrics labelled by route template."""
+"""Pure ASGI middleware in front of every route: limits on the request headers, authentication (app.api.auth),
+the request body read within a size limit and a deadline (answered from the headers alone when the declared
+length is over the limit, so that ``Expect: 100-continue`` gets its 413 at once), multipart forms parsed by the
+strict guard (app.api.multipart_guard) so that no route ever hands a body to python-multipart, and request
+metrics labelled by route template."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +14,7 @@ from typing import Awaitable, Callable, Optional, Sequence
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Match
 
-from ..errors import MalformedForm, RequestTimedOut, ToonifyError, Unauthorized, UploadTooLarge
+from ..errors import HeadersTooLarge, MalformedForm, RequestTimedOut, ToonifyError, Unauthorized, UploadTooLarge
 from ..metrics import Metrics
 from .auth import Auth
 from .errors import error_body, headers_of, status_of
@@ -23,6 +25,25 @@ FORM_SCOPE_KEY = "toonify.form"
 OWNER_SCOPE_KEY = "toonify.owner"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
+MAX_HEADER_BYTES = 16 * 1024  # all header fields together; uvicorn's h11 is given the same limit (app.cli)
+MAX_HEADER_FIELDS = 100  # browsers send about 20
+
+
+def header_problem(scope) -> Optional[HeadersTooLarge]:
+    """Headers past the limits: uvicorn only bounds headers that arrive in pieces, and never counts them."""
+    headers = scope.get("headers") or []
+    size = sum(len(name) + len(value) + 4 for name, value in headers)
+    if len(headers) <= MAX_HEADER_FIELDS and size <= MAX_HEADER_BYTES:
+        return None
+    return HeadersTooLarge("the request has %d header fields (%d bytes); this server reads at most %d fields and "
+                           "%d KB: send fewer or shorter headers" % (len(headers), size, MAX_HEADER_FIELDS,
+                                                                     MAX_HEADER_BYTES // 1024))
+
+
+def expects_continue(scope) -> bool:
+    """``Expect: 100-continue``: the client sends its body only once asked, which uvicorn does on the first
+    receive(); a request refused from its headers alone must answer without receiving."""
+    return dict(scope.get("headers") or []).get(b"expect", b"").lower() == b"100-continue"
 
 
 def route_label(routes: Sequence[BaseRoute], scope) -> str:
@@ -69,6 +90,9 @@ class ServiceMiddleware:
         declared = headers.get(b"content-length")
         too_large = "the request is larger than %d MB; send a smaller photo" % (self.max_body_bytes // 1_000_000)
         over = declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
+        if over and expects_continue(scope):
+            await _send_error(send, UploadTooLarge(too_large))
+            return None
         deadline = time.monotonic() + self.body_timeout_s
         chunks, size, more = [], 0, True
         while more and size <= (DRAIN_BYTES if over else self.max_body_bytes):
@@ -90,6 +114,13 @@ class ServiceMiddleware:
             await _send_error(send, UploadTooLarge(too_large))
             return None
         return chunks[0] if len(chunks) == 1 else await run_in_threadpool(b"".join, chunks)
+
+    async def _refuse(self, scope, receive, send, error: ToonifyError) -> None:
+        """Answer ``error`` without using the body: drained first, unless the client waits for ``100 Continue``
+        (then it has sent none)."""
+        if not expects_continue(scope):
+            await self._drain(receive)
+        await _send_error(send, error)
 
     async def _drain(self, receive) -> None:
         """Read and drop a refused request's body (up to the size limit and deadline), so that a client still
@@ -142,6 +173,10 @@ class ServiceMiddleware:
             await send(message)
 
         try:
+            problem = header_problem(scope)
+            if problem is not None:
+                await self._refuse(scope, receive, send_and_record, problem)
+                return
             owner = self.auth.owner(scope)
             if owner is None:
                 await self._drain(receive)

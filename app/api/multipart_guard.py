@@ -8,6 +8,7 @@ curl and HTTP libraries send is refused with a :class:`MalformedForm` naming wha
 """
 from __future__ import annotations
 
+import binascii
 import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional
@@ -92,6 +93,31 @@ def _part_headers(block: bytes, limits: FormLimits) -> Dict[str, str]:
     return headers
 
 
+IDENTITY_ENCODINGS = ("", "7bit", "8bit", "binary")
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=]")
+
+
+def decode_transfer_encoding(name: str, encoding: str, data: bytes) -> bytes:
+    """A part's bytes after its ``Content-Transfer-Encoding``: RFC 7578 deprecates the header, but forms
+    built with Python's email.mime (and other MIME libraries) send base64 or quoted-printable parts."""
+    encoding = encoding.strip().lower()
+    if encoding in IDENTITY_ENCODINGS:
+        return data
+    if encoding == "base64":
+        compact = data.translate(None, b" \t\r\n")
+        if len(compact) % 4 == 0 and _NOT_BASE64.search(compact) is None:
+            try:
+                return binascii.a2b_base64(compact)
+            except binascii.Error:
+                pass
+        raise MalformedForm("the part %r says 'Content-Transfer-Encoding: base64' but is not valid base64; "
+                            "send the file's bytes as they are, without that header" % name[:40])
+    if encoding == "quoted-printable":
+        return binascii.a2b_qp(data)
+    raise MalformedForm("the part %r has 'Content-Transfer-Encoding: %s'; send the file's bytes as they are, "
+                        "without that header (base64 and quoted-printable are decoded)" % (name[:40], encoding[:40]))
+
+
 def _read_part(body: bytes, start: int, delimiter: bytes, limits: FormLimits):
     """One part from ``start`` (just after its boundary line): (part, index of the next delimiter)."""
     if body.startswith(CRLF, start):
@@ -114,8 +140,9 @@ def _read_part(body: bytes, start: int, delimiter: bytes, limits: FormLimits):
     if filename is None and next_delimiter - data_start > limits.max_field_bytes:
         raise MalformedForm("the form field %r is longer than %d bytes" % (params["name"][:40],
                                                                               limits.max_field_bytes))
-    part = FormPart(params["name"], filename, headers.get("content-type", "text/plain"),
-                    body[data_start:next_delimiter])
+    data = decode_transfer_encoding(params["name"], headers.get("content-transfer-encoding", ""),
+                                    body[data_start:next_delimiter])
+    part = FormPart(params["name"], filename, headers.get("content-type", "text/plain"), data)
     return part, next_delimiter + 2
 
 

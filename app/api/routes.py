@@ -11,18 +11,18 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from typing_extensions import Literal
+from typing_extensions import Annotated, Literal
 
 from stylegan2.model_files import MARKER_FILE
 
 from ..encoding import encode_image
 from ..errors import InvalidOption, JobCancelled, JobFailed, NotFound, ResultNotReady, ShuttingDown
 from ..jobs.job import IdempotencyKey, Job
-from ..options import RenderOptions, ToonifyOptions
+from ..options import AsciiFloat, AsciiInt, RenderOptions, ToonifyOptions
 from ..service import TINY_WARNING, Service
 from .admission import admit, detect
 from .auth import NO_OWNER, Auth
-from .events import job_events
+from .events import job_events, last_seen
 from .form import form_parts, refuse_unknown, single_upload, toonify_request
 from .middleware import OWNER_SCOPE_KEY
 from .page import PAGE
@@ -118,6 +118,9 @@ async def toonify(
     svc = service(request)
     form = toonify_request(form_parts(request), svc.settings)
     options, data = form.options, form.upload
+    streams = "text/event-stream" in request.headers.get("accept", "")
+    if streams:
+        last_seen(request)  # a bad Last-Event-ID is refused before any job is made
     wants_async = async_ in ("1", "true", "yes") or "respond-async" in request.headers.get("prefer", "").lower()
     if form.method == "fast":
         if wants_async:
@@ -143,7 +146,7 @@ async def toonify(
     if who != NO_OWNER:
         await run_in_threadpool(index.add, who, job.id, job.created_at)
     location = {"Location": "/jobs/%s" % job.id}
-    if "text/event-stream" in request.headers.get("accept", ""):
+    if streams:
         return job_events(request, job, 200, dict(location, **{"X-Toonify-Job": job.id}), options.render_options)
     if wants_async:
         status = 200 if job.finished else 202
@@ -181,8 +184,9 @@ async def server_config(request: Request) -> JSONResponse:
 
 
 @router.get("/jobs", summary="The caller's jobs (per API key), newest first", response_model=JobList)
-async def list_jobs(request: Request, limit: int = Query(20, ge=1, le=100),
-                    before: Optional[float] = Query(None, description="the 'next' link's cursor")) -> JSONResponse:
+async def list_jobs(request: Request, limit: Annotated[AsciiInt, Query(ge=1, le=100)] = 20,
+                    before: Annotated[Optional[AsciiFloat], Query(description="the 'next' link's cursor")] = None
+                    ) -> JSONResponse:
     svc, who, index = service(request), owner(request), request.app.state.job_index
     if who == NO_OWNER:  # job ids are the keys to results: never list them to whoever asks
         raise NotFound("this server lists jobs per API key, and it has none (TOONIFY_API_KEYS); keep the ids "
@@ -221,10 +225,11 @@ async def job_events_route(request: Request, job_id: str) -> Response:
 @router.get("/jobs/{job_id}/result", summary="A result image: toon, paste, aligned or reconstruction (toon and "
                                             "paste at any strength)",
             responses={200: {"content": {"image/png": {}}}})
-async def job_result(request: Request, job_id: str, face: int = 0,
+async def job_result(request: Request, job_id: str, face: Annotated[AsciiInt, Query()] = 0,
                      kind: Literal["toon", "paste", "aligned", "reconstruction"] = "toon",
                      format: Literal["png", "jpeg", "webp"] = "png",
-                     strength: Optional[float] = Query(None, ge=0.0, le=1.0, description="default: the job's")
+                     strength: Annotated[Optional[AsciiFloat], Query(ge=0.0, le=1.0,
+                                                                     description="default: the job's")] = None
                      ) -> Response:
     svc = service(request)
     job = await run_in_threadpool(_job_or_404, request, job_id)
@@ -249,8 +254,9 @@ async def detect_faces(request: Request) -> JSONResponse:
 
 @router.post("/jobs/{job_id}/render", summary="Re-render a face from its latents at another toon strength",
              responses={200: {"content": {"image/png": {}}}})
-async def job_render(request: Request, job_id: str, strength: float = Query(..., ge=0.0, le=1.0), face: int = 0,
-                     format: Literal["png", "jpeg", "webp"] = "png") -> Response:
+async def job_render(request: Request, job_id: str, strength: Annotated[AsciiFloat, Query(ge=0.0, le=1.0)],
+                     face: Annotated[AsciiInt, Query()] = 0, format: Literal["png", "jpeg", "webp"] = "png"
+                     ) -> Response:
     svc = service(request)
     job = await run_in_threadpool(_job_or_404, request, job_id)
     rgb = await svc.render(job, face, strength)

@@ -7,7 +7,11 @@ import http.client
 import socket
 import threading
 import time
-from typing import Callable, Dict, List
+from email import policy
+from email.mime.application import MIMEApplication
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from typing import Callable, Dict, List, Tuple
 
 import pytest
 
@@ -192,3 +196,119 @@ def test_slow_body_gets_408(server):
     sock.close()
     assert reply.startswith(b"HTTP/1.1 408") and b"request_timeout" in reply, reply
     assert 2.5 < time.monotonic() - started < 12  # cut at the deadline, not before; late only when busy
+
+
+# -- forms from MIME libraries, ambiguous forms ------------------------------------------------------------------
+def _mime_form(*parts) -> Tuple[bytes, str]:
+    """A form as Python's email.mime builds it (policy=HTTP): the file part, and a UTF-8 text part, base64."""
+    form = MIMEMultipart("form-data", policy=policy.HTTP)
+    for part, name, filename in parts:
+        part.add_header("Content-Disposition", "form-data", name=name, **({"filename": filename} if filename else {}))
+        form.attach(part)
+    _, body = form.as_bytes(policy=policy.HTTP).split(b"\r\n\r\n", 1)
+    return body, form["Content-Type"]
+
+
+def test_parser_decodes_base64_and_quoted_printable_parts():
+    photo = (PHOTOS / "obama.jpg").read_bytes()
+    body, content_type = _mime_form((MIMEApplication(photo, "jpeg", policy=policy.HTTP), "image", "o.jpg"),
+                                    (MIMEText("1\u00e9", "plain", "utf-8", policy=policy.HTTP), "seed", None))
+    assert b"Content-Transfer-Encoding: base64" in body
+    image, seed = parse_form(body, boundary_of(content_type))
+    assert image.data == photo and seed.data == "1\u00e9".encode()
+    quoted = _form(b'--%s\r\nContent-Disposition: form-data; name="a"\r\nContent-Transfer-Encoding: '
+                   b"quoted-printable\r\n\r\nx=3Dy=\r\nz\r\n" % BOUNDARY.encode())
+    assert parse_form(quoted, BOUNDARY.encode())[0].data == b"x=yz"
+
+
+@pytest.mark.parametrize("encoding, data", [("base64", b"not base64 at all!"), ("base64", b"QUJD="),
+                                            ("x-uuencode", b"begin 644 a")])
+def test_parser_refuses_other_or_broken_transfer_encodings(encoding, data):
+    body = _form(b'--%s\r\nContent-Disposition: form-data; name="image"; filename="a"\r\nContent-Transfer-Encoding: '
+                 b"%s\r\n\r\n%s\r\n" % (BOUNDARY.encode(), encoding.encode(), data))
+    with pytest.raises(MalformedForm, match="Content-Transfer-Encoding"):
+        parse_form(body, BOUNDARY.encode())
+
+
+def test_a_form_built_by_email_mime_is_accepted(server):
+    photo = (PHOTOS / "obama.jpg").read_bytes()
+    body, content_type = _mime_form((MIMEApplication(photo, "jpeg", policy=policy.HTTP), "image", "o.jpg"),
+                                    (MIMEText("3", "plain", "utf-8", policy=policy.HTTP), "steps", None))
+    with server.client() as client:
+        response = client.post("/toonify?async=1", content=body, headers={"Content-Type": content_type})
+        assert response.status_code == 202, response.text
+        assert response.json()["options"]["steps"] == 3
+        client.delete("/jobs/%s" % response.json()["id"])
+
+
+@pytest.mark.parametrize("fields", [[("steps", "2"), ("steps", "3")], [("steps", "2"), ("steps", "2")],
+                                    [("face", "0"), ("face", "largest")]])
+def test_an_option_sent_twice_is_422_naming_it(server, fields):
+    with server.client() as client:
+        response = client.post("/toonify", files=[("image", ("o.jpg", b"AAAA"))] + [(k, (None, v)) for k, v in fields])
+        assert response.status_code == 422 and response.json()["code"] == "invalid_option"
+        assert "'%s' sent more than once" % fields[0][0] in response.json()["message"]
+
+
+def test_an_option_sent_as_a_file_is_422_naming_it(server):
+    with server.client() as client:
+        response = client.post("/toonify", files={"image": ("o.jpg", b"AAAA"), "strength": ("s.txt", b"0.5")})
+        assert response.status_code == 422 and response.json()["code"] == "invalid_option"
+        assert "'strength' is sent as a file" in response.json()["message"]
+
+
+# -- limits on what comes before the body ------------------------------------------------------------------------
+def _exchange(port: int, pieces: List[bytes], pause_s: float = 0.0) -> bytes:
+    """Send ``pieces`` (pausing between them), then read until the server closes: the raw answer."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    reply = b""
+    try:
+        for piece in pieces:
+            sock.sendall(piece)
+            time.sleep(pause_s)
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    except ConnectionResetError:
+        pass
+    finally:
+        sock.close()
+    return reply
+
+
+REQUEST_LINE = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+
+
+@pytest.mark.parametrize("name, pieces", [
+    ("20 KB header at once", [REQUEST_LINE + b"X-Pad: " + b"a" * 20_000 + b"\r\n\r\n"]),
+    ("20 KB header dribbled", [REQUEST_LINE] + [b"X-Pad-%d: " % i + b"a" * 4000 + b"\r\n" for i in range(5)]),
+    ("3,000 header lines", [REQUEST_LINE + b"".join(b"X-N%d: 1\r\n" % i for i in range(3000)) + b"\r\n"]),
+    ("150 short header lines", [REQUEST_LINE + b"".join(b"X%d:\r\n" % i for i in range(150)) + b"\r\n"]),
+])
+def test_headers_too_large_or_too_many_are_431(server, name, pieces):
+    reply = _exchange(server.port, pieces, pause_s=0.05)
+    assert reply.startswith(b"HTTP/1.1 431 "), (name, reply[:200])
+    assert b'"code":' in reply and b"headers_too_large" in reply
+    ok = _exchange(server.port, [REQUEST_LINE + b"".join(b"X%d: 1\r\n" % i for i in range(60)) +
+                                 b"Connection: close\r\n\r\n"])
+    assert ok.startswith(b"HTTP/1.1 200 ")
+
+
+def test_expect_continue_with_a_body_over_the_limit_is_413_at_once(server):
+    head = (b"POST /toonify HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=" + BOUNDARY.encode()
+            + b"\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n")
+    started = time.monotonic()
+    reply = _exchange(server.port, [head % 10 ** 12])
+    assert reply.startswith(b"HTTP/1.1 413 ") and b"upload_too_large" in reply, reply[:300]
+    assert b"100 Continue" not in reply and time.monotonic() - started < 2.5  # before the 3 s body deadline
+    body = _form(PHOTO_PART)  # within the limit: asked for, then read
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        sock.sendall(head % len(body))
+        assert sock.recv(4096).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(body)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 415 ")  # "AAAA" is no image
+    finally:
+        sock.close()
