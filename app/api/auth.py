@@ -13,14 +13,23 @@ import hmac
 import logging
 import re
 import time
-from typing import FrozenSet, Optional
-from urllib.parse import parse_qs
+from typing import Dict, FrozenSet, Optional
+from urllib.parse import parse_qsl
+
+from ..errors import LinkRefused, MalformedLink, Unauthorized
 
 OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/config", "/docs", "/redoc", "/openapi.json"})
 OPEN_PREFIXES = ("/docs/assets/",)  # the vendored Swagger UI and ReDoc files
 LINKED_PATH = re.compile(r"^/jobs/([A-Za-z0-9_-]{1,64})(/events|/result)?$")  # what a signed link may open
 SECRET_PARAM = re.compile(r"(?i)([?&][^=&]*(?:token|key|sig|secret|passw|auth)[^=&]*=)[^&#]*")
 NO_OWNER = ""  # without API keys every job is everyone's (and links are unsigned)
+MAX_QUERY_FIELDS = 32  # a linked route takes a few options; the link adds three
+LINK_FIELDS = {  # each exactly as sign() writes it, and what to say when it is not
+    "owner": (re.compile(r"k[0-9a-f]{16}"), "an owner id: 'k' and 16 hex digits"),
+    "exp": (re.compile(r"[0-9]{1,12}"), "a Unix time in ASCII digits"),
+    "sig": (re.compile(r"[A-Za-z0-9_-]{24}"), "24 URL-safe base64 characters"),
+}
+UNCHANGED = "open the link the job view gave, unchanged"
 
 
 def owner_of(key: str) -> str:
@@ -31,6 +40,26 @@ def owner_of(key: str) -> str:
 def _sig(secret: bytes, owner: str, job_id: str, expires: int) -> str:
     digest = hmac.new(secret, ("%s|%s|%d" % (owner, job_id, expires)).encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+def link_fields(query_string: bytes) -> Optional[Dict[str, str]]:
+    """The ``owner``, ``exp`` and ``sig`` of a signed link's query string; None when it has none of them.
+    MalformedLink (400) when they are not as sign() writes them: each once, in ASCII, of its length."""
+    try:
+        pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True, max_num_fields=MAX_QUERY_FIELDS)
+    except ValueError:
+        raise MalformedLink("a signed link has at most %d query fields; %s" % (MAX_QUERY_FIELDS, UNCHANGED)) from None
+    found = [(name, value) for name, value in pairs if name in LINK_FIELDS]
+    if not found:
+        return None
+    names = [name for name, _ in found]
+    for name, (pattern, shape) in LINK_FIELDS.items():
+        if names.count(name) != 1:
+            raise MalformedLink("a signed link has '%s' exactly once (it has it %d times); %s"
+                                % (name, names.count(name), UNCHANGED))
+        if not pattern.fullmatch(dict(found)[name]):
+            raise MalformedLink("a signed link's '%s' is %s; %s" % (name, shape, UNCHANGED))
+    return dict(found)
 
 
 class Auth:
@@ -57,23 +86,37 @@ class Auth:
         return None
 
     def _link_owner(self, scope) -> Optional[str]:
+        """The owner a signed link stands for; None when the request is no link (not a GET of a linked path,
+        or no link fields); LinkRefused (403) when it expired or its signature does not match."""
         match = LINKED_PATH.match(scope["path"])
         if scope["method"] not in ("GET", "HEAD") or match is None:
             return None
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), max_num_fields=8)
-        owner, expires, sig = (query.get(name, [""])[0] for name in ("owner", "exp", "sig"))
-        if not expires.isdigit() or int(expires) < time.time() or not sig.isascii():
+        fields = link_fields(scope.get("query_string", b""))
+        if fields is None:
             return None
-        expected = _sig(self._secret, owner, match.group(1), int(expires))
-        return owner if hmac.compare_digest(sig.encode(), expected.encode()) else None
+        expires = int(fields["exp"])
+        if expires < time.time():
+            raise LinkRefused("this signed link expired; get fresh links from the job view (GET /jobs/%s with "
+                              "your API key)" % match.group(1))
+        expected = _sig(self._secret, fields["owner"], match.group(1), expires)
+        if not hmac.compare_digest(fields["sig"].encode(), expected.encode()):
+            raise LinkRefused("this signed link does not match (altered, or made for another job); get fresh "
+                              "links from the job view (GET /jobs/%s with your API key)" % match.group(1))
+        return fields["owner"]
 
-    def owner(self, scope) -> Optional[str]:
-        """The requester's tenant; None when it may not have what it asks for (answer 401)."""
+    def owner(self, scope) -> str:
+        """The requester's tenant. Raises what to answer when it may not have what it asks for: Unauthorized
+        (401), MalformedLink (400) or LinkRefused (403)."""
         if not self._keys:
             return NO_OWNER
-        owner = self._bearer_owner(scope) or self._link_owner(scope)
-        if owner is None and (scope["path"] in self.open_paths or scope["path"].startswith(OPEN_PREFIXES)):
+        owner = self._bearer_owner(scope)
+        if owner is not None:
+            return owner
+        if scope["path"] in self.open_paths or scope["path"].startswith(OPEN_PREFIXES):
             return NO_OWNER
+        owner = self._link_owner(scope)
+        if owner is None:
+            raise Unauthorized("this server needs an API key: send 'Authorization: Bearer <key>'")
         return owner
 
     def sign(self, owner: str, job_id: str, url: str) -> str:

@@ -23,6 +23,8 @@ STATUS_BY_CODE: Dict[str, int] = {
     "face_index_out_of_range": 422,
     "invalid_option": 422,
     "unauthorized": 401,
+    "malformed_link": 400,
+    "link_refused": 403,
     "not_found": 404,
     "not_finished": 409,
     "fast_unavailable": 409,

@@ -68,12 +68,46 @@ def test_signed_links_open_the_stream_and_images_without_the_key(server, finishe
             first = next(line for line in events.iter_lines() if line.startswith("data:"))
         assert json.loads(first[5:])["status"] == "succeeded"
         tampered = re.sub(r"sig=[^&]+", "sig=AAAAAAAAAAAAAAAAAAAAAAAA", links["paste"])
-        assert client.get(tampered).status_code == 401
+        assert _refused(client.get(tampered), 403, "link_refused", "does not match")
         expired = re.sub(r"exp=\d+", "exp=1000", links["paste"])
-        assert client.get(expired).status_code == 401
+        assert _refused(client.get(expired), 403, "link_refused", "expired")
         other_job = links["paste"].replace(finished["id"], "someoneelsesjob")
-        assert client.get(other_job).status_code == 401
+        assert _refused(client.get(other_job), 403, "link_refused", "does not match")
         assert client.post(links["render"]).status_code == 401  # links open only what they were made for
+
+
+def _refused(response, status: int, code: str, words: str) -> bool:
+    assert (response.status_code, response.json()["code"]) == (status, code), response.text
+    assert words in response.json()["message"], response.text
+    return True
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda url: re.sub(r"exp=\d+", "exp=\u00b2", url), "'exp' is a Unix time in ASCII digits"),
+    (lambda url: re.sub(r"exp=\d+", "exp=%C2%B9", url), "'exp' is a Unix time in ASCII digits"),
+    (lambda url: re.sub(r"exp=\d+", "exp=" + "9" * 4400, url), "'exp' is a Unix time in ASCII digits"),
+    (lambda url: re.sub(r"exp=\d+", "exp=", url), "'exp' is a Unix time in ASCII digits"),
+    (lambda url: url + "&exp=1", "'exp' exactly once (it has it 2 times)"),
+    (lambda url: re.sub(r"&sig=[^&]+", "", url), "'sig' exactly once (it has it 0 times)"),
+    (lambda url: re.sub(r"sig=[^&]+", "sig=%E2%80%A6", url), "'sig' is 24 URL-safe base64 characters"),
+    (lambda url: re.sub(r"owner=[^&]+", "owner=k%D9%A1", url), "'owner' is an owner id"),
+    (lambda url: url + "&x=1" * 40, "at most 32 query fields"),
+], ids=["superscript-two", "superscript-one-escaped", "4400-digits", "empty", "twice", "missing", "non-ascii",
+        "arabic-digit", "40-fields"])
+def test_malformed_signed_links_are_400_naming_the_field(server, finished, change, words):
+    with server.client() as client:
+        for link in (finished["links"]["paste"], finished["links"]["events"]):
+            assert _refused(client.get(change(link)), 400, "malformed_link", words)
+        assert "Traceback" not in server.log.read_text()
+
+
+def test_a_signed_link_with_more_query_fields_still_opens(server, finished):
+    """Nine fields (the attack run's 500): the link's three, the route's own, and unknown ones it ignores."""
+    link = finished["links"]["paste"]
+    link += "".join("&extra%d=1" % i for i in range(9 - link.count("&") - 1))
+    assert link.count("&") + 1 == 9
+    with server.client() as client:
+        assert client.get(link).status_code == 200
 
 
 def test_jobs_and_the_result_cache_are_scoped_per_key(server, finished):
