@@ -38,6 +38,7 @@ class Settings:
     data_dir: Path = Path("data")
     queue: str = "local"
     redis_url: str = "redis://localhost:6379/0"
+    redis_timeout_s: int = 1  # the API's connect and read timeout per Redis call: a frozen Redis is a prompt 503
     max_queue: int = 32
     batch_size: int = 0  # 0: as many faces as the device's memory holds (app.batches)
     device_memory_bytes: int = 0
@@ -93,12 +94,14 @@ class Settings:
         for name in ("max_queue", "batch_size", "default_steps", "max_steps", "max_upload_bytes", "max_pixels",
                      "result_ttl_s", "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "port",
                      "max_faces", "decode_memory_mb", "max_streams", "header_timeout_s", "body_timeout_s",
-                     "link_ttl_s", "min_free_bytes", "shutdown_timeout_s", "device_memory_bytes",
+                     "link_ttl_s", "min_free_bytes", "redis_timeout_s", "shutdown_timeout_s", "device_memory_bytes",
                      "webhook_progress_interval_s", "webhook_attempts"):
             values[name] = _int(env, "TOONIFY_" + name.upper(), getattr(cls, name))
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.engine not in ("tf1", "torch"):
             raise ConfigError("TOONIFY_ENGINE must be tf1 or torch; got %r" % settings.engine)
+        if settings.redis_timeout_s < 1:
+            raise ConfigError("TOONIFY_REDIS_TIMEOUT_S must be at least 1 (seconds); got %d" % settings.redis_timeout_s)
         if settings.queue not in ("local", "redis"):
             raise ConfigError("TOONIFY_QUEUE must be local or redis; got %r" % settings.queue)
         return settings
