@@ -26,7 +26,8 @@ def _photo(name: str = "astronaut.png"):
 @pytest.fixture(scope="module")
 def server(engine, tiny_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile-secrets")
-    srv = Server(engine, tiny_models, root / "data", root / "cache", api_keys="%s,%s" % (KEY_A, KEY_B)).start()
+    srv = Server(engine, tiny_models, root / "data", root / "cache", api_keys="%s,%s" % (KEY_A, KEY_B),
+                 webhook_secret="hook-secret").start()
     yield srv
     srv.stop()
 
@@ -158,3 +159,10 @@ def test_readyz_names_no_paths_when_the_models_are_missing(engine, tmp_path):
             assert "preload.sh" in body.json()["reason"]
     finally:
         srv.stop()
+
+
+def test_a_webhook_to_loopback_written_as_nat64_is_refused(server):
+    with server.client() as client:
+        refused = client.post("/toonify?async=1", files=_photo(), headers=A,
+                              data={"webhook": "http://[64:ff9b::7f00:1]:%d/hook" % server.port})
+    assert refused.status_code == 422 and "private or local address" in refused.json()["message"], refused.text
