@@ -116,10 +116,11 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         app.state.webhooks.stop()
         svc.stop()
 
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
-                           allow_headers=["*"], expose_headers=["Location", "X-Toonify-Job", "X-Toonify-Faces"])
     app.add_middleware(HeadAsGet)  # inside ServiceMiddleware: metrics and API keys see the real method
     body = BodyLimits(max_bytes=settings.max_upload_bytes + 1_000_000, timeout_s=settings.body_timeout_s)
     app.add_middleware(ServiceMiddleware, limits=body, auth=auth, metrics=svc.metrics, routes=app.router.routes)
+    if settings.cors_origins:  # outermost: a preflight needs no API key, and refusals (401, 400, 413…) carry CORS too
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
+                           allow_headers=["*"],
+                           expose_headers=["Location", "Retry-After", "X-Toonify-Job", "X-Toonify-Faces"])
     return app

@@ -15,6 +15,7 @@ from tests.app.server import Server
 from tests.conftest import PHOTOS
 
 KEY_A, KEY_B = "alpha-key-1f9e2c", "beta-key-77d0aa"
+PAGE = "https://page.example"  # the one origin allowed by CORS
 A = {"Authorization": "Bearer " + KEY_A}
 B = {"Authorization": "Bearer " + KEY_B}
 
@@ -27,7 +28,7 @@ def _photo(name: str = "astronaut.png"):
 def server(engine, tiny_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile-secrets")
     srv = Server(engine, tiny_models, root / "data", root / "cache", api_keys="%s,%s" % (KEY_A, KEY_B),
-                 webhook_secret="hook-secret").start()
+                 webhook_secret="hook-secret", cors_origins=PAGE).start()
     yield srv
     srv.stop()
 
@@ -166,3 +167,25 @@ def test_a_webhook_to_loopback_written_as_nat64_is_refused(server):
         refused = client.post("/toonify?async=1", files=_photo(), headers=A,
                               data={"webhook": "http://[64:ff9b::7f00:1]:%d/hook" % server.port})
     assert refused.status_code == 422 and "private or local address" in refused.json()["message"], refused.text
+
+
+def test_cors_preflight_needs_no_key_and_refusals_carry_cors_headers(server, finished):
+    """A page on another origin sends a preflight without credentials; then it must be able to read a 401 or
+    400 to tell its user what went wrong."""
+    with server.client() as client:
+        preflight = client.options("/toonify", headers={"Origin": PAGE, "Access-Control-Request-Method": "POST",
+                                                        "Access-Control-Request-Headers": "authorization"})
+        assert preflight.status_code == 200, preflight.text
+        assert preflight.headers["access-control-allow-origin"] == PAGE
+        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+        assert "POST" in preflight.headers["access-control-allow-methods"]
+        malformed = re.sub(r"exp=\d+", "exp=%C2%B2", finished["links"]["paste"])
+        for response in (client.get("/jobs", headers={"Origin": PAGE}),
+                         client.get(malformed, headers={"Origin": PAGE}),
+                         client.get("/jobs/nosuchjob", headers=dict(A, Origin=PAGE))):
+            assert response.status_code in (400, 401, 404), response.text
+            assert response.headers["access-control-allow-origin"] == PAGE, (response.status_code, response.headers)
+        other = client.options("/toonify", headers={"Origin": "https://evil.example",
+                                                    "Access-Control-Request-Method": "POST"})
+        assert "access-control-allow-origin" not in other.headers
+        assert "access-control-allow-origin" not in client.get("/jobs", headers={"Origin": "https://evil.example"}).headers
