@@ -8,6 +8,8 @@ from typing import Dict, FrozenSet, Mapping, Optional, Tuple
 
 from stylegan2.projection import DEFAULT_STEPS
 
+MIN_SECRET_CHARS = 32
+
 
 class ConfigError(ValueError):
     """A TOONIFY_* variable holds a value the service cannot use; the message names the variable."""
@@ -64,6 +66,7 @@ class Settings:
     min_free_bytes: int = 256 * 1024 * 1024  # below this free space on the data disk, new jobs get a 507
     shutdown_timeout_s: int = 20  # SIGTERM: requests and the running job get this long, then it is re-queued
     api_keys: FrozenSet[str] = field(default_factory=frozenset)
+    secret_key: str = ""  # HMAC key of signed links and owner ids; "" = made once and kept (app.api.signing_secret)
     cors_origins: Tuple[str, ...] = ()
     host: str = "127.0.0.1"  # loopback unless asked: the container images set TOONIFY_HOST=0.0.0.0
     port: int = 8000
@@ -84,6 +87,7 @@ class Settings:
             cache_dir=Path(env["TOONIFY_CACHE_DIR"]) if env.get("TOONIFY_CACHE_DIR") else None,
             redis_url=env.get("TOONIFY_REDIS_URL", cls.redis_url),
             api_keys=frozenset(_list(env, "TOONIFY_API_KEYS")),
+            secret_key=env.get("TOONIFY_SECRET_KEY", cls.secret_key),
             cors_origins=_list(env, "TOONIFY_CORS_ORIGINS"),
             host=env.get("TOONIFY_HOST") or cls.host,
             open_metrics=_flag(env, "TOONIFY_OPEN_METRICS"),
@@ -100,6 +104,9 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.engine not in ("tf1", "torch"):
             raise ConfigError("TOONIFY_ENGINE must be tf1 or torch; got %r" % settings.engine)
+        if 0 < len(settings.secret_key) < MIN_SECRET_CHARS:
+            raise ConfigError("TOONIFY_SECRET_KEY must be at least %d characters; make one with: python -c "
+                              "'import secrets; print(secrets.token_urlsafe(32))'" % MIN_SECRET_CHARS)
         if settings.redis_timeout_s < 1:
             raise ConfigError("TOONIFY_REDIS_TIMEOUT_S must be at least 1 (seconds); got %d" % settings.redis_timeout_s)
         if settings.queue not in ("local", "redis"):

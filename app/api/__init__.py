@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import suppress
 from typing import Optional
 
 from fastapi import FastAPI
@@ -34,6 +35,7 @@ from .middleware import BodyLimits, ServiceMiddleware
 from .openapi import install_docs
 from .protocol import HeadAsGet
 from .routes import router
+from .signing_secret import secret_loader
 from .streams import JobWatcher
 from .views import job_owner, job_views
 from .webhooks import WebhookSender
@@ -48,7 +50,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app = FastAPI(title="Toonify", version="0.1.0", docs_url=None, redoc_url=None,
                   description="POST a photo of a person to /toonify; get a cartoon version of their face.")
     app.state.service = svc
-    app.state.auth = auth = Auth(settings.api_keys, settings.link_ttl_s, settings.open_metrics)
+    app.state.auth = auth = Auth(settings.api_keys, secret_loader(settings, svc.store), settings.link_ttl_s,
+                                 settings.open_metrics)
     app.state.fast = FastService(settings, svc.metrics.registry, svc.detector)
     app.state.job_index = create_job_index(svc.store, settings.data_dir, settings.result_ttl_s)
     app.state.webhooks = WebhookSender(svc.store, settings)
@@ -95,6 +98,9 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     async def _start() -> None:
         logging.getLogger("uvicorn.access").addFilter(RedactSecrets())
         app.state.decode_budget = MemoryBudget(settings.decode_memory_mb * 1_000_000)
+        if auth.enabled:  # now, so that a damaged secret file stops the start; while Redis is down, at a request
+            with suppress(QueueUnavailable):
+                await run_in_threadpool(auth.load)
         app.state.watcher = JobWatcher(
             lambda ids: job_views(svc.store, ids, lambda job, url: auth.sign(job_owner(job), job.id, url)),
             settings.max_streams)

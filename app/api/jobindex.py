@@ -1,6 +1,6 @@
 """Who created which job, and which job an ``Idempotency-Key`` made: ``GET /jobs`` lists a caller's jobs
 (per API key) and a retried create returns the job the first try made. Callers are named by their tenant id
-(app.api.auth.owner_of: a hash of the key, never the key; "" on a server without keys).
+(app.api.auth.owner_of: an HMAC of the key under the server's secret, never the key; "" on a server without keys).
 Kept beside the job store (SQLite next to ``jobs.sqlite3``, or Redis), so expired jobs simply stop resolving
 and are pruned as they are met."""
 from __future__ import annotations

@@ -143,8 +143,10 @@ class ServiceMiddleware:
 
         try:
             try:
+                if not self.auth.ready:
+                    await run_in_threadpool(self.auth.load)
                 scope[OWNER_SCOPE_KEY] = self.auth.owner(scope)
-            except ToonifyError as refused:  # no key, or a bad signed link
+            except ToonifyError as refused:  # no key, a bad signed link, or no secret yet (Redis down)
                 await self._drain(receive)
                 await _send_error(send_and_record, refused)
                 return
