@@ -14,7 +14,9 @@ from app.api.signing_secret import FILE_NAME, file_secret, redis_secret
 from app.config import ConfigError, Settings
 from app.errors import QueueUnavailable
 from app.jobs.redis_store import connect
-from tests.app.scale import RedisServer
+from tests.app.scale import Cluster, RedisServer
+from tests.app.server import Server
+from tests.conftest import PHOTOS
 
 WEAK_KEY = "password"
 BEARER = {"type": "http", "path": "/jobs", "headers": [(b"authorization", b"Bearer " + WEAK_KEY.encode())]}
@@ -59,3 +61,26 @@ def test_redis_keeps_one_secret_for_every_api_process(tmp_path):
         server.stop()
     with pytest.raises(QueueUnavailable):
         redis_secret(first)
+
+
+def test_two_api_processes_of_a_redis_deployment_accept_each_others_links(engine, tiny_models, tmp_path):
+    """Behind a balancer: different data folders, one Redis; a link and an owner id from one work on the other."""
+    cluster = Cluster(engine, tiny_models, tmp_path, tmp_path / "cache", api_keys=WEAK_KEY)
+    other = Server(engine, tmp_path / "api-models", tmp_path / "data-2", tmp_path / "cache", queue="redis",
+                   redis_url=cluster.redis.url, api_keys=WEAK_KEY).spawn().wait_until("/healthz")
+    key = {"Authorization": "Bearer " + WEAK_KEY}
+    try:
+        with cluster.api.client() as first, other.client() as second:
+            made = first.post("/toonify?async=1", headers=key, data={"steps": "3"},
+                              files={"image": ("a.png", (PHOTOS / "astronaut.png").read_bytes(), "image/png")})
+            assert made.status_code == 202, made.text
+            job = second.get("/jobs/%s" % made.json()["id"], headers=key)
+            assert job.status_code == 200, job.text  # the same owner id on both
+            with second.stream("GET", made.json()["links"]["events"]) as events:
+                assert events.status_code == 200  # signed by the first, accepted by the second
+            altered = made.json()["links"]["events"].replace("sig=", "sig=A", 1)
+            assert second.get(altered).status_code in (400, 403)
+        assert WEAK_KEY not in cluster.redis.client().get("toonify:secret").decode("latin-1")
+    finally:
+        other.stop()
+        cluster.close()
