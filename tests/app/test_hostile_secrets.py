@@ -185,6 +185,9 @@ def test_cors_preflight_needs_no_key_and_refusals_carry_cors_headers(server, fin
                          client.get("/jobs/nosuchjob", headers=dict(A, Origin=PAGE))):
             assert response.status_code in (400, 401, 404), response.text
             assert response.headers["access-control-allow-origin"] == PAGE, (response.status_code, response.headers)
+        unsafe_hook = client.post("/toonify?async=1", files=_photo(), headers=dict(A, Origin=PAGE),
+                                  data={"webhook": "http://127.0.0.1:1/hook"})
+        assert unsafe_hook.status_code == 422 and unsafe_hook.headers["access-control-allow-origin"] == PAGE
         other = client.options("/toonify", headers={"Origin": "https://evil.example",
                                                     "Access-Control-Request-Method": "POST"})
         assert "access-control-allow-origin" not in other.headers

@@ -19,6 +19,7 @@ from tests.app.server import Server
 from tests.conftest import PHOTOS
 
 WEAK_KEY = "password"
+PAGE = "https://page.example"
 BEARER = {"type": "http", "path": "/jobs", "headers": [(b"authorization", b"Bearer " + WEAK_KEY.encode())]}
 
 
@@ -65,7 +66,7 @@ def test_redis_keeps_one_secret_for_every_api_process(tmp_path):
 
 def test_two_api_processes_of_a_redis_deployment_accept_each_others_links(engine, tiny_models, tmp_path):
     """Behind a balancer: different data folders, one Redis; a link and an owner id from one work on the other."""
-    cluster = Cluster(engine, tiny_models, tmp_path, tmp_path / "cache", api_keys=WEAK_KEY)
+    cluster = Cluster(engine, tiny_models, tmp_path, tmp_path / "cache", api_keys=WEAK_KEY, cors_origins=PAGE)
     other = Server(engine, tmp_path / "api-models", tmp_path / "data-2", tmp_path / "cache", queue="redis",
                    redis_url=cluster.redis.url, api_keys=WEAK_KEY).spawn().wait_until("/healthz")
     key = {"Authorization": "Bearer " + WEAK_KEY}
@@ -81,6 +82,10 @@ def test_two_api_processes_of_a_redis_deployment_accept_each_others_links(engine
             altered = made.json()["links"]["events"].replace("sig=", "sig=A", 1)
             assert second.get(altered).status_code in (400, 403)
         assert WEAK_KEY not in cluster.redis.client().get("toonify:secret").decode("latin-1")
+        cluster.redis.stop()
+        with cluster.api.client() as first:  # Redis down: a 503 the page can read (#24.9)
+            down = first.get("/jobs", headers=dict(key, Origin=PAGE))
+        assert down.status_code == 503 and down.headers["access-control-allow-origin"] == PAGE, down.text
     finally:
         other.stop()
         cluster.close()
