@@ -18,7 +18,7 @@ from .toonify import Toonify
 def create_service(settings: Settings) -> Service:
     detector = FaceDetector(settings.models_dir)  # one per process: admission and the local worker share it
     if settings.queue == "redis":
-        store = RedisJobStore.from_settings(settings, socket_timeout=5, socket_connect_timeout=3)
+        store = RedisJobStore.from_settings(settings, timeout_s=settings.redis_timeout_s)
         return RedisService(settings, store, detector)
     folder_lock = DataFolderLock.acquire(settings.data_dir, settings.port)  # before the store touches a job
     return LocalService(settings, SqliteJobStore(settings.data_dir), Toonify(settings, detector), detector,

@@ -12,6 +12,8 @@ from stylegan2.projection import DEFAULT_STEPS
 
 from .options import STEPS_CEILING
 
+MIN_SECRET_CHARS = 32  # of TOONIFY_SECRET_KEY: an HMAC key no one can guess
+
 
 class ConfigError(ValueError):
     """A TOONIFY_* variable holds a value the service cannot use; the message names the variable."""
@@ -39,7 +41,7 @@ def _variable(name: str) -> str:
 POSITIVE = ("max_queue", "default_steps", "max_steps", "max_upload_bytes", "max_pixels", "result_ttl_s",
             "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "max_faces", "decode_memory_mb",
             "max_streams", "header_timeout_s", "body_timeout_s", "link_ttl_s", "shutdown_timeout_s",
-            "webhook_attempts")
+            "redis_timeout_s", "webhook_attempts")
 NOT_NEGATIVE = ("batch_size", "device_memory_bytes", "min_free_bytes", "webhook_progress_interval_s")
 
 
@@ -60,6 +62,9 @@ def problems_of(settings: "Settings") -> List[str]:
                  for name in POSITIVE if getattr(settings, name) < 1]
     problems += ["%s must not be negative; got %d" % (_variable(name), getattr(settings, name))
                  for name in NOT_NEGATIVE if getattr(settings, name) < 0]
+    if 0 < len(settings.secret_key) < MIN_SECRET_CHARS:
+        problems.append("TOONIFY_SECRET_KEY must be at least %d characters; make one with: python -c "
+                        "'import secrets; print(secrets.token_urlsafe(32))'" % MIN_SECRET_CHARS)
     if not 1 <= settings.port <= 65535:
         problems.append("TOONIFY_PORT must be a port number from 1 to 65535; got %d" % settings.port)
     if settings.max_steps > STEPS_CEILING:
@@ -81,6 +86,7 @@ class Settings:
     data_dir: Path = Path("data")
     queue: str = "local"
     redis_url: str = "redis://localhost:6379/0"
+    redis_timeout_s: int = 1  # the API's connect and read timeout per Redis call: a frozen Redis is a prompt 503
     max_queue: int = 32
     batch_size: int = 0  # 0: as many faces as the device's memory holds (app.batches)
     device_memory_bytes: int = 0
@@ -107,6 +113,7 @@ class Settings:
     min_free_bytes: int = 256 * 1024 * 1024  # below this free space on the data disk, new jobs get a 507
     shutdown_timeout_s: int = 20  # SIGTERM: requests and the running job get this long, then it is re-queued
     api_keys: FrozenSet[str] = field(default_factory=frozenset)
+    secret_key: str = ""  # HMAC key of signed links and owner ids; "" = made once and kept (app.api.signing_secret)
     cors_origins: Tuple[str, ...] = ()
     host: str = "127.0.0.1"  # loopback unless asked: the container images set TOONIFY_HOST=0.0.0.0
     port: int = 8000
@@ -133,6 +140,7 @@ class Settings:
             cache_dir=Path(env["TOONIFY_CACHE_DIR"]) if env.get("TOONIFY_CACHE_DIR") else None,
             redis_url=env.get("TOONIFY_REDIS_URL", cls.redis_url),
             api_keys=frozenset(_list(env, "TOONIFY_API_KEYS")),
+            secret_key=env.get("TOONIFY_SECRET_KEY", cls.secret_key),
             cors_origins=_list(env, "TOONIFY_CORS_ORIGINS"),
             host=env.get("TOONIFY_HOST") or cls.host,
             open_metrics=_flag(env, "TOONIFY_OPEN_METRICS"),
@@ -143,7 +151,7 @@ class Settings:
         for name in ("max_queue", "batch_size", "default_steps", "max_steps", "max_upload_bytes", "max_pixels",
                      "result_ttl_s", "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "port",
                      "max_faces", "decode_memory_mb", "max_streams", "header_timeout_s", "body_timeout_s",
-                     "link_ttl_s", "min_free_bytes", "shutdown_timeout_s", "device_memory_bytes",
+                     "link_ttl_s", "min_free_bytes", "redis_timeout_s", "shutdown_timeout_s", "device_memory_bytes",
                      "webhook_progress_interval_s", "webhook_attempts"):
             values[name] = _int(env, _variable(name), getattr(cls, name))
         return cls(**values)  # type: ignore[arg-type]

@@ -192,6 +192,18 @@ class Unauthorized(ToonifyError):
     code = "unauthorized"
 
 
+class MalformedLink(ToonifyError):
+    """A signed link whose owner, exp or sig is not as the server writes them (repeated, non-ASCII, too long)."""
+
+    code = "malformed_link"
+
+
+class LinkRefused(ToonifyError):
+    """A well-formed signed link that expired, or whose signature does not match its job."""
+
+    code = "link_refused"
+
+
 class QueueFull(ToonifyError):
     """As many jobs (or fast requests) as the server takes are waiting or running."""
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import suppress
 from typing import Optional
 
 from fastapi import FastAPI
@@ -35,6 +36,7 @@ from .openapi import install_docs
 from .protocol import HeadAsGet
 from .routes import router
 from .shutdown import AnswerCutOffRequests, OpenRequests
+from .signing_secret import secret_loader
 from .streams import JobWatcher
 from .views import job_owner, job_views
 from .webhooks import WebhookSender
@@ -50,7 +52,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app = FastAPI(title="Toonify", version="0.1.0", docs_url=None, redoc_url=None,
                   description="POST a photo of a person to /toonify; get a cartoon version of their face.")
     app.state.service = svc
-    app.state.auth = auth = Auth(settings.api_keys, settings.link_ttl_s, settings.open_metrics)
+    app.state.auth = auth = Auth(settings.api_keys, secret_loader(settings, svc.store), settings.link_ttl_s,
+                                 settings.open_metrics)
     app.state.fast = FastService(settings, svc.metrics.registry, svc.detector)
     app.state.job_index = create_job_index(svc.store, settings.data_dir, settings.result_ttl_s)
     app.state.webhooks = WebhookSender(svc.store, settings)
@@ -98,6 +101,9 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     async def _start() -> None:
         logging.getLogger("uvicorn.access").addFilter(RedactSecrets())
         app.state.decode_budget = MemoryBudget(settings.decode_memory_mb * 1_000_000)
+        if auth.enabled:  # now, so that a damaged secret file stops the start; while Redis is down, at a request
+            with suppress(QueueUnavailable):
+                await run_in_threadpool(auth.load)
         app.state.watcher = JobWatcher(
             lambda ids: job_views(svc.store, ids, lambda job, url: auth.sign(job_owner(job), job.id, url)),
             settings.max_streams)
@@ -120,12 +126,13 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         app.state.webhooks.stop()
         svc.stop()
 
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
-                           allow_headers=["*"], expose_headers=["Location", "X-Toonify-Job", "X-Toonify-Faces"])
     app.add_middleware(HeadAsGet)  # inside ServiceMiddleware: metrics and API keys see the real method
     body = BodyLimits(max_bytes=settings.max_upload_bytes + 1_000_000, timeout_s=settings.body_timeout_s)
     app.add_middleware(ServiceMiddleware, limits=body, auth=auth, metrics=svc.metrics, routes=app.router.routes)
-    # the outermost: it answers what SIGTERM cuts off
+    # it answers what SIGTERM cuts off
     app.add_middleware(AnswerCutOffRequests, draining=svc.draining, open_requests=open_requests)
+    if settings.cors_origins:  # outermost: a preflight needs no API key, and refusals (401, 400, 413, 503) carry CORS
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
+                           allow_headers=["*"],
+                           expose_headers=["Location", "Retry-After", "X-Toonify-Job", "X-Toonify-Faces"])
     return app

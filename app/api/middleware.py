@@ -14,7 +14,7 @@ from typing import Awaitable, Callable, Optional, Sequence
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Match
 
-from ..errors import HeadersTooLarge, MalformedForm, RequestTimedOut, ToonifyError, Unauthorized, UploadTooLarge
+from ..errors import HeadersTooLarge, MalformedForm, RequestTimedOut, ToonifyError, UploadTooLarge
 from ..metrics import Metrics
 from .auth import Auth
 from .errors import error_body, headers_of, status_of
@@ -177,13 +177,14 @@ class ServiceMiddleware:
             if problem is not None:
                 await self._refuse(scope, receive, send_and_record, problem)
                 return
-            owner = self.auth.owner(scope)
-            if owner is None:
+            try:
+                if not self.auth.ready:
+                    await run_in_threadpool(self.auth.load)
+                scope[OWNER_SCOPE_KEY] = self.auth.owner(scope)
+            except ToonifyError as refused:  # no key, a bad signed link, or no secret yet (Redis down)
                 await self._drain(receive)
-                await _send_error(send_and_record,
-                                  Unauthorized("this server needs an API key: send 'Authorization: Bearer <key>'"))
+                await _send_error(send_and_record, refused)
                 return
-            scope[OWNER_SCOPE_KEY] = owner
             if scope["method"] in ("POST", "PUT", "PATCH"):
                 await self._with_body(scope, receive, send_and_record)
             else:

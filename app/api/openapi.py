@@ -25,8 +25,9 @@ ASSETS = {"swagger-ui.css": ("swagger-ui", "text/css"), "swagger-ui-bundle.js": 
 OPEN = ("/", "/healthz", "/readyz", "/metrics", "/config", "/docs", "/redoc", "/openapi.json")
 
 ERROR_MEANINGS = {
-    400: "bad request: empty, damaged, missing or several files",
+    400: "bad request: empty, damaged, missing or several files, or a malformed signed link",
     401: "an API key is needed: send 'Authorization: Bearer <key>'",
+    403: "a signed link that expired or does not match its job: get fresh links from the job view",
     404: "no such job (unknown, deleted, or expired), or no such face",
     409: "the job has not succeeded (yet), or was cancelled",
     413: "too many bytes or pixels",
@@ -40,10 +41,10 @@ ERRORS_BY_ROUTE: Dict[Tuple[str, str], Tuple[int, ...]] = {
     ("/toonify", "post"): (400, 401, 409, 413, 415, 422, 429, 503, 507),
     ("/faces", "post"): (400, 401, 413, 415, 422),
     ("/jobs", "get"): (401, 422),
-    ("/jobs/{job_id}", "get"): (401, 404),
+    ("/jobs/{job_id}", "get"): (400, 401, 403, 404),
     ("/jobs/{job_id}", "delete"): (401, 404),
-    ("/jobs/{job_id}/events", "get"): (401, 404),
-    ("/jobs/{job_id}/result", "get"): (401, 404, 409, 422),
+    ("/jobs/{job_id}/events", "get"): (400, 401, 403, 404),
+    ("/jobs/{job_id}/result", "get"): (400, 401, 403, 404, 409, 422),
     ("/jobs/{job_id}/render", "post"): (401, 404, 409, 422, 503),
     ("/config", "get"): (),
     ("/readyz", "get"): (503,),

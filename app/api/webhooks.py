@@ -6,8 +6,9 @@ restart forgets pending ones).
 
 Receivers verify ``X-Toonify-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body keyed with
 ``TOONIFY_WEBHOOK_SECRET``. Only http(s) URLs are taken, and, unless ``TOONIFY_WEBHOOK_ALLOW_PRIVATE``,
-none whose host resolves to a private, loopback, link-local or reserved address (checked when the job is
-created and again before each delivery; redirects are not followed)."""
+none whose host resolves to a private, loopback, link-local or reserved address, also when it is written in an
+IPv6 form that carries an IPv4 address (app.api.addresses; checked when the job is created and again before each
+delivery; redirects are not followed)."""
 from __future__ import annotations
 
 import hashlib
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 from ..config import Settings
 from ..errors import InvalidOption
 from ..jobs.store import JobStore
+from .addresses import is_public
 from .views import job_view
 
 log = logging.getLogger("toonify.webhooks")
@@ -60,7 +62,7 @@ def check_url(url: str, allow_private: bool) -> None:
         return
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global or address.is_multicast:
+        if not is_public(address):
             raise WebhookRefused("webhook: %s resolves to a private or local address (%s); use a public URL"
                                  % (parts.hostname, address))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from redis import Redis
 from redis.backoff import ExponentialBackoff
@@ -40,6 +40,7 @@ WORKERS = PREFIX + "worker:"  # + name → the worker's presence (JSON), expires
 TASKS = "app.jobs.rq_tasks."
 SEPARATOR = "\x1f"
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)  # the API answers these with queue_unavailable
+RETRIES = 4  # of a call that failed to connect: a restarting Redis answers again within about 1.5 s
 
 _CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -94,10 +95,41 @@ return 1
 """
 
 
-def connect(url: str, **options: Any) -> Redis:
-    """A client that rides out a short Redis restart (a few retries with backoff) instead of failing at once."""
-    return Redis.from_url(url, retry=RedisRetry(ExponentialBackoff(cap=1.0, base=0.05), 4),
-                          retry_on_error=[RedisConnectionError, RedisTimeoutError], **options)
+class DeadlineRetry(RedisRetry):
+    """redis-py's retry with back-off, that starts no new attempt ``deadline_s`` after the first one."""
+
+    def __init__(self, deadline_s: float, retries: int = RETRIES) -> None:
+        super().__init__(ExponentialBackoff(cap=1.0, base=0.05), retries)
+        self.deadline_s = deadline_s
+
+    def call_with_retry(self, do: Callable[[], Any], fail: Callable[[Exception], Any]) -> Any:
+        deadline = time.monotonic() + self.deadline_s
+        self._backoff.reset()
+        failures = 0
+        while True:
+            try:
+                return do()
+            except self._supported_errors as error:
+                failures += 1
+                fail(error)  # redis-py's handler: drops the connection, and raises what it does not retry
+                backoff = self._backoff.compute(failures)
+                if failures > self._retries or time.monotonic() + backoff >= deadline:
+                    raise error
+                time.sleep(backoff)
+
+
+def connect(url: str, timeout_s: Optional[float] = None, **options: Any) -> Redis:
+    """A client that rides out a short Redis restart (a few retries with back-off) instead of failing at once.
+
+    With ``timeout_s`` (the API's, TOONIFY_REDIS_TIMEOUT_S), connecting and each read give up after it, a
+    timed-out call is not tried again, and no retry starts past twice that: a frozen or unreachable Redis is
+    a prompt error (the API answers 503), not a request that hangs. Without it (workers, whose RQ loop blocks
+    on the queue and sets its own read timeout) timeouts are retried too."""
+    if timeout_s is None:
+        return Redis.from_url(url, retry=RedisRetry(ExponentialBackoff(cap=1.0, base=0.05), RETRIES),
+                              retry_on_error=[RedisConnectionError, RedisTimeoutError], **options)
+    return Redis.from_url(url, retry=DeadlineRetry(2 * timeout_s), retry_on_error=[RedisConnectionError],
+                          socket_connect_timeout=timeout_s, socket_timeout=timeout_s, **options)
 
 
 def job_key(job_id: str) -> str:

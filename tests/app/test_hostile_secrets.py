@@ -15,6 +15,7 @@ from tests.app.server import Server
 from tests.conftest import PHOTOS
 
 KEY_A, KEY_B = "alpha-key-1f9e2c", "beta-key-77d0aa"
+PAGE = "https://page.example"  # the one origin allowed by CORS
 A = {"Authorization": "Bearer " + KEY_A}
 B = {"Authorization": "Bearer " + KEY_B}
 
@@ -26,7 +27,8 @@ def _photo(name: str = "astronaut.png"):
 @pytest.fixture(scope="module")
 def server(engine, tiny_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile-secrets")
-    srv = Server(engine, tiny_models, root / "data", root / "cache", api_keys="%s,%s" % (KEY_A, KEY_B)).start()
+    srv = Server(engine, tiny_models, root / "data", root / "cache", api_keys="%s,%s" % (KEY_A, KEY_B),
+                 webhook_secret="hook-secret", cors_origins=PAGE).start()
     yield srv
     srv.stop()
 
@@ -68,12 +70,46 @@ def test_signed_links_open_the_stream_and_images_without_the_key(server, finishe
             first = next(line for line in events.iter_lines() if line.startswith("data:"))
         assert json.loads(first[5:])["status"] == "succeeded"
         tampered = re.sub(r"sig=[^&]+", "sig=AAAAAAAAAAAAAAAAAAAAAAAA", links["paste"])
-        assert client.get(tampered).status_code == 401
+        assert _refused(client.get(tampered), 403, "link_refused", "does not match")
         expired = re.sub(r"exp=\d+", "exp=1000", links["paste"])
-        assert client.get(expired).status_code == 401
+        assert _refused(client.get(expired), 403, "link_refused", "expired")
         other_job = links["paste"].replace(finished["id"], "someoneelsesjob")
-        assert client.get(other_job).status_code == 401
+        assert _refused(client.get(other_job), 403, "link_refused", "does not match")
         assert client.post(links["render"]).status_code == 401  # links open only what they were made for
+
+
+def _refused(response, status: int, code: str, words: str) -> bool:
+    assert (response.status_code, response.json()["code"]) == (status, code), response.text
+    assert words in response.json()["message"], response.text
+    return True
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda url: re.sub(r"exp=\d+", "exp=\u00b2", url), "'exp' is a Unix time in ASCII digits"),
+    (lambda url: re.sub(r"exp=\d+", "exp=%C2%B9", url), "'exp' is a Unix time in ASCII digits"),
+    (lambda url: re.sub(r"exp=\d+", "exp=" + "9" * 4400, url), "'exp' is a Unix time in ASCII digits"),
+    (lambda url: re.sub(r"exp=\d+", "exp=", url), "'exp' is a Unix time in ASCII digits"),
+    (lambda url: url + "&exp=1", "'exp' exactly once (it has it 2 times)"),
+    (lambda url: re.sub(r"&sig=[^&]+", "", url), "'sig' exactly once (it has it 0 times)"),
+    (lambda url: re.sub(r"sig=[^&]+", "sig=%E2%80%A6", url), "'sig' is 24 URL-safe base64 characters"),
+    (lambda url: re.sub(r"owner=[^&]+", "owner=k%D9%A1", url), "'owner' is an owner id"),
+    (lambda url: url + "&x=1" * 40, "at most 32 query fields"),
+], ids=["superscript-two", "superscript-one-escaped", "4400-digits", "empty", "twice", "missing", "non-ascii",
+        "arabic-digit", "40-fields"])
+def test_malformed_signed_links_are_400_naming_the_field(server, finished, change, words):
+    with server.client() as client:
+        for link in (finished["links"]["paste"], finished["links"]["events"]):
+            assert _refused(client.get(change(link)), 400, "malformed_link", words)
+        assert "Traceback" not in server.log.read_text()
+
+
+def test_a_signed_link_with_more_query_fields_still_opens(server, finished):
+    """Nine fields (the attack run's 500): the link's three, the route's own, and unknown ones it ignores."""
+    link = finished["links"]["paste"]
+    link += "".join("&extra%d=1" % i for i in range(9 - link.count("&") - 1))
+    assert link.count("&") + 1 == 9
+    with server.client() as client:
+        assert client.get(link).status_code == 200
 
 
 def test_jobs_and_the_result_cache_are_scoped_per_key(server, finished):
@@ -124,3 +160,35 @@ def test_readyz_names_no_paths_when_the_models_are_missing(engine, tmp_path):
             assert "preload.sh" in body.json()["reason"]
     finally:
         srv.stop()
+
+
+def test_a_webhook_to_loopback_written_as_nat64_is_refused(server):
+    with server.client() as client:
+        refused = client.post("/toonify?async=1", files=_photo(), headers=A,
+                              data={"webhook": "http://[64:ff9b::7f00:1]:%d/hook" % server.port})
+    assert refused.status_code == 422 and "private or local address" in refused.json()["message"], refused.text
+
+
+def test_cors_preflight_needs_no_key_and_refusals_carry_cors_headers(server, finished):
+    """A page on another origin sends a preflight without credentials; then it must be able to read a 401 or
+    400 to tell its user what went wrong."""
+    with server.client() as client:
+        preflight = client.options("/toonify", headers={"Origin": PAGE, "Access-Control-Request-Method": "POST",
+                                                        "Access-Control-Request-Headers": "authorization"})
+        assert preflight.status_code == 200, preflight.text
+        assert preflight.headers["access-control-allow-origin"] == PAGE
+        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+        assert "POST" in preflight.headers["access-control-allow-methods"]
+        malformed = re.sub(r"exp=\d+", "exp=%C2%B2", finished["links"]["paste"])
+        for response in (client.get("/jobs", headers={"Origin": PAGE}),
+                         client.get(malformed, headers={"Origin": PAGE}),
+                         client.get("/jobs/nosuchjob", headers=dict(A, Origin=PAGE))):
+            assert response.status_code in (400, 401, 404), response.text
+            assert response.headers["access-control-allow-origin"] == PAGE, (response.status_code, response.headers)
+        unsafe_hook = client.post("/toonify?async=1", files=_photo(), headers=dict(A, Origin=PAGE),
+                                  data={"webhook": "http://127.0.0.1:1/hook"})
+        assert unsafe_hook.status_code == 422 and unsafe_hook.headers["access-control-allow-origin"] == PAGE
+        other = client.options("/toonify", headers={"Origin": "https://evil.example",
+                                                    "Access-Control-Request-Method": "POST"})
+        assert "access-control-allow-origin" not in other.headers
+        assert "access-control-allow-origin" not in client.get("/jobs", headers={"Origin": "https://evil.example"}).headers

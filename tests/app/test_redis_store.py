@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue
 
 from app.jobs.job import LATENTS, UPLOAD
-from app.jobs.redis_store import JOBS_QUEUE, RedisJobStore, connect, files_key, job_key
+from app.jobs.redis_store import JOBS_QUEUE, DeadlineRetry, RedisJobStore, connect, files_key, job_key
 from tests.app.scale import RedisServer
 
 
@@ -72,3 +73,16 @@ def test_a_redelivered_job_counts_its_attempts_and_jobs_count_per_worker(store):
     assert store.job_counts() == {("w2", "succeeded", ""): 2, ("w1", "failed", "no_face"): 1}
     store.delete("e")
     assert store.get("e") is None and store.queue_depth() == 0
+
+
+@pytest.mark.parametrize("deadline_s, attempts", [(0, 1), (60, 3)])
+def test_a_failed_connection_is_retried_until_the_retries_or_the_deadline_run_out(deadline_s, attempts):
+    tries = []
+
+    def refused():
+        tries.append(1)
+        raise RedisConnectionError("refused")
+
+    with pytest.raises(RedisConnectionError):
+        DeadlineRetry(deadline_s, retries=2).call_with_retry(refused, lambda error: None)
+    assert len(tries) == attempts

@@ -1,6 +1,8 @@
 """TOONIFY_QUEUE=redis: one API, GPU workers as separate processes, a real redis-server in between."""
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -163,3 +165,32 @@ def test_a_job_out_of_attempts_fails_as_worker_lost(cluster):
         c.workers.start("w2")  # the live worker's maintenance finds the dead one's lease expired
         lost = wait_for(client, job_id)
         assert lost["status"] == "failed" and lost["error"]["code"] == "worker_lost" and lost["attempts"] == 1
+
+
+def _timed(call):
+    started = time.monotonic()
+    response = call()
+    return response, time.monotonic() - started
+
+
+def test_a_frozen_redis_is_a_prompt_503_and_readyz_answers(cluster):
+    """SIGSTOP'd redis-server: connections are accepted (by the kernel) but never answered. Before the
+    timeouts every request waited 26.5 s for its 503 and /readyz 5 s; now each takes about one
+    TOONIFY_REDIS_TIMEOUT_S (1 s). The bounds leave room for a machine three times slower."""
+    c = cluster()
+    photo = {"image": ("a.png", (PHOTOS / "astronaut.png").read_bytes(), "image/png")}
+    with c.api.client() as client:
+        assert client.get("/jobs/nosuchjob").status_code == 404
+        os.kill(c.redis.process.pid, signal.SIGSTOP)
+        try:
+            for call in (lambda: client.get("/jobs/nosuchjob"), lambda: client.post("/toonify?async=1", files=photo),
+                         lambda: client.get("/jobs/nosuchjob/result")):
+                down, took_s = _timed(call)
+                assert (down.status_code, down.json()["code"]) == (503, "queue_unavailable"), down.text
+                assert took_s < 10 and down.headers["retry-after"], took_s
+            unready, took_s = _timed(lambda: client.get("/readyz"))
+            assert unready.status_code == 503 and "Redis cannot be reached" in unready.json()["reason"]
+            assert took_s < 5, took_s
+        finally:
+            os.kill(c.redis.process.pid, signal.SIGCONT)
+        assert client.get("/jobs/nosuchjob").status_code == 404  # answered again once Redis runs

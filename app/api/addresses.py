@@ -1,0 +1,47 @@
+"""Whether the server may send a request to an address a client named (webhooks): only to public ones.
+
+IPv6 has forms that carry an IPv4 address, and a translator, tunnel or dual-stack socket delivers to that
+IPv4 address: so ``64:ff9b::7f00:1`` is 127.0.0.1 to a NAT64 gateway. Python's ``is_global`` judges such
+forms by their IPv6 range alone (and differently from one Python version to the next), so they are
+unwrapped here first."""
+from __future__ import annotations
+
+import ipaddress
+from typing import Optional, Union
+
+Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address is the last 32 bits
+NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: an operator's own translators, never public
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated (RFC 4291), still routed by some stacks
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> Optional[ipaddress.IPv4Address]:
+    """The IPv4 address an IPv6 address carries (IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo's client),
+    or None when it carries none."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in NAT64_WELL_KNOWN or address in IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    return None
+
+
+def _global(address: Address) -> bool:
+    return address.is_global and not address.is_multicast
+
+
+def is_public(address: Address) -> bool:
+    """True when ``address`` and any IPv4 address it carries are global unicast addresses. An IPv4-mapped
+    address is the IPv4 address itself (the socket speaks IPv4), so it is judged by that alone."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return _global(address)
+    if address.ipv4_mapped is not None:
+        return _global(address.ipv4_mapped)
+    if address in NAT64_LOCAL_USE:
+        return False
+    inner = embedded_ipv4(address)
+    return _global(address) and (inner is None or _global(inner))
