@@ -67,3 +67,15 @@ def test_encode_formats(fmt, magic):
     data = encode_image(np.zeros((8, 8, 3), np.uint8), fmt)
     assert data.startswith(magic)
     assert Image.open(io.BytesIO(data)).size == (8, 8)
+
+
+def test_heic_photos_decode_on_this_stack():
+    """A HEIC made by pillow-heif itself (the encoder the requirements install) decodes to the same picture."""
+    from pillow_heif import from_pillow
+
+    photo = Image.open(str(PHOTOS / "obama.jpg")).convert("RGB").resize((228, 284))
+    buffer = io.BytesIO()
+    from_pillow(photo).save(buffer, quality=90)
+    heic = decode_image(buffer.getvalue())
+    assert heic.shape == (284, 228, 3)
+    assert np.abs(heic.astype(int) - np.asarray(photo).astype(int)).mean() < 6
