@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import pickletools
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,12 +144,38 @@ def _budgeted_globals(budget: _Budget) -> Dict[Tuple[str, str], Any]:
 
 
 ALLOWED_GLOBALS = frozenset(_budgeted_globals(_Budget(0, "")))
+# What the unpickler allocates for one opcode beyond the bytes of its argument: a stack slot, and for the
+# opcodes that make a new container its empty object (CPython sizes, rounded up). One byte of EMPTY_SET is a
+# 216-byte set: 4 MB of them are 1 GB.
+OPCODE_BYTES = 16
+CONTAINER_BYTES = {"EMPTY_SET": 232, "FROZENSET": 232, "EMPTY_DICT": 80, "DICT": 80, "EMPTY_LIST": 72, "LIST": 72,
+                   "TUPLE": 64, "TUPLE1": 64, "TUPLE2": 72, "TUPLE3": 80, "MARK": 8}
+MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+
+
+def _scan_opcodes(data: bytes, budget: _Budget) -> None:
+    """Walk the opcodes before anything is built: what they would allocate is charged to the load's budget,
+    and a memo index past the entries made so far is refused (the unpickler grows its memo table to the
+    index: a 21-byte pickle that stores at index 2^25 asks for half a gigabyte). Writers number memo entries
+    0, 1, 2, …"""
+    entries = 0
+    for opcode, arg, _ in pickletools.genops(data):
+        if opcode.name in MEMO_PUTS:
+            if int(arg) > entries:
+                raise ModelFileError("%s stores at memo index %s after %d entries; it is malformed or a resource "
+                                     "bomb — refused. Use the official file." % (budget.source, arg, entries))
+            entries += 1
+        elif opcode.name == "MEMOIZE":
+            entries += 1
+        budget.charge(OPCODE_BYTES + CONTAINER_BYTES.get(opcode.name, 0))
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, data: bytes, source: str) -> None:
         super().__init__(io.BytesIO(data), encoding="latin1")
-        self._allowed = _budgeted_globals(_Budget(len(data), source))
+        budget = _Budget(len(data), source)
+        _scan_opcodes(data, budget)
+        self._allowed = _budgeted_globals(budget)
 
     def find_class(self, module: str, name: str) -> Any:
         try:

@@ -23,6 +23,7 @@ Kernels are stored HWIO like the official pickles; the torch engine transposes t
 from __future__ import annotations
 
 import json
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,12 +160,41 @@ def save_student(spec: StudentSpec, path: Path) -> None:
     tmp.replace(path)
 
 
+NPZ_BYTES_PER_FILE_BYTE = 2  # arrays may hold at most this multiple of the file's size (+ slack): np.savez stores
+NPZ_BYTES_SLACK = 1 << 20  # them uncompressed, so a member that inflates far beyond that is a bomb
+NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def check_npz_sizes(path: Path) -> None:
+    """Refuse an .npz whose members would inflate past what its size allows, from the zip directory (each
+    member's uncompressed size) and each .npy header (the array it would allocate), before any is read."""
+    limit = Path(path).stat().st_size * NPZ_BYTES_PER_FILE_BYTE + NPZ_BYTES_SLACK
+    with zipfile.ZipFile(str(path)) as archive:
+        members = archive.infolist()
+        if sum(member.file_size for member in members) > limit:
+            raise ModelStructureError("%s inflates to %d MB, more than a file of its size can hold; it is malformed "
+                                      "or a resource bomb — refused" % (path, sum(m.file_size for m in members) >> 20))
+        for member in members:
+            with archive.open(member) as stream:
+                read_header = NPY_HEADERS.get(np.lib.format.read_magic(stream))
+                if read_header is None:
+                    raise ModelStructureError("%s: %s is not a version 1 or 2 .npy array" % (path, member.filename))
+                shape, _, dtype = read_header(stream)
+            count = 1
+            for dim in shape:
+                count *= dim
+            if dtype.hasobject or count * dtype.itemsize > member.file_size:
+                raise ModelStructureError("%s: %s declares a %s array of %s that its %d bytes cannot hold; refused"
+                                          % (path, member.filename, "x".join(map(str, shape)), dtype, member.file_size))
+
+
 def load_student(path: Path) -> StudentSpec:
-    """Read and validate a student file; never unpickles."""
+    """Read and validate a student file; never unpickles, and inflates nothing before its sizes are checked."""
     try:
+        check_npz_sizes(path)
         with np.load(str(path), allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise ModelStructureError("%s is not a readable student file (.npz): %s" % (path, exc)) from None
     meta_bytes = arrays.pop(META_KEY, None)
     meta = json.loads(meta_bytes.tobytes().decode("utf-8")) if meta_bytes is not None else {}
