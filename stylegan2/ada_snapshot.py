@@ -23,6 +23,7 @@ PERSISTENT_OBJ = ("torch_utils.persistence", "_reconstruct_persistent_obj")
 _STORAGE_MAGIC = 0x1950A86A20F9469CFC6C
 _FLOAT_STORAGE = ("torch", "FloatStorage")
 _FLOAT_BYTES = 4
+HEAD_BYTES = 1 << 16  # the persistence hook is named by the first network, within the file's first bytes
 
 
 class AdaModule:
@@ -65,7 +66,8 @@ class _StorageUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) != _FLOAT_STORAGE:
-            raise UnsafeModelError("the snapshot stores a tensor as %s.%s; only float32 storages are read" % (module, name))
+            raise UnsafeModelError("the snapshot stores a tensor as %s.%s; only float32 storages are read"
+                                   % (module, name))
         return _FLOAT_STORAGE
 
     def persistent_load(self, pid: Any) -> Any:
@@ -101,7 +103,8 @@ def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *_rest: A
     shape = tuple(int(d) for d in size)
     expected = tuple(int(np.prod(shape[i + 1:], dtype=np.int64)) for i in range(len(shape)))
     if int(np.prod(shape, dtype=np.int64)) != storage.size or (storage.size > 1 and tuple(stride) != expected):
-        raise ModelFileError("the snapshot holds a tensor of shape %r that does not fill its storage; refused" % (shape,))
+        raise ModelFileError("the snapshot holds a tensor of shape %r that does not fill its storage; refused"
+                             % (shape,))
     return storage.reshape(shape)
 
 
@@ -129,7 +132,8 @@ class _AdaUnpickler(_RestrictedUnpickler):
 
 def is_ada_snapshot(data: bytes) -> bool:
     """Whether pickle bytes name ada's persistence hook (recognised by content, before unpickling)."""
-    return b"_reconstruct_persistent_obj" in data[:1 << 20] and b"torch_utils.persistence" in data[:1 << 20]
+    head = data[:HEAD_BYTES]
+    return b"_reconstruct_persistent_obj" in head and b"torch_utils.persistence" in head
 
 
 def load_g_ema(data: bytes, source: str = "snapshot") -> AdaModule:
@@ -229,4 +233,5 @@ def to_gs_record(g_ema: AdaModule) -> NetworkRecord:
 
 
 def load_generator_bytes(data: bytes, source: str = "snapshot") -> NetworkRecord:
+    """A snapshot's ``G_ema`` as a TF ``Gs`` record (what :func:`stylegan2.pickles.load_generator` returns)."""
     return to_gs_record(load_g_ema(data, source))
