@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from stylegan2 import ada_snapshot, pickles
-from stylegan2.errors import ModelError, ModelStructureError, UnsafeModelError
+from stylegan2.errors import ModelError, UnsafeModelError
 from stylegan2.layout import describe
 from stylegan2.sampling import to_uint8, truncate
 from tests.conftest import FIXTURES, STYLEGAN_FIXTURES
@@ -26,7 +26,7 @@ def _generator(engine, name):
     return spec, backend(engine).Generator(spec)
 
 
-@pytest.mark.parametrize("name", ["ada-tiny-native", "ada-from-tf"])
+@pytest.mark.parametrize("name", ["ada-tiny-native", "ada-tiny-fp16", "ada-from-tf"])
 def test_snapshot_renders_adas_outputs(engine, name):
     ref = np.load(str(ADA / (name + ".outputs.npz")), allow_pickle=False)
     spec, generator = _generator(engine, name)
@@ -39,12 +39,6 @@ def test_snapshot_renders_adas_outputs(engine, name):
     assert np.abs(generator.synthesize(ref["ws"]) - ref["images_ws"]).max() <= IMAGE_TOL
     probe = generator.synthesize(ref["ws_clamp_probe"])
     assert np.abs(probe - ref["images_ws_clamp_probe"]).max() <= PROBE_TOL
-
-
-def test_active_conv_clamp_is_refused_with_its_setting():
-    """The fp16 snapshot clamps at 256 (ada's probe shows it matters); our engines do not clamp yet."""
-    with pytest.raises(ModelStructureError, match="conv_clamp=256"):
-        describe(pickles.load_generator(ADA / "ada-tiny-fp16.pkl"))
 
 
 def test_converted_snapshot_renders_its_tf_twins_pixels(engine):
