@@ -38,12 +38,13 @@ DEFAULTS: Dict[str, Any] = {
     "truncation_psi": 0.5,
     "truncation_cutoff": None,
     "dlatent_broadcast": None,
+    "conv_clamp": None,  # StyleGAN2-ADA: activations clamped to ±conv_clamp (None: never)
 }
 # Keys that only steer training or TF graph building and do not change inference maths.
 IGNORED_KWARGS = frozenset(
     {"truncation_psi_val", "truncation_cutoff_val", "dlatent_avg_beta", "style_mixing_prob", "fused_modconv",
      "randomize_noise", "dtype", "is_template_graph", "structure", "mapping_func", "synthesis_func",
-     "use_noise", "num_fp16_res", "conv_clamp", "resolution_h", "resolution_w"}
+     "use_noise", "num_fp16_res", "resolution_h", "resolution_w"}
 )
 REQUIRED_VALUES = {
     "label_size": 0,
@@ -53,7 +54,6 @@ REQUIRED_VALUES = {
     "resample_kernel": [1, 3, 3, 1],
     "use_noise": True,
     "num_fp16_res": 0,
-    "conv_clamp": None,
 }
 
 
@@ -93,6 +93,7 @@ class GeneratorSpec:
     mapping_vars: "OrderedDict[str, np.ndarray]"
     synthesis_vars: "OrderedDict[str, np.ndarray]"
     dlatent_avg: np.ndarray
+    conv_clamp: Optional[float] = None  # ADA: conv outputs (after the √2 gain) and ToRGB outputs within ±this
 
     @property
     def noise_names(self) -> List[str]:
@@ -224,4 +225,5 @@ def describe(gs: NetworkRecord) -> GeneratorSpec:
         mapping_vars=checked_variables(mapping, expected_mapping_shapes(kw)),
         synthesis_vars=checked_variables(synthesis, expected_synthesis_shapes(layers, int(kw["dlatent_size"]))),
         dlatent_avg=gs_vars["dlatent_avg"],
+        conv_clamp=None if kw["conv_clamp"] is None else float(kw["conv_clamp"]),
     )

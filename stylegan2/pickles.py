@@ -278,7 +278,13 @@ def load(path: Union[str, Path]) -> Loaded:
 
 
 def load_generator(path: Union[str, Path]) -> NetworkRecord:
-    """The ``Gs`` network of a ``(G, D, Gs)`` file (spec §1.1: only Gs is used for inference)."""
+    """The ``Gs`` network of a ``(G, D, Gs)`` file (spec §1.1: only Gs is used for inference), or the
+    ``G_ema`` of a StyleGAN2-ADA snapshot as the same record (recognised by content)."""
+    from . import ada_snapshot  # builds on this module
+
+    path = Path(path)
+    if path.is_file() and ada_snapshot.is_ada_snapshot(path.read_bytes()[:ada_snapshot.HEAD_BYTES]):
+        return ada_snapshot.load_generator_bytes(path.read_bytes(), str(path))
     loaded = load(path)
     if not isinstance(loaded, tuple) or len(loaded) != 3:
         raise ModelFileError("%s is not a (G, D, Gs) generator pickle" % path)

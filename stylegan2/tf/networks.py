@@ -94,6 +94,8 @@ def synthesis_graph(
             s = ops.styles(ws[:, layer.w_index], lw.style_weight, lw.style_bias)
             if layer.kind == "rgb":
                 y = ops.to_rgb(x, s * gain, lw.weight, lw.bias)
+                if spec.conv_clamp is not None:
+                    y = tf.clip_by_value(y, -spec.conv_clamp, spec.conv_clamp)
                 img = y if img is None else ops.upsample_skip(img) + y
             else:
                 y = ops.modulated_conv(x, s * gain, lw.weight, layer.kind == "up")
@@ -101,6 +103,8 @@ def synthesis_graph(
                     y = ops.demodulate_add_noise(y, s, lw.demod, noise[layer.noise_index] * lw.noise_strength)
                 with tf.name_scope(REGION_BIAS_ACT):
                     x = ops.bias_lrelu(y, lw.bias)
+                    if spec.conv_clamp is not None:  # x lacks the gain √2 that ADA clamps after
+                        x = tf.clip_by_value(x, -spec.conv_clamp / LRELU_GAIN, spec.conv_clamp / LRELU_GAIN)
                 gain = LRELU_GAIN
     return tf.transpose(img, [0, 3, 1, 2])
 

@@ -69,6 +69,8 @@ def synthesis_graph(
             s = ops.styles(ws[:, layer.w_index], lw.style_weight, lw.style_bias)
             if layer.kind == "rgb":
                 y = ops.to_rgb(x, s * gain, lw.weight, lw.bias)
+                if spec.conv_clamp is not None:
+                    y = y.clamp(-spec.conv_clamp, spec.conv_clamp)
                 img = y if img is None else ops.upsample_skip(img, firs[spec.num_channels]) + y
             else:
                 up_fir = firs[layer.out_channels] if layer.kind == "up" else None
@@ -77,6 +79,8 @@ def synthesis_graph(
                     y = ops.demodulate_add_noise(y, s, lw.demod, noise[layer.noise_index] * lw.noise_strength)
                 with record_function(REGION_BIAS_ACT):
                     x = ops.bias_lrelu_(y, lw.bias)
+                    if spec.conv_clamp is not None:  # x lacks the gain √2 that ADA clamps after
+                        x = x.clamp_(-spec.conv_clamp / LRELU_GAIN, spec.conv_clamp / LRELU_GAIN)
                 gain = LRELU_GAIN
     return img.contiguous()
 
