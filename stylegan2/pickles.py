@@ -12,7 +12,7 @@ import pickletools
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Tuple, Union
+from typing import Any, Dict, Iterator, Tuple, Union
 
 import numpy as np
 
@@ -153,13 +153,28 @@ CONTAINER_BYTES = {"EMPTY_SET": 232, "FROZENSET": 232, "EMPTY_DICT": 80, "DICT":
 MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 
 
+# What pickletools says when the opcodes run past the end of the data: the file was cut short.
+_RAN_OUT = ("remain", "exhausted", "not enough data", "no newline found")
+
+
+def _opcodes(data: bytes) -> Iterator[Tuple[Any, Any]]:
+    """(opcode, argument) pairs; EOFError when the data ends mid-pickle, as the unpickler itself would say."""
+    try:
+        for opcode, arg, _ in pickletools.genops(data):
+            yield opcode, arg
+    except ValueError as exc:
+        if any(words in str(exc) for words in _RAN_OUT):
+            raise EOFError(str(exc)) from None
+        raise
+
+
 def _scan_opcodes(data: bytes, budget: _Budget) -> None:
     """Walk the opcodes before anything is built: what they would allocate is charged to the load's budget,
     and a memo index past the entries made so far is refused (the unpickler grows its memo table to the
     index: a 21-byte pickle that stores at index 2^25 asks for half a gigabyte). Writers number memo entries
     0, 1, 2, …"""
     entries = 0
-    for opcode, arg, _ in pickletools.genops(data):
+    for opcode, arg in _opcodes(data):
         if opcode.name in MEMO_PUTS:
             if int(arg) > entries:
                 raise ModelFileError("%s stores at memo index %s after %d entries; it is malformed or a resource "

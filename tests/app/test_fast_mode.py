@@ -201,6 +201,6 @@ def test_cli_method_fast_writes_the_students_toon(fast_server, engine, tmp_path)
         align_face(photo, face.landmarks, 64, 4 * 64).image[None])
     assert np.array_equal(toon, expected[0])
     assert Image.open(str(tmp_path / "astronaut" / "paste.png")).size == (512, 512)
-    missing = run_cli(["app", "toonify", str(PHOTOS / "astronaut.png"), "--out", str(tmp_path), "--method", "fast",
-                       "--engine", engine, "--models", str(tmp_path)])
+    missing = run_cli(["app", "toonify", str(PHOTOS / "astronaut.png"), "--out", str(tmp_path / "again"),
+                       "--method", "fast", "--engine", engine, "--models", str(tmp_path)])
     assert missing.returncode == 2 and "no student model" in missing.stderr
