@@ -1,6 +1,6 @@
 """The API people integrate with (#17), over real uvicorn with tiny models: every face answered, render
 options honoured on cache hits, unknown fields refused, the OpenAPI contract, signed webhooks with back-off,
-resumable SSE, idempotent creates, per-key job lists, and the Python client."""
+resumable SSE, idempotent creates and per-key job lists (the Python client: test_client.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -19,7 +19,6 @@ from PIL import Image
 
 from app.api.eta import StepClock
 from app.api.webhooks import WebhookRefused, check_url
-from app.client import Client, InvalidOption, NoFace
 from app.jobs.job import Job
 from tests.app.server import Server, wait_for
 from tests.conftest import PHOTOS
@@ -318,22 +317,6 @@ def test_job_list_is_per_key_newest_first_and_paginated(alice, bob):
 def test_without_api_keys_no_job_list_is_given_out(server_without_keys):
     response = server_without_keys.get("/jobs")  # job ids are the keys to results
     assert response.status_code == 404 and "TOONIFY_API_KEYS" in response.json()["message"]
-
-
-def test_python_client(server):
-    with Client(server.url, api_key=ALICE) as client:
-        png = client.toonify(PHOTOS / "astronaut.png", steps=3, seed=81)
-        assert _rgb(png).shape == (64, 64, 3)
-        job = client.submit(PHOTOS / "obama.jpg", steps=12, seed=82)
-        states = list(client.progress(job["id"]))
-        assert states[-1]["status"] == "succeeded" and states[-1]["step"] == 12
-        assert _rgb(client.result(job["id"], kind="toon", strength=0.3)).shape == (64, 64, 3)
-        assert job["id"] in [listed["id"] for listed in client.jobs()]
-        with pytest.raises(NoFace):
-            client.toonify(PHOTOS / "chelsea.png")
-        with pytest.raises(InvalidOption) as refused:
-            client.toonify(PHOTOS / "astronaut.png", stenght=0.5)
-        assert refused.value.status == 422 and "stenght" in refused.value.message
 
 
 def _job(step: int, updated_at: float, total: int = 100) -> Job:

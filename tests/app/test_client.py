@@ -1,0 +1,135 @@
+"""The client as its users get it (#27): `pip install ./clients/python` into a fresh venv gives the `toonify`
+command, which writes the result from a real server (tiny models, a real socket) and fails with the server's
+message, not a traceback; the library's methods against the same server; the progress display."""
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+from toonify_client import Client, InvalidOption, NoFace, NotSupported
+from toonify_client.bar import ProgressDisplay
+
+from tests.app.client_venv import client_venv, run, site_packages
+from tests.app.server import Server, free_port
+from tests.conftest import PHOTOS
+
+KEY = "client-key-123"
+
+
+def _rgb(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def server(engine, tiny_models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("client")
+    srv = Server(engine, tiny_models, root / "data", root / "cache", api_keys=KEY).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def venv_bin(tmp_path_factory) -> Path:
+    return client_venv(tmp_path_factory.mktemp("client-venv"))
+
+
+@pytest.fixture()
+def toonify(venv_bin, server, tmp_path) -> Callable:
+    """Run the installed command in ``tmp_path``, against the server unless told ``--server``."""
+    def command(*args: str, key: str = KEY, url: str = server.url):
+        return run([str(venv_bin / "toonify"), "--server", url] + list(args), {"TOONIFY_API_KEY": key}, tmp_path)
+    return command
+
+
+def test_the_installed_package_needs_only_httpx(venv_bin):
+    metadata = next(site_packages(venv_bin.parent).glob("toonify_client-*.dist-info")) / "METADATA"
+    requires = [line.split(":", 1)[1].strip() for line in metadata.read_text().splitlines()
+                if line.startswith("Requires-Dist:")]
+    assert [re.match(r"[A-Za-z0-9_.-]+", spec).group(0) for spec in requires] == ["httpx"]
+    assert (venv_bin / "toonify").exists()
+
+
+def test_command_writes_the_toon(toonify, tmp_path):
+    done = toonify(str(PHOTOS / "astronaut.png"), "-o", "toon.png", "--steps", "3", "--strength", "0.5")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "toon.png"
+    image = Image.open(str(tmp_path / "toon.png"))
+    assert image.format == "PNG" and image.size == (64, 64)
+    assert "\r" not in done.stderr and done.stderr.splitlines()[-1] == "succeeded"  # plain lines off a terminal
+    again = toonify(str(PHOTOS / "astronaut.png"), "-o", "toon.png", "--steps", "3")
+    assert again.returncode == 1 and "already there" in again.stderr
+
+
+def test_command_all_faces(toonify, tmp_path):
+    toons = toonify(str(PHOTOS / "two-faces.jpg"), "--all-faces", "-o", "faces.png", "--steps", "2")
+    assert toons.returncode == 0, toons.stderr
+    assert toons.stdout.split() == ["faces-00.png", "faces-01.png"]
+    assert all(Image.open(str(tmp_path / name)).size == (64, 64) for name in toons.stdout.split())
+    pasted = toonify(str(PHOTOS / "two-faces.jpg"), "--all-faces", "--output", "paste", "--format", "jpeg",
+                     "--steps", "2")
+    assert pasted.returncode == 0, pasted.stderr
+    photo = Image.open(str(PHOTOS / "two-faces.jpg"))
+    result = Image.open(str(tmp_path / "two-faces-paste.jpg"))
+    assert result.format == "JPEG" and result.size == photo.size
+
+
+def test_command_fails_with_the_servers_message(toonify):
+    no_face = toonify(str(PHOTOS / "chelsea.png"), "--steps", "2")
+    assert no_face.returncode == 1 and "Traceback" not in no_face.stderr
+    assert no_face.stderr.startswith("toonify: error: ") and "(422 no_face)" in no_face.stderr
+    wrong_key = toonify(str(PHOTOS / "astronaut.png"), key="not-a-key")
+    assert wrong_key.returncode == 1 and "(401 " in wrong_key.stderr and "Traceback" not in wrong_key.stderr
+    style = toonify(str(PHOTOS / "astronaut.png"), "--style", "no-such-style", "--steps", "2")
+    assert style.returncode == 1 and "style" in style.stderr and "Traceback" not in style.stderr
+    nobody = toonify(str(PHOTOS / "astronaut.png"), url="http://127.0.0.1:%d" % free_port())
+    assert nobody.returncode == 1 and "no answer from" in nobody.stderr and "Traceback" not in nobody.stderr
+    url = toonify("--url", "http://127.0.0.1:9/photo.jpg")
+    assert url.returncode == 1 and "URL" in url.stderr and "Traceback" not in url.stderr
+
+
+def test_library(server):
+    photo = PHOTOS / "astronaut.png"
+    with Client(server.url, api_key=KEY) as client:
+        by_path = client.toonify(photo, steps=3, seed=81)
+        with open(str(photo), "rb") as opened:
+            by_file = client.toonify(opened, steps=3, seed=81)
+        assert _rgb(by_path).shape == (64, 64, 3)
+        assert client.toonify(photo.read_bytes(), steps=3, seed=81) == by_file == by_path  # the same job's result
+        faces = client.faces(PHOTOS / "two-faces.jpg")
+        assert [face["index"] for face in faces["faces"]] == [0, 1] and faces["width"] > 0
+
+        job = client.submit(PHOTOS / "obama.jpg", steps=12, seed=82)
+        states = list(client.progress(job["id"]))
+        assert states[-1]["status"] == "succeeded" and states[-1]["step"] == 12
+        assert client.wait(job["id"])["status"] == "succeeded"
+        rendered = _rgb(client.render(job["id"], strength=0.3))
+        assert np.array_equal(rendered, _rgb(client.result(job["id"], kind="toon", strength=0.3)))
+        assert not np.array_equal(rendered, _rgb(client.render(job["id"], strength=1.0)))
+        assert job["id"] in [listed["id"] for listed in client.jobs()]
+        last = list(client.events(job["id"]))[-1]["id"]
+        assert list(client.events(job["id"], last_event_id=last)) == []  # resumed after the end: nothing new
+
+        with pytest.raises(NoFace) as no_face:
+            client.toonify(PHOTOS / "chelsea.png")
+        assert no_face.value.status == 422 and no_face.value.code == "no_face" and no_face.value.message
+        with pytest.raises(InvalidOption) as refused:
+            client.toonify(photo, stenght=0.5)
+        assert refused.value.status == 422 and "stenght" in refused.value.message
+        with pytest.raises(NotSupported):  # this server has no image_url field: the client does not send it
+            client.toonify(url="http://127.0.0.1:9/photo.jpg")
+
+
+def test_progress_display_redraws_one_line_on_a_terminal():
+    out = io.StringIO()
+    display = ProgressDisplay(out, tty=True)
+    for step in (1, 2):
+        display.update({"status": "running", "stage": "projecting", "step": step, "total": 4, "eta_s": 3.0})
+    display.update({"status": "succeeded", "stage": "done", "step": 4, "total": 4})
+    display.close()
+    assert out.getvalue().count("\n") == 1 and out.getvalue().count("\r") == 3
+    assert "[############------------]  50% projecting 2/4, ETA 3 s" in out.getvalue()
