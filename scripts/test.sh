@@ -23,7 +23,7 @@ if grep -rnE "\.\./shared|parent / .shared.|[\"']shared[\"']" tests --include='*
 fi
 
 echo "== ruff"
-.venv/torch/bin/ruff check app stylegan2 tests bench
+.venv/torch/bin/ruff check app stylegan2 tests bench clients
 
 export TF_CPP_MIN_LOG_LEVEL=2 PYTHONDONTWRITEBYTECODE=1
 status=0

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import re
+import signal
+import subprocess
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -14,8 +17,8 @@ from PIL import Image
 from toonify_client import Client, InvalidOption, NoFace, NotSupported
 from toonify_client.bar import ProgressDisplay
 
-from tests.app.client_venv import client_venv, run, site_packages
-from tests.app.server import Server, free_port
+from tests.app.client_venv import clean_env, client_venv, run, site_packages
+from tests.app.server import Server, end_process, free_port, wait_for
 from tests.conftest import PHOTOS
 
 KEY = "client-key-123"
@@ -51,7 +54,8 @@ def test_the_installed_package_needs_only_httpx(venv_bin):
     requires = [line.split(":", 1)[1].strip() for line in metadata.read_text().splitlines()
                 if line.startswith("Requires-Dist:")]
     assert [re.match(r"[A-Za-z0-9_.-]+", spec).group(0) for spec in requires] == ["httpx"]
-    assert (venv_bin / "toonify").exists()
+    module = run([str(venv_bin / "python"), "-m", "toonify_client", "--help"], {}, venv_bin)
+    assert module.returncode == 0 and "--all-faces" in module.stdout
 
 
 def test_command_writes_the_toon(toonify, tmp_path):
@@ -63,6 +67,8 @@ def test_command_writes_the_toon(toonify, tmp_path):
     assert "\r" not in done.stderr and done.stderr.splitlines()[-1] == "succeeded"  # plain lines off a terminal
     again = toonify(str(PHOTOS / "astronaut.png"), "-o", "toon.png", "--steps", "3")
     assert again.returncode == 1 and "already there" in again.stderr
+    replaced = toonify(str(PHOTOS / "astronaut.png"), "-o", "toon.png", "--steps", "3", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
 
 
 def test_command_all_faces(toonify, tmp_path):
@@ -76,6 +82,34 @@ def test_command_all_faces(toonify, tmp_path):
     photo = Image.open(str(PHOTOS / "two-faces.jpg"))
     result = Image.open(str(tmp_path / "two-faces-paste.jpg"))
     assert result.format == "JPEG" and result.size == photo.size
+    second = toonify(str(PHOTOS / "two-faces.jpg"), "--face", "1", "--steps", "2")
+    assert second.returncode == 0 and second.stdout.split() == ["two-faces-toon.png"], second.stderr
+
+
+def test_command_ctrl_c_cancels_the_job(venv_bin, server, tmp_path):
+    command = subprocess.Popen([str(venv_bin / "toonify"), "--server", server.url, str(PHOTOS / "obama.jpg"),
+                                "--steps", "2000"], env=clean_env({"TOONIFY_API_KEY": KEY}), cwd=str(tmp_path),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with server.client(headers={"Authorization": "Bearer " + KEY}) as http:
+            job = wait_for_job(http, lambda job: job["options"].get("steps") == 2000 and job["step"] > 0)
+            command.send_signal(signal.SIGINT)
+            _, stderr = command.communicate(timeout=120)
+            assert command.returncode == 130 and "cancelled" in stderr and "Traceback" not in stderr
+            assert wait_for(http, job["id"])["status"] == "cancelled"
+    finally:
+        end_process(command, graceful=False)
+
+
+def wait_for_job(http, found: Callable, timeout_s: float = 120) -> dict:
+    """The newest job ``found`` accepts, once it exists (the command made it)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for job in http.get("/jobs").json()["jobs"]:
+            if found(job):
+                return job
+        time.sleep(0.1)
+    raise AssertionError("no such job within %ss" % timeout_s)
 
 
 def test_command_fails_with_the_servers_message(toonify):
