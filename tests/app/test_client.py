@@ -29,9 +29,14 @@ def _rgb(data: bytes) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def server(engine, tiny_models, tmp_path_factory):
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("wstats-cache")
+
+
+@pytest.fixture(scope="module")
+def server(engine, tiny_models, tmp_path_factory, cache_dir):
     root = tmp_path_factory.mktemp("client")
-    srv = Server(engine, tiny_models, root / "data", root / "cache", api_keys=KEY).start()
+    srv = Server(engine, tiny_models, root / "data", cache_dir, api_keys=KEY).start()
     yield srv
     srv.stop()
 
@@ -156,6 +161,25 @@ def test_library(server):
         assert refused.value.status == 422 and "stenght" in refused.value.message
         with pytest.raises(NotSupported):  # this server has no image_url field: the client does not send it
             client.toonify(url="http://127.0.0.1:9/photo.jpg")
+
+
+def test_progress_resumes_across_a_server_restart(engine, tiny_models, tmp_path, cache_dir):
+    server = Server(engine, tiny_models, tmp_path / "data", cache_dir).start()
+    try:
+        with Client(server.url) as client:
+            job = client.submit(PHOTOS / "obama.jpg", steps=2000)
+            states = []
+            for state in client.progress(job["id"]):
+                states.append(state)
+                if state["attempts"] == 1 and state["step"] > 0 and server.process.poll() is None:
+                    server.kill()  # the stream drops mid-job; the restarted server runs the job again
+                    server.spawn()
+                elif state["attempts"] == 2 and state["status"] == "running":
+                    client.cancel(job["id"])
+        assert states[-1]["status"] == "cancelled" and states[-1]["attempts"] == 2
+        assert any(state["attempts"] == 1 and state["step"] > 0 for state in states)
+    finally:
+        server.stop()
 
 
 def test_progress_display_redraws_one_line_on_a_terminal():

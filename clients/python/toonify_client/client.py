@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, Iterator, Optional
 
 import httpx
 
-from .errors import NotFinished, NotFound, NotSupported, ServerError, job_error, raise_for_error
+from .errors import NotFinished, NotFound, NotSupported, ServerError, Unavailable, job_error, raise_for_error
 from .openapi import URL_FIELD, form_fields
 from .photos import Photo, read_photo
 from .sse import parse_sse
@@ -20,6 +20,15 @@ Job = Dict[str, Any]
 def _fields(options: Dict[str, Any]) -> Dict[str, str]:
     """Form or query fields: ``None`` means "the server's default" and is left out."""
     return {name: str(value) for name, value in options.items() if value is not None}
+
+
+def _state(job_id: str, event: Dict[str, str]) -> Optional[Job]:
+    """The job's state an event carries; ``None`` for kinds this client does not interpret (previews …)."""
+    if event.get("event") == "gone":
+        raise NotFound(404, "not_found", "job %s is gone (deleted or expired)" % job_id)
+    if event.get("event", "job") != "job":
+        return None
+    return json.loads(event["data"])
 
 
 class Client:
@@ -111,25 +120,29 @@ class Client:
                 return
             yield from parse_sse(response.iter_lines())
 
-    def progress(self, job_id: str, reconnects: int = 5) -> Iterator[Job]:
-        """The job's states until it ends; a dropped or closed stream is resumed with Last-Event-ID."""
+    def progress(self, job_id: str, patience_s: float = 300) -> Iterator[Job]:
+        """The job's states until it ends. A dropped or closed stream (a network blip, a server restart) is
+        resumed with Last-Event-ID, backing off up to 5 s, until the server has been unreachable ``patience_s``."""
         last_id: Optional[str] = None
-        for attempt in range(reconnects + 1):
+        down_since: Optional[float] = None
+        pause = 0.5
+        while True:
             try:
                 for event in self.events(job_id, last_id):
-                    last_id = event.get("id", last_id)
-                    if event.get("event") == "gone":
-                        raise NotFound(404, "not_found", "job %s is gone (deleted or expired)" % job_id)
-                    if event.get("event", "job") != "job":
-                        continue
-                    state = json.loads(event["data"])
-                    yield state
-                    if state["status"] in TERMINAL:
-                        return
-            except httpx.TransportError:
+                    last_id, down_since, pause = event.get("id", last_id), None, 0.5
+                    state = _state(job_id, event)
+                    if state is not None:
+                        yield state
+                        if state["status"] in TERMINAL:
+                            return
+            except (httpx.TransportError, Unavailable):
                 pass  # resumed below, after the last event seen
-            time.sleep(min(2 ** attempt, 10) / 2)
-        raise ServerError(0, "stream_lost", "the event stream of job %s kept dropping" % job_id)
+            down_since = time.monotonic() if down_since is None else down_since
+            if time.monotonic() - down_since > patience_s:
+                raise ServerError(0, "stream_lost", "the event stream of job %s has been gone for %d s"
+                                  % (job_id, patience_s))
+            time.sleep(pause)
+            pause = min(2 * pause, 5.0)
 
     def wait(self, job_id: str, on_state: Optional[Callable[[Job], None]] = None) -> Job:
         """The finished job (each state passed to ``on_state`` on the way); raises the job's error when it
