@@ -14,7 +14,8 @@ from typing import Callable
 import numpy as np
 import pytest
 from PIL import Image
-from toonify_client import Client, InvalidOption, NoFace, NotSupported
+from toonify_client import Client, InvalidOption, NoFace, NotFinished, NotFound, NotSupported
+from toonify_client import toonify as toonify_once
 from toonify_client.bar import ProgressDisplay
 
 from tests.app.client_venv import clean_env, client_venv, run, site_packages
@@ -139,6 +140,7 @@ def test_library(server):
             by_file = client.toonify(opened, steps=3, seed=81)
         assert _rgb(by_path).shape == (64, 64, 3)
         assert client.toonify(photo.read_bytes(), steps=3, seed=81) == by_file == by_path  # the same job's result
+        assert toonify_once(photo, server.url, api_key=KEY, steps=3, seed=81) == by_path
         faces = client.faces(PHOTOS / "two-faces.jpg")
         assert [face["index"] for face in faces["faces"]] == [0, 1] and faces["width"] > 0
 
@@ -159,6 +161,8 @@ def test_library(server):
         with pytest.raises(InvalidOption) as refused:
             client.toonify(photo, stenght=0.5)
         assert refused.value.status == 422 and "stenght" in refused.value.message
+        with pytest.raises(NotFound):  # an error answer on the event stream is typed too
+            list(client.progress("no-such-job"))
         with pytest.raises(NotSupported):  # this server has no image_url field: the client does not send it
             client.toonify(url="http://127.0.0.1:9/photo.jpg")
 
@@ -176,6 +180,8 @@ def test_progress_resumes_across_a_server_restart(engine, tiny_models, tmp_path,
                     server.spawn()
                 elif state["attempts"] == 2 and state["status"] == "running":
                     client.cancel(job["id"])
+            with pytest.raises(NotFinished):
+                client.wait(job["id"])
         assert states[-1]["status"] == "cancelled" and states[-1]["attempts"] == 2
         assert any(state["attempts"] == 1 and state["step"] > 0 for state in states)
     finally:
