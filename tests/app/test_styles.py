@@ -5,9 +5,7 @@ at setup with its message; an unknown style a 422 naming the known ones."""
 from __future__ import annotations
 
 import io
-import json
 import re
-import shutil
 import zipfile
 
 import httpx
@@ -15,44 +13,28 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylegan2 import pickles
-from stylegan2.model_files import FFHQ_FILE, PERCEPTUAL_FILE, STYLES_FOLDER, TOON_FILE
-from stylegan2.tiny import random_generator
 from tests.app.server import Server, wait_for
-from tests.conftest import FIXTURES, PHOTOS, STYLEGAN_FIXTURES
-
-STYLES = ["cartoon", "ada", "blended", "plain"]
-
-
-def styled_models(root, perceptual_from):
-    """The tiny FFHQ fixture and its toon, the perceptual net of make-tiny, and a styles folder."""
-    models = root / "models"
-    styles = models / STYLES_FOLDER
-    styles.mkdir(parents=True)
-    shutil.copy(str(STYLEGAN_FIXTURES / "tiny-ffhq.pkl"), str(models / FFHQ_FILE))
-    shutil.copy(str(STYLEGAN_FIXTURES / "tiny-toon.pkl"), str(models / TOON_FILE))
-    shutil.copy(str(perceptual_from / PERCEPTUAL_FILE), str(models / PERCEPTUAL_FILE))
-    shutil.copy(str(STYLEGAN_FIXTURES / "tiny-other.pkl"), str(styles / "plain.pkl"))
-    shutil.copy(str(STYLEGAN_FIXTURES / "tiny-other.pkl"), str(styles / "blended.pkl"))
-    (styles / "blended.json").write_text(json.dumps({"display_name": "Blended at load", "licence": "CC0-1.0",
-                                                     "blend_resolution": 16, "default_strength": 0.8}))
-    shutil.copy(str(FIXTURES / "stylegan2-ada" / "ada-from-tf.pkl"), str(styles / "ada.pkl"))
-    pickles.save(random_generator(5, {"resolution": 32, "fmap_base": 1024, "fmap_max": 64}), styles / "small.pkl")
-    return models
+from tests.app.styled_models import STYLES, styled_models
+from tests.conftest import PHOTOS, run_cli
 
 
 @pytest.fixture(scope="module")
 def server(engine, tiny_models, tmp_path_factory):
+    """The service over a models folder with styles."""
     root = tmp_path_factory.mktemp("styles-service")
-    srv = Server(engine, styled_models(root, tiny_models), root / "data", root / "cache").start()
-    yield srv
-    srv.stop()
+    started = Server(engine, styled_models(root, tiny_models), root / "data", root / "cache").start()
+    try:
+        yield started
+    finally:
+        started.stop()
 
 
-@pytest.fixture()
-def client(server):
-    with server.client() as c:
-        yield c
+@pytest.fixture(scope="module")
+def client(server, request):
+    """One client for the module's tests."""
+    opened = server.client()
+    request.addfinalizer(opened.close)
+    return opened
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +143,22 @@ def test_an_unknown_style_is_a_422_naming_the_known_ones(client, job, style):
 def test_style_all_refuses_outputs_that_do_not_depend_on_the_style(client, job):
     response = client.get("/jobs/%s/result" % job["id"], params={"style": "all", "kind": "aligned"})
     assert response.status_code == 422 and "style=all" in response.json()["message"]
+
+
+def test_cli_renders_saved_latents_in_a_style_or_all_of_them(server, tmp_path):
+    """``python -m app render LATENTS --style NAME|all``: one image per style, named by the no-overwrite rules."""
+    models = ["--models", server.env["TOONIFY_MODELS_DIR"], "--engine", server.env["TOONIFY_ENGINE"]]
+    latents = tmp_path / "face0-latents.npy"
+    np.save(str(latents), np.random.RandomState(0).randn(10, 512).astype(np.float32) * 0.5)
+    out = tmp_path / "out"
+    unknown = run_cli(["app", "render", str(latents), "--style", "nope", "--out", str(out)] + models)
+    assert unknown.returncode == 2 and "cartoon, ada, blended, plain, small (and 'all')" in unknown.stderr
+    every = run_cli(["app", "render", str(latents), "--style", "all", "--out", str(out)] + models)
+    assert every.returncode == 0, every.stderr
+    assert "style small refused: the style does not share" in every.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["face0-ada-strength1.00.png", "face0-blended-strength0.80.png",
+                                                     "face0-plain-strength1.00.png", "face0-strength1.00.png"]
+    again = run_cli(["app", "render", str(latents), "--style", "plain", "--out", str(out)] + models)
+    assert again.returncode != 0 and "face0-plain-strength1.00.png" in again.stderr
+    refused = run_cli(["app", "render", str(latents), "--style", "small", "--out", str(out)] + models)
+    assert refused.returncode == 1 and "refused" in refused.stderr
