@@ -256,8 +256,9 @@ class Toonify:
             return self.models.synthesize(np.asarray(latents, np.float32), strength, style)
 
     def render(self, projection: Projection, options: RenderOptions, progress: Progress = SILENT) -> Rendering:
-        """The toons at ``options.strength``, the reconstructions, and the photo with the toons pasted back.
-        (``output`` and ``format`` choose among and encode these images; app.api.rendering, app.cli.)"""
+        """The toons in ``options.style`` (the default one for 'all': a job stores one set of images) at
+        ``options.strength``, the reconstructions, and the photo with the toons pasted back. (``output`` and
+        ``format`` choose among and encode these images; app.api.rendering, app.cli.)"""
         stages = _Stages(progress)
         stages.start("synthesizing", "synthesize")
         toons = list(self.synthesize(projection.latents, options.strength, stored_style(options.model_dump())))
