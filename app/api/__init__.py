@@ -106,7 +106,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                 await run_in_threadpool(auth.load)
         app.state.watcher = JobWatcher(
             lambda ids: job_views(svc.store, ids, lambda job, url: auth.sign(job_owner(job), job.id, url),
-                                  svc.style_catalog().names),
+                                  lambda: svc.style_catalog().names),
             settings.max_streams)
         app.state.watcher.start()
         svc.start()

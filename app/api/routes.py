@@ -80,7 +80,7 @@ def _job_or_404(request: Request, job_id: str) -> Job:
 def _view(request: Request, job: Job) -> Dict:
     svc = service(request)
     return job_view(job, svc.store, lambda url: auth(request).sign(job_owner(job), job.id, url),
-                    svc.style_catalog().names)
+                    lambda: svc.style_catalog().names)
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)

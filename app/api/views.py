@@ -24,8 +24,11 @@ def job_owner(job: Job) -> str:
     return job.cache_key.split(";", 1)[0]
 
 
+StyleNames = Optional[Callable[[], Sequence[str]]]  # asked only for a succeeded job (redis: a call to Redis)
+
+
 def job_views(store: JobStore, job_ids: List[str], sign: Callable[[Job, str], str],
-              styles: Sequence[str] = ()) -> Dict[str, Dict[str, Any]]:
+              styles: StyleNames = None) -> Dict[str, Dict[str, Any]]:
     """The views of the jobs that exist (one blocking call for the event-stream poller)."""
     jobs = [store.get(job_id) for job_id in job_ids]
     return {job.id: job_view(job, store, lambda url, job=job: sign(job, url), styles)
@@ -52,9 +55,9 @@ def as_requested(view: Dict[str, Any], render: Optional[RenderOptions]) -> Dict[
 
 
 def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = None,
-             styles: Sequence[str] = ()) -> Dict[str, Any]:
+             styles: StyleNames = None) -> Dict[str, Any]:
     """``sign`` turns a link into a short-lived signed one (API keys on), for the page's EventSource and <img>.
-    ``styles``: the server's; a succeeded job lists them (any of them renders from its latents)."""
+    ``styles``: the server's style names; a succeeded job lists them (any of them renders from its latents)."""
     base = "/jobs/%s" % job.id
     view: Dict[str, Any] = {
         "id": job.id,
@@ -84,8 +87,8 @@ def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = N
         ]
         view["links"]["paste"] = base + "/result?kind=paste"
         view["links"]["render"] = base + "/render?strength=0.5"
-        if styles:
-            view["styles"] = list(styles)
+        if styles is not None:
+            view["styles"] = list(styles())
     if sign is not None:
         links = view["links"]
         for name in ("events", "paste"):
