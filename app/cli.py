@@ -18,8 +18,9 @@ from PIL import Image
 
 from stylegan2.cli import StepProgress, command_parser, silence_framework_noise
 from stylegan2.errors import ModelError
-from stylegan2.model_files import MARKER_FILE, ModelPaths
+from stylegan2.model_files import MARKER_FILE, STYLES_FOLDER, ModelPaths
 from stylegan2.projection import StepInfo
+from stylegan2.styles import ALL_STYLES, DEFAULT_STYLE, find_styles
 
 from . import distill
 from .cli_outputs import (
@@ -46,6 +47,7 @@ EXAMPLES = """examples:
   python -m app toonify photo.jpg --out results/             the largest face, TOONIFY_DEFAULT_STEPS steps
   python -m app toonify a.jpg b.png --face all --steps 200 --out results/
   python -m app render results/photo/face0-latents.npy --strength 0.6    re-render in seconds
+  python -m app render results/photo/face0-latents.npy --style all       one image per style
   python -m app paste --faces results/photo/ --results results/photo/face0-strength0.60.png --out pasted.png
   python -m app align photo.jpg --out aligned/
   python -m app serve                                         then open the URL it prints
@@ -255,22 +257,39 @@ def read_latents(path: Path) -> np.ndarray:
     return latents[None].astype(np.float32)
 
 
-def render_targets(paths: Sequence[Path], args: argparse.Namespace) -> List[Path]:
-    """Per latents file, the image to write: FACE-strengthS.png in --out or beside it; a name that two files
-    would share numbered in command-line order (FACE-strengthS-2.png, …)."""
+def style_plan(args: argparse.Namespace) -> List[Tuple[str, float]]:
+    """(style, strength) for each style --style asks for, from the styles folder's names and settings: known
+    before any model loads, so output names can be checked first. Without --strength, each style's default."""
+    sources, _refused = find_styles(Path(args.models) / STYLES_FOLDER)
+    defaults = dict([(DEFAULT_STYLE, 1.0)] + [(s.name, s.settings.default_strength) for s in sources])
+    if args.style != ALL_STYLES and args.style not in defaults:
+        raise UsageError("--style %s: %s has the styles %s (and 'all')" % (
+            args.style, Path(args.models) / STYLES_FOLDER, ", ".join(defaults)))
+    names = list(defaults) if args.style == ALL_STYLES else [args.style]
+    return [(name, defaults[name] if args.strength is None else args.strength) for name in names]
+
+
+def render_targets(paths: Sequence[Path], args: argparse.Namespace, plan: Sequence[Tuple[str, float]]
+                   ) -> List[List[Path]]:
+    """Per latents file, per planned style, the image to write: FACE-strengthS.png for the default style and
+    FACE-STYLE-strengthS.png for the others, in --out or beside it; a name that two files would share numbered
+    in command-line order (FACE-strengthS-2.png, …)."""
     stems = [path.stem[: -len("-latents")] if path.stem.endswith("-latents") else path.stem for path in paths]
-    wanted = [str((Path(args.out) if args.out else path.parent) / ("%s-strength%.2f" % (stem, args.strength)))
-              for path, stem in zip(paths, stems)]
-    return [Path(name + ".png") for name in distinct_names(wanted)]
+    wanted = [str((Path(args.out) if args.out else path.parent) / (
+        "%s%s-strength%.2f" % (stem, "" if style == DEFAULT_STYLE else "-" + style, strength)))
+        for path, stem in zip(paths, stems) for style, strength in plan]
+    names = [Path(name + ".png") for name in distinct_names(wanted)]
+    return [names[i: i + len(plan)] for i in range(0, len(names), len(plan))]
 
 
 def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
-    if not 0.0 <= args.strength <= 1.0:
+    if args.strength is not None and not 0.0 <= args.strength <= 1.0:
         raise UsageError("--strength %s: must be between 0.0 (the photo's reconstruction) and 1.0 (the full toon)"
                          % args.strength)
     if args.out:
         output_folder(args.out)
     check_models(Path(args.models))
+    plan = style_plan(args)
     batch = Batch("latents file", len(args.latents))
     loaded = []
     for path in readable_files(args.latents, batch):
@@ -278,23 +297,38 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
             loaded.append((path, read_latents(path)))
         except ValueError as exc:
             batch.fail(str(path), str(exc))
-    targets = render_targets([path for path, _ in loaded], args)
-    refuse_existing(targets, args.overwrite)
-    writable = [(path, latents, target) for (path, latents), target in zip(loaded, targets)
+    targets = render_targets([path for path, _ in loaded], args, plan)
+    refuse_existing([target for per_file in targets for target in per_file], args.overwrite)
+    writable = [(path, latents, per_file) for (path, latents), per_file in zip(loaded, targets)
                 if args.out or _writable_beside(path, batch)]
     if not writable:
         return batch.finish()
     toonify = load_toonify(args, settings)
-    for path, latents, target in writable:
+    for refusal in toonify.styles.refused:
+        print("warning: style %s refused: %s" % (refusal["name"], refusal["reason"]), file=sys.stderr)
+    for path, latents, per_file in writable:
         if latents.shape[1] != toonify.num_ws:
             batch.fail(str(path), "has %d latent rows; these models take %d" % (latents.shape[1], toonify.num_ws))
             continue
-        replaced = target.exists()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(toonify.synthesize(latents, args.strength)[0]).save(str(target))
-        batch.done += 1
-        print("%s → %s%s" % (path, target, " (replaced)" if replaced else ""))
+        rendered = [_render_style(toonify, latents, path, target, look) for target, look in zip(per_file, plan)
+                    if args.style != ALL_STYLES or look[0] in toonify.styles.names]  # all: the styles that loaded
+        if all(rendered):
+            batch.done += 1
+        else:
+            batch.fail(str(path), "not rendered in style %s: refused when the models loaded" % args.style)
     return batch.finish()
+
+
+def _render_style(toonify: Toonify, latents: np.ndarray, path: Path, target: Path, look: Tuple[str, float]) -> bool:
+    """One latents file in one style; False for a style the models refused (the warning above says why)."""
+    style, strength = look
+    if style not in toonify.styles.names:
+        return False
+    replaced = target.exists()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(toonify.synthesize(latents, strength, style)[0]).save(str(target))
+    print("%s → %s%s" % (path, target, " (replaced)" if replaced else ""))
+    return True
 
 
 def _writable_beside(path: Path, batch: Batch) -> bool:
@@ -501,13 +535,18 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     _add_model_options(toon, settings)
     toon.set_defaults(func=cmd_toonify)
 
-    render = command("render", "re-render saved latents at another toon strength (seconds, no projection)")
+    render = command("render", "re-render saved latents at another toon strength or in other styles (seconds, no "
+                               "projection)")
     render.add_argument("latents", nargs="+", metavar="LATENTS.npy", help="face latents written by toonify")
-    render.add_argument("--strength", type=float, default=1.0,
-                        help="1.0 = the original Toonify look, 0.0 = the photo's reconstruction")
+    render.add_argument("--strength", type=float, default=None,
+                        help="1.0 = the style's full look, 0.0 = the photo's reconstruction (default: the style's "
+                             "default strength, 1.0 unless its NAME.json says otherwise)")
+    render.add_argument("--style", default=DEFAULT_STYLE,
+                        help="a style of the models folder's styles/ (NAME.pkl), or 'all': one image per style")
     render.add_argument("--out", default=None,
-                        help="output folder (default: beside each latents file); FACE-strengthS.png, a name two files "
-                             "share numbered in command-line order: FACE-strengthS-2.png, …")
+                        help="output folder (default: beside each latents file); FACE-strengthS.png (other styles: "
+                             "FACE-STYLE-strengthS.png), a name two files share numbered in command-line order: "
+                             "FACE-strengthS-2.png, …")
     _add_overwrite_option(render, "replace images already there (otherwise refused before any model loads)")
     _add_model_options(render, settings)
     render.set_defaults(func=cmd_render)

@@ -53,6 +53,8 @@ class Metrics:
         self.queue_depth = Gauge("toonify_queue_depth", "Jobs queued or running", registry=self.registry)
         self.live_workers = Gauge("toonify_live_workers", "Workers that renewed their presence within its TTL",
                                   registry=self.registry)
+        self.projection_steps = Counter("toonify_projection_steps_total", "Projection steps run (a batch's step "
+                                        "counts once): re-renders and new styles add none", registry=self.registry)
         self.cache_hits = Counter("toonify_cache_hits_total", "Requests answered from an identical earlier job",
                                   registry=self.registry)
 

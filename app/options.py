@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator, Field, field_validator
 from typing_extensions import Annotated, Literal, get_args
 
 from stylegan2.projection import DEFAULT_STEPS
+from stylegan2.styles import ALL_STYLES, DEFAULT_STYLE, STYLE_NAME, STYLE_NAME_RULE
 
 OutputKind = Literal["toon", "paste", "aligned", "reconstruction"]
 OUTPUT_KINDS = get_args(OutputKind)
@@ -74,6 +75,23 @@ class RenderOptions(BaseModel):
         "toon", description="the cartoon face, the photo with the face(s) pasted back, the aligned crop, or the "
                             "FFHQ reconstruction (shows whether the projection found the face)")
     format: Literal["png", "jpeg", "webp"] = Field("png", description="image format of the result")
+    style: str = Field(DEFAULT_STYLE, description="the style to render in (GET /styles lists the server's), or "
+                                                  "'all': every style, as a ZIP",
+                       json_schema_extra={"pattern": "^[a-z0-9][a-z0-9_-]{0,39}$"})
+
+    @field_validator("style", mode="before")
+    @classmethod
+    def _style(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        value = value.strip().lower()
+        if not STYLE_NAME.fullmatch(value):
+            raise ValueError("style must be a style name (%s) or '%s'" % (STYLE_NAME_RULE, ALL_STYLES))
+        return value
+
+    @property
+    def every_style(self) -> bool:
+        return self.style == ALL_STYLES
 
     @field_validator("format", mode="before")
     @classmethod

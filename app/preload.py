@@ -259,6 +259,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="preload.sh", description=__doc__)
     parser.add_argument("--verify-only", action="store_true", help="check what is there, download nothing")
     parser.add_argument("--no-structural", action="store_true", help="skip the stylegan2 inspect check")
+    parser.add_argument("--style", nargs=3, action="append", metavar=("NAME", "URL", "SHA256"), default=[],
+                        help="also fetch a style into models/styles/NAME.pkl, kept only with this sha256 (repeatable)")
     args = parser.parse_args(argv)
     env = dict(os.environ)
     local = env.get("TOONIFY_LOCAL_MODELS")
@@ -267,6 +269,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                     int(env["TOONIFY_MIN_MODEL_BYTES"]) if env.get("TOONIFY_MIN_MODEL_BYTES") else None)
     models_dir = Path(env.get("TOONIFY_MODELS_DIR", "models"))
     problems = preload(models_dir, env, checks)
+    if args.style:
+        from .preload_styles import fetch_styles  # project code, only when styles are asked for
+
+        problems += fetch_styles(models_dir, args.style, checks)
     for problem in problems:
         print("error: %s" % problem, file=sys.stderr)
     if problems:

@@ -30,6 +30,7 @@ from .jobs.store import JobStore
 from .jobs.supervisor import WorkerSupervisor
 from .metrics import Metrics
 from .storage import StorageFull, check_free_space
+from .styles import DEFAULT_CATALOG, StyleCatalog
 from .toonify import Toonify
 
 log = logging.getLogger("toonify")
@@ -73,8 +74,13 @@ class Service:
         if self.draining.is_set():
             raise ShuttingDown("the server is restarting; try again shortly", retry_after_s=10)
 
-    async def render(self, job: Job, face: int, strength: float) -> np.ndarray:
+    async def render(self, job: Job, face: int, strength: float, style: str) -> np.ndarray:
+        """One face of a succeeded job in ``style`` at ``strength``, from its latents: uint8 [R, R, 3]."""
         raise NotImplementedError
+
+    def style_catalog(self) -> StyleCatalog:
+        """The styles jobs can be rendered in (blocking in redis mode: run it in a thread)."""
+        return DEFAULT_CATALOG
 
     def readiness(self) -> Readiness:
         raise NotImplementedError
@@ -170,9 +176,13 @@ class LocalService(Service):
             raise NotReady(reason + "; try again shortly", retry_after_s=5)
         check_free_space(self.settings.data_dir, self.settings.min_free_bytes)
 
-    async def render(self, job: Job, face: int, strength: float) -> np.ndarray:
+    async def render(self, job: Job, face: int, strength: float, style: str) -> np.ndarray:
         toonify = self._loaded_toonify()
-        return (await run_in_threadpool(toonify.synthesize, read_latents(self.store, job, face), strength))[0]
+        latents = read_latents(self.store, job, face)
+        return (await run_in_threadpool(toonify.synthesize, latents, strength, style))[0]
+
+    def style_catalog(self) -> StyleCatalog:
+        return self.toonify.styles
 
     def readiness(self) -> Readiness:
         toonify = self.toonify
@@ -206,9 +216,9 @@ class RedisService(Service):
                upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
         return self.store.create(job_id, options, cache_key, faces, upload, idempotency)
 
-    async def render(self, job: Job, face: int, strength: float) -> np.ndarray:
+    async def render(self, job: Job, face: int, strength: float, style: str) -> np.ndarray:
         read_latents(self.store, job, face)  # a clear 409/404 here rather than a failed task on a worker
-        task = await run_in_threadpool(self.store.enqueue_render, job.id, face, strength, RENDER_WAIT_S)
+        task = await run_in_threadpool(self.store.enqueue_render, job.id, face, strength, style, RENDER_WAIT_S)
         deadline = time.monotonic() + RENDER_WAIT_S
         while time.monotonic() < deadline:
             status = await run_in_threadpool(task.get_status, True)
@@ -218,6 +228,16 @@ class RedisService(Service):
                 raise InternalError("re-rendering failed on the worker; try again later")
             await asyncio.sleep(0.05)
         raise NotReady("no worker was free to re-render within %d s; try again" % RENDER_WAIT_S, retry_after_s=30)
+
+    def style_catalog(self) -> StyleCatalog:
+        """What the live workers render (the API loads no models): the first worker's list that names styles;
+        workers of one deployment share one models folder."""
+        try:
+            workers = self.store.live_workers()
+        except REDIS_DOWN:
+            return DEFAULT_CATALOG
+        catalogs = [StyleCatalog.from_json(w["styles"]) for w in workers if isinstance(w.get("styles"), dict)]
+        return catalogs[0] if catalogs else DEFAULT_CATALOG
 
     def refresh_gauges(self) -> None:
         super().refresh_gauges()

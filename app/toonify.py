@@ -7,6 +7,7 @@ else threads engines, detectors or limits around.
 Nothing about TF sessions, tensors or devices leaks above this object."""
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -21,6 +22,7 @@ from stylegan2.errors import EngineUnavailable, ModelError
 from stylegan2.memory import bytes_per_face
 from stylegan2.model_files import MARKER_FILE, ModelPaths
 from stylegan2.projection import ProjectorConfig, StepInfo
+from stylegan2.styles import DEFAULT_STYLE
 from stylegan2.toonifier import Toonifier, default_cache_dir
 
 from .batches import CPU_DEVICE_BYTES, BatchOutOfMemory, BatchPlan
@@ -31,8 +33,10 @@ from .faces.decode import ImageLimits, decode_image
 from .faces.detect import Face, FaceDetector, select_faces
 from .faces.paste import paste_faces
 from .options import ProjectionOptions, RenderOptions
+from .styles import DEFAULT_CATALOG, StyleCatalog, stored_style
 
 CancelCheck = Callable[[], bool]
+log = logging.getLogger("toonify")
 
 
 class Progress:
@@ -113,6 +117,7 @@ class Toonify:
         self.load_seconds = 0.0
         self.precision = settings.precision  # resolved by setup(): "auto" becomes what this device runs
         self._models: Optional[Toonifier] = None
+        self.styles = DEFAULT_CATALOG  # the served styles with their thumbnails, once setup() rendered them
         self._plan: Optional[BatchPlan] = None
         self._backend: Optional[Backend] = None  # the engine's, imported by setup() (TF or torch loads then)
         self._project_lock = threading.Lock()  # one device: projections run one at a time …
@@ -155,9 +160,13 @@ class Toonify:
             self.detector = FaceDetector(self.settings.models_dir)
         models = Toonifier(self.engine, self.paths, default_cache_dir(self.paths.ffhq, self.settings.cache_dir),
                            self.settings.device or None)
-        warm = models.synthesize(np.repeat(models.w_avg[None, None], models.num_ws, axis=1), 1.0)
+        mean_face = np.repeat(models.w_avg[None, None], models.num_ws, axis=1)
+        warm = models.synthesize(mean_face, 1.0)
         if warm.shape != (1, models.resolution, models.resolution, 3):
             raise RuntimeError("warm-up synthesis returned %s" % (warm.shape,))
+        self.styles = StyleCatalog.rendered(models.styles, mean_face, models.synthesize)
+        for refusal in models.styles.refused:
+            log.warning("%s", refusal)
         self.precision = models.precision(self.settings.precision)
         self._backend = backend(self.engine)
         device_bytes = self.settings.device_memory_bytes or self._backend.free_device_bytes() or CPU_DEVICE_BYTES
@@ -239,17 +248,20 @@ class Toonify:
                                     "or fewer other processes on it" % exc) from None
 
     # -- render ----------------------------------------------------------------------------------------------
-    def synthesize(self, latents: np.ndarray, strength: float = 1.0) -> np.ndarray:
-        """uint8 [B, R, R, 3]; 1.0 = the blended model (Toonify), 0.0 = the FFHQ reconstruction."""
+    def synthesize(self, latents: np.ndarray, strength: float = 1.0, style: str = DEFAULT_STYLE) -> np.ndarray:
+        """uint8 [B, R, R, 3]; 1.0 = the style (by default the blended model, Toonify), 0.0 = the FFHQ
+        reconstruction. InvalidOption for a style this server does not have."""
+        self.styles.check(style, every_allowed=False)
         with self._synthesis_lock:
-            return self.models.synthesize(np.asarray(latents, np.float32), strength)
+            return self.models.synthesize(np.asarray(latents, np.float32), strength, style)
 
     def render(self, projection: Projection, options: RenderOptions, progress: Progress = SILENT) -> Rendering:
-        """The toons at ``options.strength``, the reconstructions, and the photo with the toons pasted back.
-        (``output`` and ``format`` choose among and encode these images; app.api.rendering, app.cli.)"""
+        """The toons in ``options.style`` (the default one for 'all': a job stores one set of images) at
+        ``options.strength``, the reconstructions, and the photo with the toons pasted back. (``output`` and
+        ``format`` choose among and encode these images; app.api.rendering, app.cli.)"""
         stages = _Stages(progress)
         stages.start("synthesizing", "synthesize")
-        toons = list(self.synthesize(projection.latents, options.strength))
+        toons = list(self.synthesize(projection.latents, options.strength, stored_style(options.model_dump())))
         reconstructions = list(self.synthesize(projection.latents, 0.0))
         stages.start("pasting", "paste")
         pasted = paste_faces(projection.photo, toons, projection.quads)

@@ -39,7 +39,13 @@ def blend_generators(
     width: Optional[float] = None,
 ) -> Tuple[NetworkRecord, ...]:
     """(low G, low D, blended Gs): everything from ``low`` except the listed synthesis trainables."""
-    low_gs, high_gs = low[2], high[2]
+    return (low[0], low[1], blend_gs(low[2], high[2], resolution, level, width))
+
+
+def blend_gs(low_gs: NetworkRecord, high_gs: NetworkRecord, resolution: int, level: int = 0,
+             width: Optional[float] = None) -> NetworkRecord:
+    """The blended ``Gs`` alone: what the CLI writes and what a style blended at load renders (one code path,
+    so both give the same pixels)."""
     describe(low_gs), describe(high_gs)  # both must be valid generators
     log2 = int(round(math.log2(resolution)))
     if 2 ** log2 != resolution or not 4 <= resolution <= 2 ** MAX_LOG2_RESOLUTION:
@@ -62,7 +68,7 @@ def blend_generators(
         y = blend_weight(position, mid, width)
         value = y * high_vars[name].astype(np.float64) + (1 - y) * low_value.astype(np.float64)
         out_vars[name] = value.astype(np.float32)
-    return (low[0], low[1], blended)
+    return blended
 
 
 def interpolate_variables(

@@ -1,49 +1,78 @@
-"""The FFHQ generator and its toon loaded side by side, rendering the same latents at any toon strength: the
-toonifier's output and the student's training pairs come from this one place."""
+"""The FFHQ generator and its toons loaded side by side, rendering the same latents at any toon strength: the
+toonifier's output and the student's training pairs come from this one place. A toon is a style (issue 26):
+the default one plus any added, each rendered from the same W+ without projecting again."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from . import pickles
 from .blending import interpolate_variables
-from .contracts import Backend
+from .contracts import Backend, GeneratorNetwork
 from .errors import ModelFileError
-from .layout import describe
+from .layout import GeneratorSpec, describe
 from .sampling import to_uint8
+from .styles import DEFAULT_STYLE
+
+
+class _Toon:
+    """One style's generator, and a second one holding the weights interpolated with FFHQ's for the last
+    in-between strength: made on first use (most styles are only rendered at full strength) and reloaded only
+    when the strength changes."""
+
+    def __init__(self, networks: Backend, spec: GeneratorSpec, generator: GeneratorNetwork,
+                 device: Optional[str]) -> None:
+        self.networks, self.spec, self.generator, self.device = networks, spec, generator, device
+        self._mix: Optional[GeneratorNetwork] = None
+        self._mix_strength: Optional[float] = None
+
+    def at(self, ffhq: GeneratorSpec, strength: float) -> GeneratorNetwork:
+        if strength == 1.0:
+            return self.generator
+        if self._mix is None:
+            self._mix = self.networks.Generator(self.spec, self.device)
+        if self._mix_strength != strength:
+            self._mix.load_synthesis(interpolate_variables(ffhq.synthesis_vars, self.spec.synthesis_vars, strength))
+            self._mix_strength = strength
+        return self._mix
 
 
 class GeneratorPair:
-    """Both generators of one engine, and a third holding the weights interpolated for the last in-between
-    strength (reloaded only when the strength changes). Without a toon model every strength is the FFHQ one."""
+    """The FFHQ generator and the default toon (``DEFAULT_STYLE``), plus any styles added. Without a toon model
+    every strength is the FFHQ one."""
 
     def __init__(self, networks: Backend, ffhq_path: Path, toon_path: Optional[Path] = None,
                  device: Optional[str] = None) -> None:
+        self.networks, self.device = networks, device
         self.ffhq_path = Path(ffhq_path)
         self.toon_path = None if toon_path is None else Path(toon_path)
-        self.ffhq_spec = describe(pickles.load_generator(ffhq_path))
+        self.ffhq_gs = pickles.load_generator(ffhq_path)
+        self.ffhq_spec = describe(self.ffhq_gs)
         self.toon_spec = self.ffhq_spec if toon_path is None else describe(pickles.load_generator(toon_path))
         if (self.toon_spec.resolution, self.toon_spec.num_ws) != (self.ffhq_spec.resolution, self.ffhq_spec.num_ws):
             raise ModelFileError("%s and %s have different resolutions" % (ffhq_path, toon_path))
         self.ffhq = networks.Generator(self.ffhq_spec, device)
-        self.toon = self._mix = self.ffhq
-        if toon_path is not None:
-            self.toon = networks.Generator(self.toon_spec, device)
-            self._mix = networks.Generator(self.toon_spec, device)
-        self._mix_strength: Optional[float] = None
+        self._toons: Dict[str, _Toon] = {}
+        toon = self.ffhq if toon_path is None else networks.Generator(self.toon_spec, device)
+        self._toons[DEFAULT_STYLE] = _Toon(networks, self.toon_spec, toon, device)
+        self.toon = toon
 
-    def render(self, ws: np.ndarray, strength: float = 1.0) -> np.ndarray:
-        """uint8 [B, R, R, 3] of W+ ``ws``: 1.0 = the blended toon (the original Toonify output), 0.0 = FFHQ."""
+    @property
+    def styles(self) -> List[str]:
+        return list(self._toons)
+
+    def add_style(self, name: str, spec: GeneratorSpec) -> None:
+        """Load a style that shares FFHQ's latent space (stylegan2.styles checked it) onto the device."""
+        self._toons[name] = _Toon(self.networks, spec, self.networks.Generator(spec, self.device), self.device)
+
+    def render(self, ws: np.ndarray, strength: float = 1.0, style: str = DEFAULT_STYLE) -> np.ndarray:
+        """uint8 [B, R, R, 3] of W+ ``ws``: 1.0 = the style (for the default, the original Toonify output),
+        0.0 = FFHQ. KeyError for a style that was never added."""
         if not 0.0 <= strength <= 1.0:
             raise ValueError("strength must be within [0, 1]; got %r" % strength)
-        if strength == 1.0:
-            return to_uint8(self.toon.synthesize(ws))
+        toon = self._toons[style]
         if strength == 0.0:
             return to_uint8(self.ffhq.synthesize(ws))
-        if self._mix_strength != strength:
-            self._mix.load_synthesis(interpolate_variables(self.ffhq_spec.synthesis_vars,
-                                                           self.toon_spec.synthesis_vars, strength))
-            self._mix_strength = strength
-        return to_uint8(self._mix.synthesize(ws))
+        return to_uint8(toon.at(self.ffhq_spec, strength).synthesize(ws))

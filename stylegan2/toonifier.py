@@ -1,5 +1,6 @@
-"""Load the three Toonify models once and offer what the product needs: project aligned faces with the FFHQ
-generator, synthesise latents with the cartoon-blended one (or between the two at a toon strength)."""
+"""Load the three Toonify models (and the styles beside them) once and offer what the product needs: project
+aligned faces with the FFHQ generator, synthesise latents with the cartoon-blended one or another style (or
+between FFHQ and the style at a toon strength)."""
 from __future__ import annotations
 
 import os
@@ -23,6 +24,7 @@ from .projection import (
     cached_w_statistics,
     keep_freed_memory,
 )
+from .styles import DEFAULT_STYLE, LoadedStyles, load_styles
 
 
 def default_cache_dir(model_path: Path, configured: Optional[Path] = None) -> Optional[Path]:
@@ -45,6 +47,10 @@ class Toonifier:
         self.backend = backend(engine)
         self.generators = GeneratorPair(self.backend, paths.ffhq, paths.toon, device)
         self.ffhq, self.ffhq_spec = self.generators.ffhq, self.generators.ffhq_spec  # what faces are projected with
+        self.styles: LoadedStyles = load_styles(paths.styles, self.generators.ffhq_gs, self.generators.toon_spec)
+        for name, spec in self.styles.specs.items():
+            if name != DEFAULT_STYLE:
+                self.generators.add_style(name, spec)
         self.perceptual = describe_perceptual(pickles.load(paths.perceptual))
         self.w_avg, self.w_std = cached_w_statistics(self.ffhq.map, self.ffhq_spec, paths.ffhq, cache_dir)
         self._projectors: Dict[Tuple[int, Tuple[object, ...]], Projector] = {}
@@ -81,6 +87,7 @@ class Toonifier:
             raise ValueError("aligned faces must be %d×%d; got %s" % (self.resolution, self.resolution, aligned.shape))
         return self.projector(len(aligned), config).project(aligned, list(seeds), config, on_step, should_cancel)
 
-    def synthesize(self, latents: np.ndarray, strength: float = 1.0) -> np.ndarray:
-        """uint8 [B, R, R, 3]: 1.0 = the blended model (the original Toonify output), 0.0 = the FFHQ model."""
-        return self.generators.render(latents, strength)
+    def synthesize(self, latents: np.ndarray, strength: float = 1.0, style: str = DEFAULT_STYLE) -> np.ndarray:
+        """uint8 [B, R, R, 3]: 1.0 = the style (by default the blended model, the original Toonify output), 0.0 =
+        the FFHQ model."""
+        return self.generators.render(latents, strength, style)

@@ -140,6 +140,24 @@ def test_bad_downloads_never_land_under_the_final_name(tmp_path, host, route, me
     assert NAMES["ffhq"] not in _leftovers(models) and not (models / (NAMES["ffhq"] + ".part")).exists()
 
 
+def test_style_is_fetched_into_styles_only_with_its_checksum(tmp_path, host):
+    """preload.sh --style NAME URL SHA256 (issue 26): kept when the sha256 matches and it reads as a generator;
+    refused, leaving nothing, when the sha256 or the name is wrong."""
+    import hashlib
+
+    models, style = tmp_path / "models", host.files[NAMES["ffhq"]]
+    url, digest = host.base + "/good/" + NAMES["ffhq"], hashlib.sha256(style).hexdigest()
+    fetched = run_preload(models, host, "--style", "mine", url, digest)
+    assert fetched.returncode == 0, fetched.stderr
+    assert (models / "styles" / "mine.pkl").read_bytes() == style and "verified styles/mine.pkl" in fetched.stdout
+    again = run_preload(models, host, "--style", "mine", url, digest)
+    assert again.returncode == 0 and "ok       styles/mine.pkl" in again.stdout
+    wrong = run_preload(models, host, "--style", "other", url, "0" * 64, "--style", "Bad Name", url, digest)
+    assert wrong.returncode == 1 and "not the %s given: not kept" % ("0" * 64) in wrong.stderr
+    assert "a style name is" in wrong.stderr
+    assert sorted(p.name for p in (models / "styles").iterdir()) == ["mine.pkl"]
+
+
 def test_resumes_a_partial_download(tmp_path, host):
     models = tmp_path / "models"
     models.mkdir()

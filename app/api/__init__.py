@@ -105,7 +105,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
             with suppress(QueueUnavailable):
                 await run_in_threadpool(auth.load)
         app.state.watcher = JobWatcher(
-            lambda ids: job_views(svc.store, ids, lambda job, url: auth.sign(job_owner(job), job.id, url)),
+            lambda ids: job_views(svc.store, ids, lambda job, url: auth.sign(job_owner(job), job.id, url),
+                                  lambda: svc.style_catalog().names),
             settings.max_streams)
         app.state.watcher.start()
         svc.start()

@@ -7,18 +7,19 @@ import hashlib
 import time
 from typing import Dict, Optional
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from typing_extensions import Annotated, Literal
 
 from stylegan2.model_files import MARKER_FILE
+from stylegan2.styles import ALL_STYLES, DEFAULT_STYLE
 
 from ..encoding import encode_image
 from ..errors import InvalidOption, JobCancelled, JobFailed, NotFound, ResultNotReady, ShuttingDown
 from ..jobs.job import IdempotencyKey, Job
-from ..options import AsciiFloat, AsciiInt, RenderOptions, ToonifyOptions
+from ..options import AsciiFloat, AsciiInt, ToonifyOptions
 from ..service import TINY_WARNING, Service
 from .admission import admit, detect
 from .auth import NO_OWNER, Auth
@@ -26,8 +27,9 @@ from .events import job_events, last_seen
 from .form import form_parts, refuse_unknown, single_upload, toonify_request
 from .middleware import OWNER_SCOPE_KEY
 from .page import PAGE
-from .rendering import face_bytes, image_response, pasted_bytes, result_response
-from .schemas import JobList, ServerConfig
+from .rendering import every_style, face_bytes, image_response, look_for, pasted_bytes, result_response
+from .schemas import JobList, ServerConfig, StyleList
+from .style_choice import StyleChoice, look_choice, style_choice
 from .views import as_requested, job_owner, job_view
 from .webhooks import refuse_bad_url
 
@@ -76,7 +78,9 @@ def _job_or_404(request: Request, job_id: str) -> Job:
 
 
 def _view(request: Request, job: Job) -> Dict:
-    return job_view(job, service(request).store, lambda url: auth(request).sign(job_owner(job), job.id, url))
+    svc = service(request)
+    return job_view(job, svc.store, lambda url: auth(request).sign(job_owner(job), job.id, url),
+                    lambda: svc.style_catalog().names)
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -123,10 +127,17 @@ async def toonify(
         last_seen(request)  # a bad Last-Event-ID is refused before any job is made
     wants_async = async_ in ("1", "true", "yes") or "respond-async" in request.headers.get("prefer", "").lower()
     if form.method == "fast":
+        if options.style != DEFAULT_STYLE:
+            raise InvalidOption("method=fast renders the default style (%s) only; drop style or method"
+                                % DEFAULT_STYLE)
         if wants_async:
             raise InvalidOption("method=fast answers at once and has no job: drop async / 'Prefer: respond-async'")
         return await request.app.state.fast.respond(data, options)
     svc.check_accepting()
+    catalog = await run_in_threadpool(svc.style_catalog)
+    catalog.check(options.style)
+    if "strength" not in options.model_fields_set and not options.every_style:
+        options = options.model_copy(update={"strength": catalog.default_strength(options.style)})
     if form.webhook is not None:
         await run_in_threadpool(refuse_bad_url, form.webhook.url, svc.settings)
     who, index = owner(request), request.app.state.job_index
@@ -180,7 +191,15 @@ async def server_config(request: Request) -> JSONResponse:
         "models_loading": svc.models_loading,
         "auth": bool(settings.api_keys),
         "webhooks": bool(settings.webhook_secret),
+        "styles": (await run_in_threadpool(svc.style_catalog)).names,
     })
+
+
+@router.get("/styles", summary="The styles a job can be rendered in (style=NAME or style=all), each with a "
+                               "thumbnail rendered at setup, and the styles the server refused and why",
+            response_model=StyleList)
+async def list_styles(request: Request) -> JSONResponse:
+    return JSONResponse((await run_in_threadpool(service(request).style_catalog)).to_json())
 
 
 @router.get("/jobs", summary="The caller's jobs (per API key), newest first", response_model=JobList)
@@ -225,18 +244,18 @@ async def job_events_route(request: Request, job_id: str) -> Response:
 @router.get("/jobs/{job_id}/result", summary="A result image: toon, paste, aligned or reconstruction (toon and "
                                             "paste at any strength)",
             responses={200: {"content": {"image/png": {}}}})
-async def job_result(request: Request, job_id: str, face: Annotated[AsciiInt, Query()] = 0,
+async def job_result(request: Request, job_id: str, choice: Annotated[StyleChoice, Depends(look_choice)],
+                     face: Annotated[AsciiInt, Query()] = 0,
                      kind: Literal["toon", "paste", "aligned", "reconstruction"] = "toon",
-                     format: Literal["png", "jpeg", "webp"] = "png",
-                     strength: Annotated[Optional[AsciiFloat], Query(ge=0.0, le=1.0,
-                                                                     description="default: the job's")] = None
-                     ) -> Response:
+                     format: Literal["png", "jpeg", "webp"] = "png") -> Response:
     svc = service(request)
     job = await run_in_threadpool(_job_or_404, request, job_id)
-    strength = RenderOptions.of(job.options).strength if strength is None else strength
+    if choice.style == ALL_STYLES:
+        return await every_style(svc, job, kind, [face], choice.strength, format)
+    look = look_for(job, choice.catalog, choice.style_of(job), choice.strength)
     if kind == "paste":
-        return image_response(await pasted_bytes(svc, job, strength, format), format, job)
-    return image_response(await face_bytes(svc, job, kind, face, strength, format), format, job)
+        return image_response(await pasted_bytes(svc, job, look, format), format, job)
+    return image_response(await face_bytes(svc, job, kind, face, look, format), format, job)
 
 
 @router.post("/faces", summary="The usable faces of a photo, largest first (no job is made): choose one for "
@@ -252,14 +271,18 @@ async def detect_faces(request: Request) -> JSONResponse:
                                    for i, f in enumerate(faces)]})
 
 
-@router.post("/jobs/{job_id}/render", summary="Re-render a face from its latents at another toon strength",
-             responses={200: {"content": {"image/png": {}}}})
-async def job_render(request: Request, job_id: str, strength: Annotated[AsciiFloat, Query(ge=0.0, le=1.0)],
+@router.post("/jobs/{job_id}/render", summary="Re-render a face from its latents at another toon strength or in "
+                                             "another style (style=all: a ZIP of every style)",
+             responses={200: {"content": {"image/png": {}, "application/zip": {}}}})
+async def job_render(request: Request, job_id: str, choice: Annotated[StyleChoice, Depends(style_choice)],
+                     strength: Annotated[AsciiFloat, Query(ge=0.0, le=1.0)],
                      face: Annotated[AsciiInt, Query()] = 0, format: Literal["png", "jpeg", "webp"] = "png"
                      ) -> Response:
     svc = service(request)
     job = await run_in_threadpool(_job_or_404, request, job_id)
-    rgb = await svc.render(job, face, strength)
+    if choice.style == ALL_STYLES:
+        return await every_style(svc, job, "toon", [face], strength, format)
+    rgb = await svc.render(job, face, strength, choice.style_of(job))
     return image_response(await run_in_threadpool(encode_image, rgb, format), format, job)
 
 

@@ -46,6 +46,27 @@ class JobLinks(BaseModel):
     render: Optional[str] = None
 
 
+class StyleEntry(BaseModel):
+    """One style a job can be rendered in."""
+
+    name: str = Field(..., description="what style= takes")
+    display_name: str
+    licence: str = Field("", description="the weights' licence, as the server's NAME.json says")
+    default_strength: float = Field(..., ge=0, le=1, description="the strength used when a request names none")
+    blended_at_load: bool = Field(False, description="a fine-tune blended with FFHQ when the server started")
+    thumbnail: Optional[str] = Field(None, description="data:image/png URL: the average face in this style")
+
+
+class RefusedStyle(BaseModel):
+    name: str
+    reason: str = Field(..., description="why the server does not serve it (e.g. another resolution)")
+
+
+class StyleList(BaseModel):
+    styles: List[StyleEntry] = Field(..., description="the default toon first")
+    refused: List[RefusedStyle]
+
+
 class JobView(BaseModel):
     """A job as ``GET /jobs/{id}`` returns it (also the body of a 202)."""
 
@@ -65,6 +86,8 @@ class JobView(BaseModel):
     created_at: float
     updated_at: float
     finished_at: Optional[float] = None
+    styles: Optional[List[str]] = Field(None, description="a succeeded job: the styles it can be rendered in "
+                                                          "(style= on its result and render links)")
     links: JobLinks
 
 
@@ -94,6 +117,7 @@ class ServerConfig(BaseModel):
     models_loading: bool = Field(False, description="true while the models load (ask again)")
     auth: bool = Field(..., description="true when the server needs 'Authorization: Bearer <key>'")
     webhooks: bool = Field(..., description="true when the server signs and sends webhooks")
+    styles: List[str] = Field(..., description="the style names (GET /styles has the details)")
 
 
 class WebhookPayload(BaseModel):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from statistics import median
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ..jobs.job import Job
 from ..jobs.store import JobStore
@@ -24,10 +24,15 @@ def job_owner(job: Job) -> str:
     return job.cache_key.split(";", 1)[0]
 
 
-def job_views(store: JobStore, job_ids: List[str], sign: Callable[[Job, str], str]) -> Dict[str, Dict[str, Any]]:
+StyleNames = Optional[Callable[[], Sequence[str]]]  # asked only for a succeeded job (redis: a call to Redis)
+
+
+def job_views(store: JobStore, job_ids: List[str], sign: Callable[[Job, str], str],
+              styles: StyleNames = None) -> Dict[str, Dict[str, Any]]:
     """The views of the jobs that exist (one blocking call for the event-stream poller)."""
     jobs = [store.get(job_id) for job_id in job_ids]
-    return {job.id: job_view(job, store, lambda url, job=job: sign(job, url)) for job in jobs if job is not None}
+    return {job.id: job_view(job, store, lambda url, job=job: sign(job, url), styles)
+            for job in jobs if job is not None}
 
 
 def as_requested(view: Dict[str, Any], render: Optional[RenderOptions]) -> Dict[str, Any]:
@@ -49,8 +54,10 @@ def as_requested(view: Dict[str, Any], render: Optional[RenderOptions]) -> Dict[
     return dict(view, options=dict(view["options"], **render.model_dump()), links=links)
 
 
-def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = None) -> Dict[str, Any]:
-    """``sign`` turns a link into a short-lived signed one (API keys on), for the page's EventSource and <img>."""
+def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = None,
+             styles: StyleNames = None) -> Dict[str, Any]:
+    """``sign`` turns a link into a short-lived signed one (API keys on), for the page's EventSource and <img>.
+    ``styles``: the server's style names; a succeeded job lists them (any of them renders from its latents)."""
     base = "/jobs/%s" % job.id
     view: Dict[str, Any] = {
         "id": job.id,
@@ -80,6 +87,8 @@ def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = N
         ]
         view["links"]["paste"] = base + "/result?kind=paste"
         view["links"]["render"] = base + "/render?strength=0.5"
+        if styles is not None:
+            view["styles"] = list(styles())
     if sign is not None:
         links = view["links"]
         for name in ("events", "paste"):

@@ -367,8 +367,8 @@ class RedisJobStore:
         return sorted(found, key=lambda worker: worker["name"])
 
     # -- re-renders -----------------------------------------------------------------------------------
-    def enqueue_render(self, job_id: str, face: int, strength: float, timeout_s: int) -> RQJob:
+    def enqueue_render(self, job_id: str, face: int, strength: float, style: str, timeout_s: int) -> RQJob:
         """A re-render runs on a worker (the API holds no models); it is dropped if no worker starts it in time."""
-        return self.render_queue.enqueue_call(TASKS + "render_face", args=(job_id, face, strength),
+        return self.render_queue.enqueue_call(TASKS + "render_face", args=(job_id, face, strength, style),
                                               timeout=timeout_s, ttl=timeout_s, result_ttl=timeout_s,
                                               failure_ttl=timeout_s)

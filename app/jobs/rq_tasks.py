@@ -7,6 +7,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from stylegan2.styles import DEFAULT_STYLE
+
 from .job import worker_lost_message
 from .redis_store import RedisJobStore
 from .results import read_latents
@@ -39,13 +41,14 @@ def process_job(job_id: str) -> str:
     return run_job(job, ctx)
 
 
-def render_face(job_id: str, face: int, strength: float) -> np.ndarray:
-    """Re-render one face of a succeeded job at another toon strength: uint8 [R, R, 3]."""
+def render_face(job_id: str, face: int, strength: float, style: str = DEFAULT_STYLE) -> np.ndarray:
+    """Re-render one face of a succeeded job at another toon strength or in another style: uint8 [R, R, 3]
+    (``style`` defaults for renders enqueued before styles existed)."""
     ctx = context()
     job = ctx.store.get(job_id)
     if job is None:
         raise LookupError("job %s is gone" % job_id)
-    return ctx.toonify.synthesize(read_latents(ctx.store, job, face), strength)[0]
+    return ctx.toonify.synthesize(read_latents(ctx.store, job, face), strength, style)[0]
 
 
 def job_failed(rq_job: Any, _connection: Any, exc_type: type, _exc: BaseException, _traceback: Any) -> None:

@@ -118,7 +118,7 @@ def run_worker(settings: Settings, name: str, burst: bool = False, metrics_port:
     ttl_s = max(4, settings.worker_ttl_s)
     presence = Presence(redis, name, {"engine": toonify.engine, "tiny": toonify.tiny, "models": toonify.model_files,
                                       "resolution": toonify.resolution, "host": socket.gethostname(),
-                                      "pid": os.getpid()}, ttl_s)
+                                      "pid": os.getpid(), "styles": toonify.styles.to_json()}, ttl_s)
     queues = [Queue(RENDER_QUEUE, connection=redis), Queue(JOBS_QUEUE, connection=redis)]
     # An idle RQ worker blocks on its queues for (its TTL - 15) s between maintenance passes, and maintenance
     # is what re-delivers the jobs of dead workers: pass every half TTL.

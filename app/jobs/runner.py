@@ -48,6 +48,7 @@ class _JobProgress(Progress):
 
     def step(self, info: StepInfo) -> None:
         self.store.progress(self.job_id, "projecting", info.step, info.total)
+        self.metrics.projection_steps.inc()
 
     def timed(self, stage: str, seconds: float) -> None:
         self.metrics.stage_seconds.labels(stage).observe(seconds)

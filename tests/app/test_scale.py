@@ -64,6 +64,11 @@ def test_six_jobs_spread_over_two_workers_and_results_come_back_through_redis(cl
         assert toon.status_code == 200 and toon.headers["content-type"] == "image/png"
         rendered = client.post("/jobs/%s/render?strength=0.5" % ids[0])  # runs on a worker, not the API
         assert rendered.status_code == 200 and rendered.content != toon.content
+        styles = client.get("/styles").json()  # what the workers published (this API loads no models)
+        assert [s["name"] for s in styles["styles"]] == ["cartoon"] and styles["styles"][0]["thumbnail"]
+        styled = client.post("/jobs/%s/render?strength=0.5&style=cartoon" % ids[0])  # the style goes through RQ
+        assert styled.status_code == 200 and styled.content == rendered.content
+        assert client.post("/jobs/%s/render?strength=0.5&style=nope" % ids[0]).status_code == 422
         pasted = client.get("/jobs/%s/result?kind=paste&strength=0.5" % ids[0])  # the photo kept in Redis
         assert pasted.status_code == 200 and pasted.content != client.get("/jobs/%s/result?kind=paste" % ids[0]).content
     w1_stages = metric_values(httpx.get("http://127.0.0.1:%d/metrics" % metrics_port).text,

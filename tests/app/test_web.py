@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.app.server import Server
+from tests.app.styled_models import STYLES, styled_models
 from tests.conftest import PHOTOS, REPO
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -58,6 +59,16 @@ def _wait_done(page, timeout_ms: int = 600000) -> None:
     page.wait_for_function("document.getElementById('status').textContent.startsWith('Done')", timeout=timeout_ms)
     for selector in ("#toon img", "#paste img", "#reconstruction img"):
         page.wait_for_function(LOADED, arg=selector, timeout=30000)
+
+
+def _toonified(page, url: str, steps: str, ready: str = "true"):
+    """A fresh tab on the page at ``url`` (once ``ready`` holds), the astronaut toonified in ``steps`` steps."""
+    page.goto(url + "/")
+    page.wait_for_function("document.getElementById('steps').value !== '' && (%s)" % ready)
+    page.fill("#steps", steps)
+    page.set_input_files("#file", str(PHOTOS / "astronaut.png"))
+    _wait_done(page)
+    return page
 
 
 def test_banner_server_defaults_wording_and_keyboard(page):
@@ -164,12 +175,7 @@ def test_two_face_photo_offers_each_face_and_all(page, server):
 def test_phone_width_puts_result_and_slider_first(browser, server):
     context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
                                   has_touch=True)
-    page = context.new_page()
-    page.goto(server.url + "/")
-    page.wait_for_function("document.getElementById('steps').value !== ''")
-    page.fill("#steps", "5")
-    page.set_input_files("#file", str(PHOTOS / "astronaut.png"))
-    _wait_done(page)
+    page = _toonified(context.new_page(), server.url, "5")
     toon, slider, drop = (page.query_selector(s).bounding_box() for s in ("#toon img", "#strength", "#drop"))
     assert slider["y"] + slider["height"] <= 844 and slider["y"] < drop["y"] and toon["y"] < drop["y"]
     assert toon["x"] >= 0 and toon["x"] + toon["width"] <= 390
@@ -224,3 +230,38 @@ def test_models_that_failed_to_load_are_told_in_the_banner_before_any_upload(bro
     finally:
         context.close()
         broken.stop()
+
+
+def test_style_gallery_picks_a_style_and_moves_its_strength(browser, engine, tiny_models, tmp_path):
+    """Issue 26: a finished job shows one button per style with this face in it; picking one re-renders the toon
+    and the pasted photo in it at its default strength, and the slider then moves that style's strength."""
+    styled = Server(engine, styled_models(tmp_path, tiny_models), tmp_path / "data", tmp_path / "cache").start()
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    try:
+        tab = _toonified(context.new_page(), styled.url, "3", "state.styles.length > 0")
+        buttons = tab.query_selector_all("#styles button")
+        assert [b.get_attribute("data-style") for b in buttons] == STYLES and tab.is_visible("#styleGallery")
+        assert tab.get_attribute("#styles button[data-style='cartoon']", "aria-pressed") == "true"
+        for name in STYLES:
+            tab.wait_for_function(LOADED, arg="#styles button[data-style='%s'] img" % name, timeout=30000)
+        assert "Blended at load" in tab.inner_text("#styles button[data-style='blended']")
+        assert "CC0-1.0" in tab.get_attribute("#styles button[data-style='blended']", "title")
+        _shot(tab, "styles-gallery")
+        tab.click("#styles button[data-style='blended']")
+        assert tab.inner_text("#strengthValue") == "0.80"  # the style's default strength
+        for selector in ("#toon img", "#paste img"):
+            assert "style=blended" in tab.get_attribute(selector, "src")
+            assert "strength=0.80" in tab.get_attribute(selector, "src")
+            tab.wait_for_function(LOADED, arg=selector, timeout=30000)
+        assert tab.get_attribute("#styles button[data-style='blended']", "aria-pressed") == "true"
+        tab.eval_on_selector("#strength", "s => { s.value = 0.4; s.dispatchEvent(new Event('input')); "
+                                          "s.dispatchEvent(new Event('change')); }")
+        assert "strength=0.40" in tab.get_attribute("#toon img", "src")
+        assert "style=blended" in tab.get_attribute("#toon img", "src")
+        for selector in ("#toon img", "#paste img"):
+            tab.wait_for_function(LOADED, arg=selector, timeout=30000)
+        assert tab.get_attribute("#toon a", "download") == "astronaut-face1-toon-blended-0.40.png"
+        _shot(tab, "styles-blended-040")
+    finally:
+        context.close()
+        styled.stop()
