@@ -13,6 +13,7 @@ from .contracts import Backend
 from .errors import ModelFileError
 from .layout import describe
 from .sampling import to_uint8
+from .timings import PICKLE_READ, phase
 
 
 class GeneratorPair:
@@ -23,8 +24,9 @@ class GeneratorPair:
                  device: Optional[str] = None) -> None:
         self.ffhq_path = Path(ffhq_path)
         self.toon_path = None if toon_path is None else Path(toon_path)
-        self.ffhq_spec = describe(pickles.load_generator(ffhq_path))
-        self.toon_spec = self.ffhq_spec if toon_path is None else describe(pickles.load_generator(toon_path))
+        with phase(PICKLE_READ):
+            self.ffhq_spec = describe(pickles.load_generator(ffhq_path))
+            self.toon_spec = self.ffhq_spec if toon_path is None else describe(pickles.load_generator(toon_path))
         if (self.toon_spec.resolution, self.toon_spec.num_ws) != (self.ffhq_spec.resolution, self.ffhq_spec.num_ws):
             raise ModelFileError("%s and %s have different resolutions" % (ffhq_path, toon_path))
         self.ffhq = networks.Generator(self.ffhq_spec, device)
