@@ -4,7 +4,7 @@ cache warm (filled by an earlier start) and cold (an empty cache folder); min an
 the median seconds of each phase the code records (stylegan2.timings).
 
     python -m bench.startup [--engine tf1 torch] [--size config-f|tiny] [--runs 3] [--cache warm cold]
-        [--against REV]
+        [--against REV] [--models DIR] [--out DIR]
 
 --against REV times that revision's code (a temporary git worktree) beside this checkout's, start by start,
 alternating which goes first, so a before/after table is measured under the same load. Every start reads the
@@ -18,12 +18,13 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-from bench.common import report
+from bench.common import RESULTS_DIR, report
 from bench.compare import REPO, add_worktree, load_average
 from bench.startup_models import startup_models
 
@@ -39,6 +40,8 @@ def run_once(checkout: Path, engine: str, models: Path, cache: Path, timeout_s: 
     """One start in a fresh process of the engine's venv running ``checkout``'s code: the worker's report, with
     the stamp taken just before the process was spawned."""
     python = REPO / ".venv" / engine / "bin" / "python"
+    if not python.exists():  # a checkout without the venvs (the tests' may live elsewhere): this interpreter
+        python = Path(sys.executable)
     env = {key: value for key, value in os.environ.items() if not key.startswith("TOONIFY_")}
     env.update(PYTHONPATH=str(checkout), TF_CPP_MIN_LOG_LEVEL="2")
     with tempfile.TemporaryDirectory() as data:
@@ -97,7 +100,7 @@ def _keep_statistics(cold: Path, warm: Path) -> None:
 def measure(args: argparse.Namespace, sides: Sequence[Tuple[str, Path]], tmp: Path) -> List[Dict[str, object]]:
     """Every (cache, revision) start of each engine, round by round, each round in the reverse order of the
     last, so that neither side nor cache state always runs first."""
-    models = startup_models(args.size)
+    models = args.models or startup_models(args.size)
     starts: Dict[Tuple[str, str, str], List[Dict[str, object]]] = {}
     loads = [load_average()[0]]
     for engine in args.engine:
@@ -134,6 +137,9 @@ def main() -> None:
                         help="the w-statistics cache: empty (cold) or filled by an earlier start (warm)")
     parser.add_argument("--against", default=None, help="another revision, timed beside this checkout")
     parser.add_argument("--timeout", type=int, default=900, help="seconds one start may take")
+    parser.add_argument("--models", type=Path, default=None, help="a folder of the three model files, instead "
+                        "of --size's (the tests: their tiny models)")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where startup-<size>.json goes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         sides: List[Tuple[str, Path]] = [("this checkout", REPO)]
@@ -145,7 +151,8 @@ def main() -> None:
             if args.against:
                 subprocess.run(["git", "worktree", "remove", "--force", str(sides[0][1])], cwd=str(REPO))
     report("startup-%s" % args.size, rows, ["engine", "cache", "revision", "runs", "ready_min_s", "ready_median_s",
-                                            "first_step_min_s", "first_step_median_s", "largest", "load_avg"])
+                                            "first_step_min_s", "first_step_median_s", "largest", "load_avg"],
+           args.out)
 
 
 if __name__ == "__main__":
