@@ -16,6 +16,8 @@ import numpy as np
 from rq.job import JobStatus
 from starlette.concurrency import run_in_threadpool
 
+from stylegan2.timings import summary
+
 from .config import Settings
 from .errors import InternalError, ModelsFailed, NotReady, ShuttingDown
 from .faces.decode import ImageLimits
@@ -140,7 +142,8 @@ class LocalService(Service):
     def _load_models(self) -> None:
         try:
             self.toonify.setup()
-            log.info("engine %s ready in %.1fs", self.settings.engine, self.toonify.load_seconds)
+            log.info("engine %s ready in %.1fs (%s)", self.settings.engine, self.toonify.load_seconds,
+                     summary(self.toonify.load_phases))
             self.workers.wake()
         except Exception as exc:  # readiness says why (without paths or tracebacks: it is public); the log has all
             log.exception("loading the models failed")

@@ -23,6 +23,7 @@ from stylegan2.memory import bytes_per_face
 from stylegan2.model_files import MARKER_FILE, ModelPaths
 from stylegan2.projection import ProjectorConfig, StepInfo
 from stylegan2.styles import DEFAULT_STYLE
+from stylegan2.timings import WARM_UP, phase, recording
 from stylegan2.toonifier import Toonifier, default_cache_dir
 
 from .batches import CPU_DEVICE_BYTES, BatchOutOfMemory, BatchPlan
@@ -37,6 +38,7 @@ from .styles import DEFAULT_CATALOG, StyleCatalog, stored_style
 
 CancelCheck = Callable[[], bool]
 log = logging.getLogger("toonify")
+FACE_DETECTOR = "face detector"  # a phase of setup() (stylegan2.timings)
 
 
 class Progress:
@@ -115,6 +117,7 @@ class Toonify:
         self.detector = detector
         self.tiny = (settings.models_dir / MARKER_FILE).exists()
         self.load_seconds = 0.0
+        self.load_phases: Dict[str, float] = {}  # seconds of setup()'s costly parts (stylegan2.timings)
         self.precision = settings.precision  # resolved by setup(): "auto" becomes what this device runs
         self._models: Optional[Toonifier] = None
         self.styles = DEFAULT_CATALOG  # the served styles with their thumbnails, once setup() rendered them
@@ -156,15 +159,18 @@ class Toonify:
     def setup(self) -> "Toonify":
         """Load the models, render once (so ready means the models really render), size the batches."""
         started = time.perf_counter()
-        if self.detector is None:
-            self.detector = FaceDetector(self.settings.models_dir)
-        models = Toonifier(self.engine, self.paths, default_cache_dir(self.paths.ffhq, self.settings.cache_dir),
-                           self.settings.device or None)
-        mean_face = np.repeat(models.w_avg[None, None], models.num_ws, axis=1)
-        warm = models.synthesize(mean_face, 1.0)
+        with recording() as self.load_phases:
+            if self.detector is None:
+                with phase(FACE_DETECTOR):
+                    self.detector = FaceDetector(self.settings.models_dir)
+            models = Toonifier(self.engine, self.paths, default_cache_dir(self.paths.ffhq, self.settings.cache_dir),
+                               self.settings.device or None)
+            mean_face = np.repeat(models.w_avg[None, None], models.num_ws, axis=1)
+            with phase(WARM_UP):  # the style thumbnails are renders of the same mean face
+                warm = models.synthesize(mean_face, 1.0)
+                self.styles = StyleCatalog.rendered(models.styles, mean_face, models.synthesize)
         if warm.shape != (1, models.resolution, models.resolution, 3):
             raise RuntimeError("warm-up synthesis returned %s" % (warm.shape,))
-        self.styles = StyleCatalog.rendered(models.styles, mean_face, models.synthesize)
         for refusal in models.styles.refused:
             log.warning("%s", refusal)
         self.precision = models.precision(self.settings.precision)

@@ -40,14 +40,14 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> D
     return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "repeats": repeats}
 
 
-def report(name: str, rows: List[Dict[str, object]], columns: List[str]) -> Path:
-    """Print a table and write ``bench/results/<name>.json``."""
+def report(name: str, rows: List[Dict[str, object]], columns: List[str], folder: Path = RESULTS_DIR) -> Path:
+    """Print a table and write ``<folder>/<name>.json`` (default bench/results)."""
     widths = [max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns]
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     for row in rows:
         print("  ".join(_fmt(row.get(c)).ljust(w) for c, w in zip(columns, widths)))
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    out = RESULTS_DIR / ("%s.json" % name)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / ("%s.json" % name)
     out.write_text(json.dumps({"bench": name, "machine": machine(), "rows": rows}, indent=1))
     print("wrote %s" % out)
     return out

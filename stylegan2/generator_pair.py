@@ -3,6 +3,7 @@ toonifier's output and the student's training pairs come from this one place. A 
 the default one plus any added, each rendered from the same W+ without projecting again."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -15,6 +16,7 @@ from .errors import ModelFileError
 from .layout import GeneratorSpec, describe
 from .sampling import to_uint8
 from .styles import DEFAULT_STYLE
+from .timings import PICKLE_READ, phase
 
 
 class _Toon:
@@ -31,10 +33,12 @@ class _Toon:
     def at(self, ffhq: GeneratorSpec, strength: float) -> GeneratorNetwork:
         if strength == 1.0:
             return self.generator
-        if self._mix is None:
-            self._mix = self.networks.Generator(self.spec, self.device)
         if self._mix_strength != strength:
-            self._mix.load_synthesis(interpolate_variables(ffhq.synthesis_vars, self.spec.synthesis_vars, strength))
+            variables = interpolate_variables(ffhq.synthesis_vars, self.spec.synthesis_vars, strength)
+            if self._mix is None:  # built from the interpolated weights: never converted twice
+                self._mix = self.networks.Generator(replace(self.spec, synthesis_vars=variables), self.device)
+            else:
+                self._mix.load_synthesis(variables)
             self._mix_strength = strength
         return self._mix
 
@@ -48,9 +52,10 @@ class GeneratorPair:
         self.networks, self.device = networks, device
         self.ffhq_path = Path(ffhq_path)
         self.toon_path = None if toon_path is None else Path(toon_path)
-        self.ffhq_gs = pickles.load_generator(ffhq_path)
-        self.ffhq_spec = describe(self.ffhq_gs)
-        self.toon_spec = self.ffhq_spec if toon_path is None else describe(pickles.load_generator(toon_path))
+        with phase(PICKLE_READ):
+            self.ffhq_gs = pickles.load_generator(ffhq_path)
+            self.ffhq_spec = describe(self.ffhq_gs)
+            self.toon_spec = self.ffhq_spec if toon_path is None else describe(pickles.load_generator(toon_path))
         if (self.toon_spec.resolution, self.toon_spec.num_ws) != (self.ffhq_spec.resolution, self.ffhq_spec.num_ws):
             raise ModelFileError("%s and %s have different resolutions" % (ffhq_path, toon_path))
         self.ffhq = networks.Generator(self.ffhq_spec, device)

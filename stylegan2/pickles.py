@@ -282,14 +282,16 @@ def loads(data: bytes, source: str = "model data") -> Loaded:
     return _to_record(obj, source)
 
 
-def load(path: Union[str, Path]) -> Loaded:
-    """Read an official pickle from disk without executing anything in it."""
-    path = Path(path)
+def _read(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise ModelFileError("model file not found: %s (run preload.sh, or make-tiny for test models)" % path) from None
-    return loads(data, str(path))
+
+
+def load(path: Union[str, Path]) -> Loaded:
+    """Read an official pickle from disk without executing anything in it."""
+    return loads(_read(Path(path)), str(path))
 
 
 def load_generator(path: Union[str, Path]) -> NetworkRecord:
@@ -297,10 +299,10 @@ def load_generator(path: Union[str, Path]) -> NetworkRecord:
     ``G_ema`` of a StyleGAN2-ADA snapshot as the same record (recognised by content)."""
     from . import ada_snapshot  # builds on this module
 
-    path = Path(path)
-    if path.is_file() and ada_snapshot.is_ada_snapshot(path.read_bytes()[:ada_snapshot.HEAD_BYTES]):
-        return ada_snapshot.load_generator_bytes(path.read_bytes(), str(path))
-    loaded = load(path)
+    data = _read(Path(path))  # once: a config-f file is 360 MB, and start-up used to read it twice here
+    if ada_snapshot.is_ada_snapshot(data[:ada_snapshot.HEAD_BYTES]):
+        return ada_snapshot.load_generator_bytes(data, str(path))
+    loaded = loads(data, str(path))
     if not isinstance(loaded, tuple) or len(loaded) != 3:
         raise ModelFileError("%s is not a (G, D, Gs) generator pickle" % path)
     return loaded[2]

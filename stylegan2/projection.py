@@ -17,6 +17,7 @@ import numpy as np
 
 from .layout import GeneratorSpec
 from .precision import FP32, PRECISIONS
+from .timings import MODEL_DIGEST, W_STATISTICS, phase
 
 DEFAULT_STEPS = 500  # the original Toonify projection (Pinkney's projector)
 W_AVG_SAMPLES = 10000
@@ -170,13 +171,16 @@ def cached_w_statistics(map_fn: Callable[[np.ndarray], np.ndarray], spec: Genera
                         cache_dir: Optional[Path], samples: int = W_AVG_SAMPLES) -> Tuple[np.ndarray, float]:
     """w statistics keyed by the model file's sha256, so service start-up doesn't redo 10 000 samples."""
     if cache_dir is None:
-        return w_statistics(map_fn, spec, samples)
-    key = "wstats-%s-%d-%d.npz" % (file_digest(model_path)[:16], samples, W_AVG_SEED)
+        with phase(W_STATISTICS):
+            return w_statistics(map_fn, spec, samples)
+    with phase(MODEL_DIGEST):
+        key = "wstats-%s-%d-%d.npz" % (file_digest(model_path)[:16], samples, W_AVG_SEED)
     path = Path(cache_dir) / key
     if path.is_file():
-        with np.load(str(path)) as stored:
+        with phase(W_STATISTICS), np.load(str(path)) as stored:
             return stored["w_avg"].astype(np.float32), float(stored["w_std"])
-    w_avg, w_std = w_statistics(map_fn, spec, samples)
+    with phase(W_STATISTICS):
+        w_avg, w_std = w_statistics(map_fn, spec, samples)
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     # several workers may share the cache and compute the same file at once: each writes its own part file,
     # and the atomic rename lets the last one win with identical contents

@@ -25,6 +25,7 @@ from .projection import (
     keep_freed_memory,
 )
 from .styles import DEFAULT_STYLE, LoadedStyles, load_styles
+from .timings import FRAMEWORK_IMPORT, PICKLE_READ, PROJECTOR_BUILD, phase
 
 
 def default_cache_dir(model_path: Path, configured: Optional[Path] = None) -> Optional[Path]:
@@ -44,14 +45,16 @@ class Toonifier:
         """``cache_dir``: where w statistics are kept (None: computed at every start). ``device``: cpu, cuda,
         cuda:1 for the torch engine, None = CUDA when available; tf1 places its graphs itself."""
         self.engine, self.paths = engine, paths
-        self.backend = backend(engine)
+        with phase(FRAMEWORK_IMPORT):
+            self.backend = backend(engine)
         self.generators = GeneratorPair(self.backend, paths.ffhq, paths.toon, device)
         self.ffhq, self.ffhq_spec = self.generators.ffhq, self.generators.ffhq_spec  # what faces are projected with
         self.styles: LoadedStyles = load_styles(paths.styles, self.generators.ffhq_gs, self.generators.toon_spec)
         for name, spec in self.styles.specs.items():
             if name != DEFAULT_STYLE:
                 self.generators.add_style(name, spec)
-        self.perceptual = describe_perceptual(pickles.load(paths.perceptual))
+        with phase(PICKLE_READ):
+            self.perceptual = describe_perceptual(pickles.load(paths.perceptual))
         self.w_avg, self.w_std = cached_w_statistics(self.ffhq.map, self.ffhq_spec, paths.ffhq, cache_dir)
         self._projectors: Dict[Tuple[int, Tuple[object, ...]], Projector] = {}
 
@@ -75,8 +78,9 @@ class Toonifier:
         key = (batch, config.structure)
         if key not in self._projectors:
             keep_freed_memory()
-            self._projectors[key] = self.backend.build_projector(
-                self.ffhq, self.perceptual, config, self.w_avg, self.w_std, batch)
+            with phase(PROJECTOR_BUILD):
+                self._projectors[key] = self.backend.build_projector(
+                    self.ffhq, self.perceptual, config, self.w_avg, self.w_std, batch)
         return self._projectors[key]
 
     def project(self, aligned: np.ndarray, seeds: Sequence[int], config: ProjectorConfig,

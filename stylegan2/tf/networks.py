@@ -11,6 +11,7 @@ from ..constants import LRELU_GAIN, PIXEL_NORM_EPS
 from ..layout import GeneratorSpec, LayerSpec
 from ..precision import DeviceTraits
 from ..regions import REGION_BIAS_ACT, REGION_NOISE, layer_region
+from ..timings import GRAPH_BUILD, WEIGHT_CONVERSION, phase
 from ..weights import SynthesisWeights, mapping_weights, synthesis_weights
 from . import ops
 
@@ -117,9 +118,10 @@ class Generator:
         the GPU when it sees one, CUDA_VISIBLE_DEVICES picks which)."""
         self.spec = spec
         self.graph = tf.Graph()
-        synthesis, mapping = tf_arrays(spec), mapping_weights(spec)
+        with phase(WEIGHT_CONVERSION):
+            synthesis, mapping = tf_arrays(spec), mapping_weights(spec)
         self._synthesis_feeds, mapping_feeds = Feeds(), Feeds()
-        with self.graph.as_default():
+        with phase(GRAPH_BUILD), self.graph.as_default():
             self.synthesis = synthesis.map(self._synthesis_feeds.variable)
             self._z = tf.placeholder(tf.float32, [None, spec.z_dim], name="z")
             self._w = mapping_graph(self._z, [(mapping_feeds.variable(w), mapping_feeds.variable(b))
@@ -131,8 +133,9 @@ class Generator:
             ]
             self._images = synthesis_graph(self._ws, self._noise, self.synthesis, spec)
             self.session = tf.Session(graph=self.graph, config=session_config())
-        self._synthesis_feeds.load(self.session, synthesis.values())
-        mapping_feeds.load(self.session, [array for layer in mapping for array in layer])
+        with phase(WEIGHT_CONVERSION):  # into the session's variables
+            self._synthesis_feeds.load(self.session, synthesis.values())
+            mapping_feeds.load(self.session, [array for layer in mapping for array in layer])
 
     def map(self, z: np.ndarray) -> np.ndarray:
         return self.session.run(self._w, {self._z: np.asarray(z, np.float32)})

@@ -12,6 +12,7 @@ from ..constants import LRELU_GAIN, PIXEL_NORM_EPS
 from ..layout import GeneratorSpec, LayerSpec
 from ..precision import FP32
 from ..regions import REGION_BIAS_ACT, REGION_NOISE, layer_region
+from ..timings import WEIGHT_CONVERSION, phase
 from ..weights import SynthesisWeights, mapping_weights, synthesis_weights
 from . import ops
 from .precision import precision_scope
@@ -92,11 +93,12 @@ class Generator:
         """``device``: cpu, cuda, cuda:1; None = CUDA when available."""
         self.spec = spec
         self.device = ops.pick_device(device)
-        self.synthesis = torch_weights(spec, self.device)
-        self.mapping_params = [
-            (torch.as_tensor(w, device=self.device), torch.as_tensor(b, device=self.device))
-            for w, b in mapping_weights(spec)
-        ]
+        with phase(WEIGHT_CONVERSION):
+            self.synthesis = torch_weights(spec, self.device)
+            self.mapping_params = [
+                (torch.as_tensor(w, device=self.device), torch.as_tensor(b, device=self.device))
+                for w, b in mapping_weights(spec)
+            ]
         channel_counts = {layer.out_channels for layer in spec.layers} | {spec.num_channels}
         self.firs = {c: ops.fir(c, self.device) for c in channel_counts}
 
