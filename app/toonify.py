@@ -244,13 +244,16 @@ class Toonify:
         with self._synthesis_lock:
             return self.models.synthesize(np.asarray(latents, np.float32), strength)
 
-    def render(self, projection: Projection, options: RenderOptions, progress: Progress = SILENT) -> Rendering:
+    def render(self, projection: Projection, options: RenderOptions, progress: Progress = SILENT,
+               keep_photo: bool = True) -> Rendering:
         """The toons at ``options.strength``, the reconstructions, and the photo with the toons pasted back.
-        (``output`` and ``format`` choose among and encode these images; app.api.rendering, app.cli.)"""
+        (``output`` and ``format`` choose among and encode these images; app.api.rendering, app.cli.)
+        ``keep_photo=False``: paste onto the projection's photo itself, for a caller that needs the photo no
+        more (a job): one full-size copy of it fewer."""
         stages = _Stages(progress)
         stages.start("synthesizing", "synthesize")
         toons = list(self.synthesize(projection.latents, options.strength))
         reconstructions = list(self.synthesize(projection.latents, 0.0))
         stages.start("pasting", "paste")
-        pasted = paste_faces(projection.photo, toons, projection.quads)
+        pasted = paste_faces(projection.photo, toons, projection.quads, in_place=not keep_photo)
         return Rendering(toons, reconstructions, pasted, stages.stop())
