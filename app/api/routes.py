@@ -24,9 +24,9 @@ from .admission import admit, detect
 from .auth import NO_OWNER, Auth
 from .events import job_events, last_seen
 from .form import form_parts, refuse_unknown, single_upload, toonify_request
-from .middleware import OWNER_SCOPE_KEY
+from .middleware import OWNER_SCOPE_KEY, release_body
 from .page import PAGE
-from .rendering import face_bytes, image_response, pasted_bytes, result_response
+from .rendering import Renderer, face_bytes, image_response, pasted_bytes, result_response
 from .schemas import JobList, ServerConfig
 from .views import as_requested, job_owner, job_view
 from .webhooks import refuse_bad_url
@@ -42,6 +42,10 @@ def service(request: Request) -> Service:
 
 def auth(request: Request) -> Auth:
     return request.app.state.auth
+
+
+def renderer(request: Request) -> Renderer:
+    return Renderer(service(request), request.app.state.decode_budget)
 
 
 def owner(request: Request) -> str:
@@ -130,7 +134,7 @@ async def toonify(
     if form.webhook is not None:
         await run_in_threadpool(refuse_bad_url, form.webhook.url, svc.settings)
     who, index = owner(request), request.app.state.job_index
-    digest = await run_in_threadpool(lambda: hashlib.sha256(data).hexdigest())
+    digest = (await run_in_threadpool(hashlib.sha256, data)).hexdigest()
     cache_key = "%s;%s;%s" % (who, digest, options.projection_options.key())
     hook = (form.webhook.url, sorted(form.webhook.events)) if form.webhook else None  # the same in every process
     fingerprint = hashlib.sha256((cache_key + repr(options) + repr(hook)).encode()).hexdigest()
@@ -141,8 +145,11 @@ async def toonify(
         svc.metrics.cache_hits.inc()
     else:
         job = await admit(svc, request.app.state.decode_budget, options, cache_key, data, idempotency)
-    if form.webhook is not None:
-        request.app.state.webhooks.subscribe(job.id, form.webhook.url, form.webhook.events)
+    webhook = form.webhook
+    del form, data  # the job holds the photo now: the upload's bytes in flight go to other requests
+    release_body(request.scope)
+    if webhook is not None:
+        request.app.state.webhooks.subscribe(job.id, webhook.url, webhook.events)
     if who != NO_OWNER:
         await run_in_threadpool(index.add, who, job.id, job.created_at)
     location = {"Location": "/jobs/%s" % job.id}
@@ -160,7 +167,7 @@ async def toonify(
         raise JobFailed(job.error_code, job.error_message)
     if job.status != "succeeded":
         raise (JobCancelled if job.status == "cancelled" else ResultNotReady)("job %s is %s" % (job.id, job.status))
-    return await result_response(svc, job, options)
+    return await result_response(renderer(request), job, options)
 
 
 @router.get("/config", summary="Defaults, limits, and whether the models are test models (for clients and the "
@@ -172,7 +179,8 @@ async def server_config(request: Request) -> JSONResponse:
     return JSONResponse({
         "defaults": ToonifyOptions(steps=settings.default_steps).model_dump(),
         "limits": {"max_steps": settings.max_steps, "max_upload_bytes": settings.max_upload_bytes,
-                   "max_pixels": settings.max_pixels, "max_queue": settings.max_queue},
+                   "max_pixels": settings.max_pixels, "max_queue": settings.max_queue,
+                   "max_body_bytes_in_flight": settings.max_body_bytes_in_flight},
         "engine": settings.engine,
         "test_models": tiny,
         "test_models_warning": TINY_WARNING if tiny else None,
@@ -231,12 +239,11 @@ async def job_result(request: Request, job_id: str, face: Annotated[AsciiInt, Qu
                      strength: Annotated[Optional[AsciiFloat], Query(ge=0.0, le=1.0,
                                                                      description="default: the job's")] = None
                      ) -> Response:
-    svc = service(request)
     job = await run_in_threadpool(_job_or_404, request, job_id)
     strength = RenderOptions.of(job.options).strength if strength is None else strength
     if kind == "paste":
-        return image_response(await pasted_bytes(svc, job, strength, format), format, job)
-    return image_response(await face_bytes(svc, job, kind, face, strength, format), format, job)
+        return image_response(await pasted_bytes(renderer(request), job, strength, format), format, job)
+    return image_response(await face_bytes(renderer(request), job, kind, face, strength, format), format, job)
 
 
 @router.post("/faces", summary="The usable faces of a photo, largest first (no job is made): choose one for "
