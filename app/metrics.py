@@ -53,6 +53,8 @@ class Metrics:
         self.queue_depth = Gauge("toonify_queue_depth", "Jobs queued or running", registry=self.registry)
         self.live_workers = Gauge("toonify_live_workers", "Workers that renewed their presence within its TTL",
                                   registry=self.registry)
+        self.body_bytes_in_flight = Gauge("toonify_body_bytes_in_flight", "Request body bytes held now "
+                                          "(TOONIFY_MAX_BODY_BYTES_IN_FLIGHT bounds them)", registry=self.registry)
         self.cache_hits = Counter("toonify_cache_hits_total", "Requests answered from an identical earlier job",
                                   registry=self.registry)
 

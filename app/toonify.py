@@ -30,6 +30,7 @@ from .faces.align import align_face
 from .faces.decode import ImageLimits, decode_image
 from .faces.detect import Face, FaceDetector, select_faces
 from .faces.paste import paste_faces
+from .memory import return_freed_memory
 from .options import ProjectionOptions, RenderOptions
 
 CancelCheck = Callable[[], bool]
@@ -196,6 +197,7 @@ class Toonify:
         stages = _Stages(progress)
         stages.start("decoding", "decode")
         rgb = decode_image(photo, self.limits)
+        return_freed_memory()  # the decoder's full-size frame, before the next stages allocate
         stages.start("aligning", "detect")
         if faces is None:
             faces = select_faces(detector.usable_faces(rgb), options.face)
@@ -203,6 +205,7 @@ class Toonify:
             faces = [Face(face.rect, face.score, detector.landmarks(rgb, face.rect)) for face in faces]
         stages.start("aligning", "align")
         aligned = [align_face(rgb, face.landmarks, resolution) for face in faces]
+        return_freed_memory()
         stages.start("projecting", "project")
         latents = self.project_aligned(np.stack([a.image for a in aligned]), options, progress, cancel)
         return Projection(rgb, faces, [a.quad for a in aligned], [a.image for a in aligned], latents,
@@ -256,4 +259,5 @@ class Toonify:
         reconstructions = list(self.synthesize(projection.latents, 0.0))
         stages.start("pasting", "paste")
         pasted = paste_faces(projection.photo, toons, projection.quads, in_place=not keep_photo)
+        return_freed_memory()  # the paste's strips, before the pasted photo is encoded
         return Rendering(toons, reconstructions, pasted, stages.stop())

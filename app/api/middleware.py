@@ -106,6 +106,7 @@ class ServiceMiddleware:
         self.app, self.auth, self.metrics, self.routes = app, auth, metrics, routes
         self.max_body_bytes, self.body_timeout_s, self.form_limits = limits.max_bytes, limits.timeout_s, limits.form
         self.in_flight = BodiesInFlight(limits.in_flight_bytes)
+        metrics.body_bytes_in_flight.set_function(lambda: self.in_flight.held)
 
     async def _buffered_body(self, scope, receive, send, charge: BodyCharge) -> Optional[bytes]:
         """Read the whole body up to the limit and within the deadline; None (after answering) otherwise.

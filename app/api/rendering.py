@@ -51,7 +51,7 @@ async def _in_format(budget: MemoryBudget, png: bytes, fmt: str) -> bytes:
     """A stored PNG in the format asked for: PNGs are served as stored, others re-encoded within the budget."""
     if fmt == "png":
         return png
-    cost = await run_in_threadpool(reencode_cost_bytes, png)
+    cost = await run_in_threadpool(reencode_cost_bytes, png, fmt)
     return await run_within(budget, cost, reencoded, png, fmt)
 
 
@@ -83,7 +83,7 @@ async def pasted_bytes(on: Renderer, job: Job, strength: float, fmt: str) -> byt
         return await _in_format(on.budget, png, fmt)
     toons = [await on.svc.render(job, face, strength) for face in range(len(job.faces))]
     photo, quads = await run_in_threadpool(_photo_and_quads, on.svc, job)
-    cost = await run_in_threadpool(repaste_cost_bytes, photo, on.svc.limits)
+    cost = await run_in_threadpool(repaste_cost_bytes, photo, fmt, on.svc.limits)
     return await run_within(on.budget, cost, repasted, photo, toons, quads, fmt, on.svc.limits)
 
 

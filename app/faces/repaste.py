@@ -14,14 +14,21 @@ from .decode import DECODE_SLACK_BYTES, RGB_BYTES_PER_PIXEL, ImageLimits, decode
 from .paste import paste_faces
 
 PILLOW_RGB_BYTES_PER_PIXEL = 4  # Pillow keeps RGB in 4 bytes a pixel
-ENCODED_BYTES_PER_PIXEL = 3  # at worst (a PNG of noise); JPEG and WebP write far less
-# After the decode: the pasted photo beside Pillow's copy of it for the encoder, then that copy beside the bytes.
-ENCODE_BYTES_PER_PIXEL = PILLOW_RGB_BYTES_PER_PIXEL + max(RGB_BYTES_PER_PIXEL, ENCODED_BYTES_PER_PIXEL)
+# What an encoder holds beside Pillow's image, per pixel (bench.memory_paths): PNG its output (3 B/px at worst,
+# for noise), JPEG its strips and a small output, WebP a packed copy of the pixels, libwebp's own ARGB or YUV
+# picture and its output.
+ENCODER_BYTES_PER_PIXEL = {"png": 3, "jpeg": 1, "webp": 9}
 
 
-def repaste_cost_bytes(photo: bytes, limits: ImageLimits) -> int:
-    """What repasted(photo, …) holds at its peak: the decode, or the encode that follows it."""
-    return decode_cost_bytes(photo, None, limits, then_bytes_per_pixel=ENCODE_BYTES_PER_PIXEL)
+def _encode_bytes_per_pixel(fmt: str) -> int:
+    """From Pillow's copy of the image on: that copy beside the pasted array (which is then let go), then
+    beside the encoder's own memory."""
+    return PILLOW_RGB_BYTES_PER_PIXEL + max(RGB_BYTES_PER_PIXEL, ENCODER_BYTES_PER_PIXEL[fmt])
+
+
+def repaste_cost_bytes(photo: bytes, fmt: str, limits: ImageLimits) -> int:
+    """What repasted(photo, …, fmt) holds at its peak: the decode, or the encode that follows it."""
+    return decode_cost_bytes(photo, None, limits, then_bytes_per_pixel=_encode_bytes_per_pixel(fmt))
 
 
 def repasted(photo: bytes, toons: Sequence[np.ndarray], quads: Sequence[np.ndarray], fmt: str,
@@ -33,10 +40,10 @@ def repasted(photo: bytes, toons: Sequence[np.ndarray], quads: Sequence[np.ndarr
     return encode_pil(image, fmt)
 
 
-def reencode_cost_bytes(stored: bytes) -> int:
-    """What reencoded(stored, …) holds at its peak: the decoded image and the bytes written from it."""
+def reencode_cost_bytes(stored: bytes, fmt: str) -> int:
+    """What reencoded(stored, fmt) holds at its peak: the decoded image beside the encoder's memory."""
     width, height = Image.open(io.BytesIO(stored)).size
-    return width * height * ENCODE_BYTES_PER_PIXEL + DECODE_SLACK_BYTES
+    return width * height * (PILLOW_RGB_BYTES_PER_PIXEL + ENCODER_BYTES_PER_PIXEL[fmt]) + DECODE_SLACK_BYTES
 
 
 def reencoded(stored: bytes, fmt: str) -> bytes:
