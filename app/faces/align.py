@@ -81,6 +81,23 @@ def _face_region(rgb: np.ndarray, quad: np.ndarray, qsize: float, output_size: i
     return region, quad - np.array(box[0:2], dtype=np.float64), qsize, border
 
 
+def _padded_channel(channel: np.ndarray, pad, mask: np.ndarray, blur: float) -> np.ndarray:
+    """One colour channel reflect-padded, blurred and flattened towards its median where the mask says: the
+    original's arithmetic (float32, the same order), one channel at a time so that only channel-sized float
+    arrays exist."""
+    arr = np.pad(np.float32(channel), ((pad[1], pad[3]), (pad[0], pad[2])), "reflect")
+    blurred = scipy.ndimage.gaussian_filter(arr, [blur, blur])
+    blurred -= arr
+    blurred *= np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
+    arr += blurred
+    del blurred
+    flat = np.median(arr) - arr
+    flat *= np.clip(mask, 0.0, 1.0)
+    arr += flat
+    del flat
+    return np.uint8(np.clip(np.rint(arr, out=arr), 0, 255, out=arr))
+
+
 def _pad(img: Image.Image, quad: np.ndarray, qsize: float, border: int):
     """Reflect-pad where the quad leaves the photo, blurring and flattening the padding (spec §5 step 6)."""
     left, top, right, bottom = quad_bounds(quad)
@@ -89,16 +106,15 @@ def _pad(img: Image.Image, quad: np.ndarray, qsize: float, border: int):
     if max(pad) <= border - 4:
         return img, quad
     pad = np.maximum(pad, int(np.rint(qsize * 0.3)))
-    arr = np.pad(np.float32(img), ((pad[1], pad[3]), (pad[0], pad[2]), (0, 0)), "reflect")
-    h, w, _ = arr.shape
-    y, x, _ = np.ogrid[:h, :w, :1]
+    h, w = img.size[1] + pad[1] + pad[3], img.size[0] + pad[0] + pad[2]
+    y, x = np.ogrid[:h, :w]
     mask = np.maximum(1.0 - np.minimum(np.float32(x) / pad[0], np.float32(w - 1 - x) / pad[2]),
                       1.0 - np.minimum(np.float32(y) / pad[1], np.float32(h - 1 - y) / pad[3]))
-    blur = qsize * 0.02
-    arr += (scipy.ndimage.gaussian_filter(arr, [blur, blur, 0]) - arr) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
-    arr += (np.median(arr, axis=(0, 1)) - arr) * np.clip(mask, 0.0, 1.0)
-    img = Image.fromarray(np.uint8(np.clip(np.rint(arr), 0, 255)), "RGB")
-    return img, quad + pad[:2]
+    pixels = np.asarray(img)
+    padded = np.empty((h, w, 3), np.uint8)
+    for c in range(3):
+        padded[..., c] = _padded_channel(pixels[..., c], pad, mask, qsize * 0.02)
+    return Image.fromarray(padded, "RGB"), quad + pad[:2]
 
 
 def align_face(rgb: np.ndarray, landmarks: np.ndarray, output_size: int = 1024,
