@@ -115,6 +115,18 @@ def test_bodies_past_the_bound_wait_outside_with_a_503_and_nothing_is_lost(serve
     assert limits["max_body_bytes_in_flight"] == IN_FLIGHT
 
 
+def test_a_create_that_goes_on_waiting_gives_its_body_back_once_its_job_exists(server):
+    """Waiting for the result, or streaming the job's events as here, takes minutes: the upload's bytes must
+    not stay charged meanwhile."""
+    photo = {"image": ("o.jpg", (PHOTOS / "obama.jpg").read_bytes())}
+    with server.client() as client:
+        with client.stream("POST", "/toonify", files=photo, data=dict(NEVER_ENDING, seed="77"),
+                           headers={"Accept": "text/event-stream"}) as events:
+            held_while_streaming = _bytes_in_flight(client)
+            client.delete("/jobs/%s" % events.headers["x-toonify-job"])
+    assert events.status_code == 200 and held_while_streaming == 0
+
+
 def test_413_and_429_carry_cors_headers(server):
     """A page must read why its upload was refused: too large, or the queue full."""
     origin = {"Origin": PAGE}
