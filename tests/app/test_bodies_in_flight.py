@@ -61,7 +61,8 @@ class HeldUpload:
 
 def _bytes_in_flight(client: httpx.Client) -> float:
     found = re.search(r"^toonify_body_bytes_in_flight (\S+)$", client.get("/metrics").text, re.M)
-    return float(found.group(1)) if found else 0.0
+    assert found, "/metrics has no toonify_body_bytes_in_flight"
+    return float(found.group(1))
 
 
 def _wait_for_bytes_in_flight(client: httpx.Client, at_least: int, timeout_s: float = 30) -> None:
