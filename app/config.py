@@ -13,6 +13,7 @@ from stylegan2.projection import DEFAULT_STEPS
 from .options import STEPS_CEILING
 
 MIN_SECRET_CHARS = 32  # of TOONIFY_SECRET_KEY: an HMAC key no one can guess
+FORM_OVERHEAD_BYTES = 1_000_000  # a request body may exceed TOONIFY_MAX_UPLOAD_BYTES by this much (form fields)
 
 
 class ConfigError(ValueError):
@@ -41,7 +42,7 @@ def _variable(name: str) -> str:
 POSITIVE = ("max_queue", "default_steps", "max_steps", "max_upload_bytes", "max_pixels", "result_ttl_s",
             "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "max_faces", "decode_memory_mb",
             "max_streams", "header_timeout_s", "body_timeout_s", "link_ttl_s", "shutdown_timeout_s",
-            "redis_timeout_s", "webhook_attempts")
+            "redis_timeout_s", "webhook_attempts", "max_body_bytes_in_flight")
 NOT_NEGATIVE = ("batch_size", "device_memory_bytes", "min_free_bytes", "webhook_progress_interval_s")
 
 
@@ -69,6 +70,10 @@ def problems_of(settings: "Settings") -> List[str]:
         problems.append("TOONIFY_PORT must be a port number from 1 to 65535; got %d" % settings.port)
     if settings.max_steps > STEPS_CEILING:
         problems.append("TOONIFY_MAX_STEPS must be at most %d; got %d" % (STEPS_CEILING, settings.max_steps))
+    if settings.max_body_bytes_in_flight < settings.max_upload_bytes + FORM_OVERHEAD_BYTES:
+        problems.append("TOONIFY_MAX_BODY_BYTES_IN_FLIGHT (%d) must be at least TOONIFY_MAX_UPLOAD_BYTES + %d (%d): "
+                        "one largest upload must fit" % (settings.max_body_bytes_in_flight, FORM_OVERHEAD_BYTES,
+                                                        settings.max_upload_bytes + FORM_OVERHEAD_BYTES))
     if settings.default_steps > settings.max_steps:
         problems.append("TOONIFY_DEFAULT_STEPS (%d) must not exceed TOONIFY_MAX_STEPS (%d)"
                         % (settings.default_steps, settings.max_steps))
@@ -97,6 +102,7 @@ class Settings:
     max_steps: int = 2000
     max_upload_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 50_000_000
+    max_body_bytes_in_flight: int = 200 * 1024 * 1024  # request bodies held at once; past it a 503 (app.api.inflight)
     result_ttl_s: int = 24 * 3600
     job_attempts: int = 3
     job_timeout_s: int = 3600
@@ -152,6 +158,6 @@ class Settings:
                      "result_ttl_s", "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "port",
                      "max_faces", "decode_memory_mb", "max_streams", "header_timeout_s", "body_timeout_s",
                      "link_ttl_s", "min_free_bytes", "redis_timeout_s", "shutdown_timeout_s", "device_memory_bytes",
-                     "webhook_progress_interval_s", "webhook_attempts"):
+                     "webhook_progress_interval_s", "webhook_attempts", "max_body_bytes_in_flight"):
             values[name] = _int(env, _variable(name), getattr(cls, name))
         return cls(**values)  # type: ignore[arg-type]

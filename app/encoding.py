@@ -11,13 +11,19 @@ ENCODINGS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp"
 
 def encode_image(rgb: np.ndarray, fmt: str = "png", quality: int = 92) -> bytes:
     """RGB uint8 → bytes in png, jpeg or webp."""
+    return encode_pil(Image.fromarray(np.asarray(rgb, dtype=np.uint8)), fmt, quality)
+
+
+def encode_pil(image: Image.Image, fmt: str = "png", quality: int = 92) -> bytes:
+    """A Pillow image → bytes in png, jpeg or webp: a caller that drops its array once Pillow has its copy
+    holds one full-size image while the encoder runs, not two."""
     try:
         pil_format = ENCODINGS[fmt][0]
     except KeyError:
         raise ValueError("format must be one of %s" % ", ".join(ENCODINGS)) from None
     buffer = io.BytesIO()
     options = {"quality": quality} if pil_format in ("JPEG", "WEBP") else {}
-    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buffer, pil_format, **options)
+    image.save(buffer, pil_format, **options)
     return buffer.getvalue()
 
 

@@ -216,6 +216,12 @@ class QueueUnavailable(ToonifyError):
     code = "queue_unavailable"
 
 
+class ServerBusy(ToonifyError):
+    """The server holds as many request bodies as it may at once (TOONIFY_MAX_BODY_BYTES_IN_FLIGHT)."""
+
+    code = "server_busy"
+
+
 class TooManyStreams(ToonifyError):
     """As many event streams as the server keeps are open."""
 

@@ -55,6 +55,8 @@ class Metrics:
                                   registry=self.registry)
         self.projection_steps = Counter("toonify_projection_steps_total", "Projection steps run (a batch's step "
                                         "counts once): re-renders and new styles add none", registry=self.registry)
+        self.body_bytes_in_flight = Gauge("toonify_body_bytes_in_flight", "Request body bytes held now "
+                                          "(TOONIFY_MAX_BODY_BYTES_IN_FLIGHT bounds them)", registry=self.registry)
         self.cache_hits = Counter("toonify_cache_hits_total", "Requests answered from an identical earlier job",
                                   registry=self.registry)
 

@@ -33,6 +33,7 @@ from .faces.align import align_face
 from .faces.decode import ImageLimits, decode_image
 from .faces.detect import Face, FaceDetector, select_faces
 from .faces.paste import paste_faces
+from .memory import return_freed_memory
 from .options import ProjectionOptions, RenderOptions
 from .styles import DEFAULT_CATALOG, StyleCatalog, stored_style
 
@@ -211,6 +212,7 @@ class Toonify:
         stages = _Stages(progress)
         stages.start("decoding", "decode")
         rgb = decode_image(photo, self.limits)
+        return_freed_memory()  # the decoder's full-size frame, before the next stages allocate
         stages.start("aligning", "detect")
         if faces is None:
             faces = select_faces(detector.usable_faces(rgb), options.face)
@@ -218,6 +220,7 @@ class Toonify:
             faces = [Face(face.rect, face.score, detector.landmarks(rgb, face.rect)) for face in faces]
         stages.start("aligning", "align")
         aligned = [align_face(rgb, face.landmarks, resolution) for face in faces]
+        return_freed_memory()
         stages.start("projecting", "project")
         latents = self.project_aligned(np.stack([a.image for a in aligned]), options, progress, cancel)
         return Projection(rgb, faces, [a.quad for a in aligned], [a.image for a in aligned], latents,
@@ -261,14 +264,18 @@ class Toonify:
         with self._synthesis_lock:
             return self.models.synthesize(np.asarray(latents, np.float32), strength, style)
 
-    def render(self, projection: Projection, options: RenderOptions, progress: Progress = SILENT) -> Rendering:
+    def render(self, projection: Projection, options: RenderOptions, progress: Progress = SILENT,
+               keep_photo: bool = True) -> Rendering:
         """The toons in ``options.style`` (the default one for 'all': a job stores one set of images) at
         ``options.strength``, the reconstructions, and the photo with the toons pasted back. (``output`` and
-        ``format`` choose among and encode these images; app.api.rendering, app.cli.)"""
+        ``format`` choose among and encode these images; app.api.rendering, app.cli.) ``keep_photo=False``:
+        paste onto the projection's photo itself, for a caller that needs the photo no more (a job): one
+        full-size copy of it fewer."""
         stages = _Stages(progress)
         stages.start("synthesizing", "synthesize")
         toons = list(self.synthesize(projection.latents, options.strength, stored_style(options.model_dump())))
         reconstructions = list(self.synthesize(projection.latents, 0.0))
         stages.start("pasting", "paste")
-        pasted = paste_faces(projection.photo, toons, projection.quads)
+        pasted = paste_faces(projection.photo, toons, projection.quads, in_place=not keep_photo)
+        return_freed_memory()  # the paste's strips, before the pasted photo is encoded
         return Rendering(toons, reconstructions, pasted, stages.stop())

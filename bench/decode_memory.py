@@ -2,7 +2,11 @@
 for detection (the API), beside what app.faces.decode charges for it (decode_cost_bytes). Each case runs in its
 own process on a file written beforehand: peak RSS from the kernel (VmHWM) above the process's RSS just before.
 
+``--paths``: the same for what is done to a whole 49-MP photo after its upload (bench.memory_paths): the worker's
+decode → landmarks → align → paste → PNG (no GAN), and the API's re-paste and re-encodes, beside their charge.
+
     python -m bench.decode_memory [MODE ...]
+    python -m bench.decode_memory --paths
 """
 from __future__ import annotations
 
@@ -98,6 +102,16 @@ def _kib(field: str) -> int:
     return int(re.search(r"%s:\s+(\d+) kB" % field, Path("/proc/self/status").read_text()).group(1))
 
 
+def peak_above_idle(work: Callable[[], object]) -> Dict[str, float]:
+    """Run ``work`` in this process: its peak RSS above the RSS just before (MB), and its time."""
+    Path("/proc/self/clear_refs").write_text("5")
+    idle = _kib("VmRSS")
+    started = time.perf_counter()
+    work()
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "peak_mb": (_kib("VmHWM") - idle) / 1024.0}
+
+
 def measure(path: Path, how: str) -> dict:
     """One decode of the file at ``path`` in this process: its peak RSS above the RSS before it, and its time."""
     from app.faces.decode import decode_cost_bytes, decode_image, decode_reduced
@@ -105,22 +119,23 @@ def measure(path: Path, how: str) -> dict:
 
     data = path.read_bytes()
     charged = decode_cost_bytes(data, DETECT_SIDE if how == "reduced" else None)
-    Path("/proc/self/clear_refs").write_text("5")
-    idle = _kib("VmRSS")
-    started = time.perf_counter()
     if how == "full":
-        decode_image(data)
+        row = peak_above_idle(lambda: decode_image(data))
     else:
-        decode_reduced(data, DETECT_SIDE)
-    seconds = time.perf_counter() - started
-    peak = (_kib("VmHWM") - idle) * 1024.0
-    return {"mode": path.stem, "decode": how, "file_mb": len(data) / MB, "seconds": seconds, "peak_mb": peak / MB,
-            "peak_b_per_px": peak / SIDE ** 2, "charged_mb": charged / MB, "within": peak <= charged}
+        row = peak_above_idle(lambda: decode_reduced(data, DETECT_SIDE))
+    peak = row["peak_mb"] * MB
+    return dict(row, mode=path.stem, decode=how, file_mb=len(data) / MB, peak_b_per_px=peak / SIDE ** 2,
+                charged_mb=charged / MB, within=peak <= charged)
 
 
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[2] in ("full", "reduced"):
         print(json.dumps(measure(Path(sys.argv[1]), sys.argv[2])))
+        return
+    if sys.argv[1:2] == ["--paths"]:
+        from bench.memory_paths import main as paths
+
+        paths(sys.argv[2:])
         return
     names = sys.argv[1:] or list(MODES)
     rows = []

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from ..composition import create_service
-from ..config import Settings
+from ..config import FORM_OVERHEAD_BYTES, Settings
 from ..errors import (
     BadRequest,
     InternalError,
@@ -26,8 +26,8 @@ from ..errors import (
 )
 from ..jobs.redis_store import REDIS_DOWN
 from ..storage import is_out_of_space, storage_full_from
-from .admission import MemoryBudget
 from .auth import Auth, RedactSecrets
+from .budget import MemoryBudget
 from .errors import error_response
 from .fast import FastService
 from .jobindex import create_job_index
@@ -128,7 +128,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         svc.stop()
 
     app.add_middleware(HeadAsGet)  # inside ServiceMiddleware: metrics and API keys see the real method
-    body = BodyLimits(max_bytes=settings.max_upload_bytes + 1_000_000, timeout_s=settings.body_timeout_s)
+    body = BodyLimits(max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES, timeout_s=settings.body_timeout_s,
+                      in_flight_bytes=settings.max_body_bytes_in_flight)
     app.add_middleware(ServiceMiddleware, limits=body, auth=auth, metrics=svc.metrics, routes=app.router.routes)
     # it answers what SIGTERM cuts off
     app.add_middleware(AnswerCutOffRequests, draining=svc.draining, open_requests=open_requests)

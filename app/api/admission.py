@@ -8,43 +8,19 @@ lossless WebP (~0.75 GB) waits until that much memory is free.
 """
 from __future__ import annotations
 
-import asyncio
 import math
 import statistics
-from contextlib import asynccontextmanager
-from typing import AsyncIterator, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
-import numpy as np
 from fastapi.concurrency import run_in_threadpool
 
 from ..errors import QueueFull, TooManyFaces
 from ..faces.decode import decode_cost_bytes, decode_reduced
 from ..faces.detect import DETECT_SIDE, Face, select_faces
 from ..jobs.job import IdempotencyKey, Job, new_job_id
-from ..memory import return_freed_memory
 from ..options import ToonifyOptions
 from ..service import Service
-
-
-class MemoryBudget:
-    """Bytes that concurrent decodes may hold together; one decode larger than the whole budget runs alone."""
-
-    def __init__(self, total_bytes: int) -> None:
-        self.total, self.used = total_bytes, 0
-        self._freed = asyncio.Condition()
-
-    @asynccontextmanager
-    async def hold(self, nbytes: int) -> AsyncIterator[None]:
-        nbytes = min(nbytes, self.total)
-        async with self._freed:
-            await self._freed.wait_for(lambda: self.used + nbytes <= self.total)
-            self.used += nbytes
-        try:
-            yield
-        finally:
-            async with self._freed:
-                self.used -= nbytes
-                self._freed.notify_all()
+from .budget import MemoryBudget, run_within
 
 
 def scale_face(face: Face, scale: float) -> Face:
@@ -54,13 +30,6 @@ def scale_face(face: Face, scale: float) -> Face:
     rect = [int(math.floor(face.rect[0] / scale)), int(math.floor(face.rect[1] / scale)),
             int(math.ceil(face.rect[2] / scale)), int(math.ceil(face.rect[3] / scale))]
     return Face(rect, face.score, face.landmarks / scale)
-
-
-def _decode(svc: Service, data: bytes) -> Tuple[np.ndarray, float]:
-    try:
-        return decode_reduced(data, DETECT_SIDE, svc.limits)
-    finally:
-        return_freed_memory()  # before the budget is given back: the next decode finds the memory free
 
 
 def _chosen(svc: Service, faces: List[Face], choice: str) -> List[Face]:
@@ -75,8 +44,7 @@ async def detect(svc: Service, budget: MemoryBudget, data: bytes) -> Tuple[Tuple
     """The photo's (width, height) and its usable faces in photo coordinates, largest first: decoded at
     reduced size within the memory budget."""
     cost = await run_in_threadpool(decode_cost_bytes, data, DETECT_SIDE, svc.limits)
-    async with budget.hold(cost):
-        reduced, scale = await run_in_threadpool(_decode, svc, data)
+    reduced, scale = await run_within(budget, cost, decode_reduced, data, DETECT_SIDE, svc.limits)
     faces = await run_in_threadpool(svc.detector.usable_faces, reduced)
     size = (int(round(reduced.shape[1] / scale)), int(round(reduced.shape[0] / scale)))
     return size, [scale_face(face, scale) for face in faces]

@@ -47,6 +47,7 @@ STATUS_BY_CODE: Dict[str, int] = {
     "headers_too_large": 431,
     "too_many_faces": 422,
     "too_many_streams": 503,
+    "server_busy": 503,
     "method_not_allowed": 405,
 }
 

@@ -1,8 +1,8 @@
 """Pure ASGI middleware in front of every route: limits on the request headers, authentication (app.api.auth),
 the request body read within a size limit and a deadline (answered from the headers alone when the declared
 length is over the limit, so that ``Expect: 100-continue`` gets its 413 at once), multipart forms parsed by the
-strict guard (app.api.multipart_guard) so that no route ever hands a body to python-multipart, and request
-metrics labelled by route template."""
+strict guard (app.api.multipart_guard) so that no route ever hands a body to python-multipart, a bound on the
+bodies held at once (app.api.inflight), and request metrics labelled by route template."""
 from __future__ import annotations
 
 import asyncio
@@ -18,10 +18,12 @@ from ..errors import HeadersTooLarge, MalformedForm, RequestTimedOut, ToonifyErr
 from ..metrics import Metrics
 from .auth import Auth
 from .errors import error_body, headers_of, status_of
+from .inflight import BodiesInFlight, BodyCharge
 from .multipart_guard import DEFAULT_LIMITS, FormLimits, boundary_of, parse_form
 
 DRAIN_BYTES = 256 * 1024 * 1024
 FORM_SCOPE_KEY = "toonify.form"
+BODY_SCOPE_KEY = "toonify.body"
 OWNER_SCOPE_KEY = "toonify.owner"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
@@ -74,24 +76,53 @@ class BodyLimits:
 
     max_bytes: int
     timeout_s: float
+    in_flight_bytes: int  # of every request's body together (TOONIFY_MAX_BODY_BYTES_IN_FLIGHT)
     form: FormLimits = DEFAULT_LIMITS
+
+
+class HeldBody:
+    """A request's body as the middleware keeps it for the route, with its share of the bytes in flight.
+    ``release()`` drops both (the parsed form too): a route that no longer needs the upload, e.g. once its job
+    is created and it only waits for the result, frees its share for other uploads."""
+
+    def __init__(self, scope, body: bytes, charge: BodyCharge) -> None:
+        self.scope, self.body, self.charge = scope, body, charge
+
+    def release(self) -> None:
+        self.body = b""
+        self.scope.pop(FORM_SCOPE_KEY, None)
+        self.charge.release()
+
+
+def release_body(scope) -> None:
+    """Give back what the middleware holds of this request's body (nothing when it holds none)."""
+    held = scope.get(BODY_SCOPE_KEY)
+    if held is not None:
+        held.release()
 
 
 class ServiceMiddleware:
     def __init__(self, app, limits: BodyLimits, auth: Auth, metrics: Metrics, routes: Sequence[BaseRoute]) -> None:
         self.app, self.auth, self.metrics, self.routes = app, auth, metrics, routes
         self.max_body_bytes, self.body_timeout_s, self.form_limits = limits.max_bytes, limits.timeout_s, limits.form
+        self.in_flight = BodiesInFlight(limits.in_flight_bytes)
+        metrics.body_bytes_in_flight.set_function(lambda: self.in_flight.held)
 
-    async def _buffered_body(self, scope, receive, send) -> Optional[bytes]:
+    async def _buffered_body(self, scope, receive, send, charge: BodyCharge) -> Optional[bytes]:
         """Read the whole body up to the limit and within the deadline; None (after answering) otherwise.
         Past the size limit nothing is kept, but up to DRAIN_BYTES is read and dropped so that the client,
-        still sending, gets to read the 413 instead of a reset connection."""
+        still sending, gets to read the 413 instead of a reset connection. The body is charged to the bytes
+        in flight from its declared length before any of it is read (a chunked one as it arrives); past that
+        bound nothing is kept and the answer is a 503 with Retry-After."""
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         too_large = "the request is larger than %d MB; send a smaller photo" % (self.max_body_bytes // 1_000_000)
         over = declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
         if over and expects_continue(scope):
             await _send_error(send, UploadTooLarge(too_large))
+            return None
+        if not over and declared is not None and declared.isdigit() and not charge.grow_to(int(declared)):
+            await self._refuse(scope, receive, send, self.in_flight.busy())
             return None
         deadline = time.monotonic() + self.body_timeout_s
         chunks, size, more = [], 0, True
@@ -108,6 +139,11 @@ class ServiceMiddleware:
             size += len(chunk)
             more = message.get("more_body", False)
             over = over or size > self.max_body_bytes
+            if not over and not charge.grow_to(size):  # a chunked body, past the bytes in flight
+                if more:
+                    await self._drain(receive)
+                await _send_error(send, self.in_flight.busy())
+                return None
             if not over:
                 chunks.append(chunk)
         if over or more:
@@ -143,23 +179,29 @@ class ServiceMiddleware:
             scope[FORM_SCOPE_KEY] = await run_in_threadpool(parse_form, body, boundary, self.form_limits)
 
     async def _with_body(self, scope, receive, send) -> None:
-        body = await self._buffered_body(scope, receive, send)
-        if body is None:
-            return
+        charge = self.in_flight.charge()
         try:
-            await self._parse_form(scope, body)
-        except MalformedForm as exc:
-            await _send_error(send, exc)
-            return
-        replayed = {"done": False}
+            body = await self._buffered_body(scope, receive, send, charge)
+            if body is None:
+                return
+            held = scope[BODY_SCOPE_KEY] = HeldBody(scope, body, charge)
+            del body
+            try:
+                await self._parse_form(scope, held.body)
+            except MalformedForm as exc:
+                await _send_error(send, exc)
+                return
+            replayed = {"done": False}
 
-        async def replay():
-            if replayed["done"]:
-                return await receive()
-            replayed["done"] = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            async def replay():
+                if replayed["done"]:
+                    return await receive()
+                replayed["done"] = True
+                return {"type": "http.request", "body": held.body, "more_body": False}
 
-        await self.app(scope, replay, send)
+            await self.app(scope, replay, send)
+        finally:
+            charge.release()
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":

@@ -34,12 +34,13 @@ ERROR_MEANINGS = {
     415: "not an image this server reads, or not multipart/form-data",
     422: "no usable face, or an invalid or unknown option (the message names it)",
     429: "the queue is full: retry after Retry-After seconds",
-    503: "still loading the models, or the job queue cannot be reached: retry after Retry-After seconds",
+    503: "still loading the models, the job queue cannot be reached, or too many uploads are arriving at once "
+         "(server_busy): retry after Retry-After seconds",
     507: "the server's storage is full: try again later",
 }
 ERRORS_BY_ROUTE: Dict[Tuple[str, str], Tuple[int, ...]] = {
     ("/toonify", "post"): (400, 401, 409, 413, 415, 422, 429, 503, 507),
-    ("/faces", "post"): (400, 401, 413, 415, 422),
+    ("/faces", "post"): (400, 401, 413, 415, 422, 503),
     ("/jobs", "get"): (401, 422),
     ("/jobs/{job_id}", "get"): (400, 401, 403, 404),
     ("/jobs/{job_id}", "delete"): (401, 404),

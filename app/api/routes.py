@@ -25,9 +25,9 @@ from .admission import admit, detect
 from .auth import NO_OWNER, Auth
 from .events import job_events, last_seen
 from .form import form_parts, refuse_unknown, single_upload, toonify_request
-from .middleware import OWNER_SCOPE_KEY
+from .middleware import OWNER_SCOPE_KEY, release_body
 from .page import PAGE
-from .rendering import every_style, face_bytes, image_response, look_for, pasted_bytes, result_response
+from .rendering import Renderer, every_style, face_bytes, image_response, look_for, pasted_bytes, result_response
 from .schemas import JobList, ServerConfig, StyleList
 from .style_choice import StyleChoice, look_choice, style_choice
 from .views import as_requested, job_owner, job_view
@@ -44,6 +44,10 @@ def service(request: Request) -> Service:
 
 def auth(request: Request) -> Auth:
     return request.app.state.auth
+
+
+def renderer(request: Request) -> Renderer:
+    return Renderer(service(request), request.app.state.decode_budget)
 
 
 def owner(request: Request) -> str:
@@ -141,7 +145,7 @@ async def toonify(
     if form.webhook is not None:
         await run_in_threadpool(refuse_bad_url, form.webhook.url, svc.settings)
     who, index = owner(request), request.app.state.job_index
-    digest = await run_in_threadpool(lambda: hashlib.sha256(data).hexdigest())
+    digest = (await run_in_threadpool(hashlib.sha256, data)).hexdigest()
     cache_key = "%s;%s;%s" % (who, digest, options.projection_options.key())
     hook = (form.webhook.url, sorted(form.webhook.events)) if form.webhook else None  # the same in every process
     fingerprint = hashlib.sha256((cache_key + repr(options) + repr(hook)).encode()).hexdigest()
@@ -152,8 +156,11 @@ async def toonify(
         svc.metrics.cache_hits.inc()
     else:
         job = await admit(svc, request.app.state.decode_budget, options, cache_key, data, idempotency)
-    if form.webhook is not None:
-        request.app.state.webhooks.subscribe(job.id, form.webhook.url, form.webhook.events)
+    webhook = form.webhook
+    del form, data  # the job holds the photo now: the upload's bytes in flight go to other requests
+    release_body(request.scope)
+    if webhook is not None:
+        request.app.state.webhooks.subscribe(job.id, webhook.url, webhook.events)
     if who != NO_OWNER:
         await run_in_threadpool(index.add, who, job.id, job.created_at)
     location = {"Location": "/jobs/%s" % job.id}
@@ -171,7 +178,7 @@ async def toonify(
         raise JobFailed(job.error_code, job.error_message)
     if job.status != "succeeded":
         raise (JobCancelled if job.status == "cancelled" else ResultNotReady)("job %s is %s" % (job.id, job.status))
-    return await result_response(svc, job, options)
+    return await result_response(renderer(request), job, options)
 
 
 @router.get("/config", summary="Defaults, limits, and whether the models are test models (for clients and the "
@@ -183,7 +190,8 @@ async def server_config(request: Request) -> JSONResponse:
     return JSONResponse({
         "defaults": ToonifyOptions(steps=settings.default_steps).model_dump(),
         "limits": {"max_steps": settings.max_steps, "max_upload_bytes": settings.max_upload_bytes,
-                   "max_pixels": settings.max_pixels, "max_queue": settings.max_queue},
+                   "max_pixels": settings.max_pixels, "max_queue": settings.max_queue,
+                   "max_body_bytes_in_flight": settings.max_body_bytes_in_flight},
         "engine": settings.engine,
         "test_models": tiny,
         "test_models_warning": TINY_WARNING if tiny else None,
@@ -248,14 +256,14 @@ async def job_result(request: Request, job_id: str, choice: Annotated[StyleChoic
                      face: Annotated[AsciiInt, Query()] = 0,
                      kind: Literal["toon", "paste", "aligned", "reconstruction"] = "toon",
                      format: Literal["png", "jpeg", "webp"] = "png") -> Response:
-    svc = service(request)
+    on = renderer(request)
     job = await run_in_threadpool(_job_or_404, request, job_id)
     if choice.style == ALL_STYLES:
-        return await every_style(svc, job, kind, [face], choice.strength, format)
+        return await every_style(on, job, kind, [face], choice.strength, format)
     look = look_for(job, choice.catalog, choice.style_of(job), choice.strength)
     if kind == "paste":
-        return image_response(await pasted_bytes(svc, job, look, format), format, job)
-    return image_response(await face_bytes(svc, job, kind, face, look, format), format, job)
+        return image_response(await pasted_bytes(on, job, look, format), format, job)
+    return image_response(await face_bytes(on, job, kind, face, look, format), format, job)
 
 
 @router.post("/faces", summary="The usable faces of a photo, largest first (no job is made): choose one for "
@@ -281,7 +289,7 @@ async def job_render(request: Request, job_id: str, choice: Annotated[StyleChoic
     svc = service(request)
     job = await run_in_threadpool(_job_or_404, request, job_id)
     if choice.style == ALL_STYLES:
-        return await every_style(svc, job, "toon", [face], strength, format)
+        return await every_style(renderer(request), job, "toon", [face], strength, format)
     rgb = await svc.render(job, face, strength, choice.style_of(job))
     return image_response(await run_in_threadpool(encode_image, rgb, format), format, job)
 

@@ -101,6 +101,8 @@ class Limits(BaseModel):
     max_upload_bytes: int
     max_pixels: int
     max_queue: int
+    max_body_bytes_in_flight: int = Field(..., description="request bodies the server holds at once; past it "
+                                                           "a 503 server_busy with Retry-After")
 
 
 class ServerConfig(BaseModel):

@@ -204,15 +204,18 @@ def _jpeg_draft_factor(size: Tuple[int, int], max_side: int) -> int:
     return factor
 
 
-def decode_cost_bytes(data: bytes, max_side: Optional[int] = None, limits: Optional[ImageLimits] = None) -> int:
+def decode_cost_bytes(data: bytes, max_side: Optional[int] = None, limits: Optional[ImageLimits] = None,
+                      then_bytes_per_pixel: int = 0) -> int:
     """The memory decode_reduced(data, max_side) (or decode_image, without max_side) will need at its peak,
     from the header alone (which is checked against the limits here, so a bomb is refused before it waits
-    for memory)."""
+    for memory). ``then_bytes_per_pixel``: what the caller goes on to hold per pixel of the full-size result
+    (a re-paste: the pasted photo, then the encoder's copy of it)."""
     image = _open(data, limits or ImageLimits())
     width, height = image.size
     frame = STORED_BYTES_PER_PIXEL.get(image.mode, 4) + DECODER_BYTES_PER_PIXEL.get(image.format, 0)
     if max_side is None or max(width, height) <= max_side:  # the frame and the RGB copy, then the turned copy
-        return width * height * max(frame + RGB_BYTES_PER_PIXEL, 2 * RGB_BYTES_PER_PIXEL) + DECODE_SLACK_BYTES
+        per_pixel = max(frame + RGB_BYTES_PER_PIXEL, 2 * RGB_BYTES_PER_PIXEL, then_bytes_per_pixel)
+        return width * height * per_pixel + DECODE_SLACK_BYTES
     draft = _jpeg_draft_factor(image.size, max_side) if image.format == "JPEG" else 1
     decoded = (-(-width // draft), -(-height // draft))
     scale = max_side / float(max(width, height))

@@ -77,7 +77,7 @@ def run_job(job: Job, worker: WorkerContext[JobStore], should_stop: Optional[Cal
         known = [Face.from_json(face) for face in job.faces] or None
         progress = _JobProgress(store, job.id, worker.metrics)
         projection = toonify.project(upload, options.projection_options, progress, cancelled, known)
-        rendering = toonify.render(projection, options.render_options, progress)
+        rendering = toonify.render(projection, options.render_options, progress, keep_photo=False)
         if store.is_cancelled(job.id):  # a finished job is kept even when the server is stopping
             raise ProjectionCancelled()
         write_results(store, job.id, projection, rendering, upload)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import io
 import struct
+import uuid
 import zlib
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -25,6 +26,18 @@ def _save(image: Image.Image, fmt: str, **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt, **options)
     return buffer.getvalue()
+
+
+def multipart_body(fields: Dict[str, str], photo: bytes) -> Tuple[bytes, str]:
+    """A form with the option ``fields`` and the photo as ``image``, written by hand (for raw sockets); the body
+    and its Content-Type."""
+    boundary = uuid.uuid4().hex
+    parts = [b'--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (boundary.encode(), k.encode(),
+                                                                                   v.encode())
+             for k, v in fields.items()]
+    parts.append(b'--%s\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
+                 b"Content-Type: image/jpeg\r\n\r\n%s\r\n--%s--\r\n" % (boundary.encode(), photo, boundary.encode()))
+    return b"".join(parts), "multipart/form-data; boundary=" + boundary
 
 
 def corpus() -> List[Tuple[str, bytes, Optional[str]]]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import http.client
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Tuple
 
 import pytest
 
+from tests.app.hostile import multipart_body
 from tests.app.scale import Cluster
 from tests.app.server import Server
 from tests.conftest import PHOTOS
@@ -20,18 +19,8 @@ UPLOADS = 200
 NEVER_ENDING = 2000  # projection steps (the most allowed): accepted jobs outlast the burst
 
 
-def _multipart(fields, photo: bytes) -> Tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    parts = [b'--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (boundary.encode(), k.encode(),
-                                                                                   v.encode())
-             for k, v in fields.items()]
-    parts.append(b'--%s\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
-                 b"Content-Type: image/jpeg\r\n\r\n%s\r\n--%s--\r\n" % (boundary.encode(), photo, boundary.encode()))
-    return b"".join(parts), "multipart/form-data; boundary=" + boundary
-
-
 def _upload(port: int, seed: int, photo: bytes):
-    body, content_type = _multipart({"seed": str(seed), "steps": str(NEVER_ENDING)}, photo)
+    body, content_type = multipart_body({"seed": str(seed), "steps": str(NEVER_ENDING)}, photo)
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     started = time.perf_counter()
     connection.request("POST", "/toonify?async=1", body, {"Content-Type": content_type})

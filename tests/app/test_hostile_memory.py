@@ -4,15 +4,14 @@ memory budget, measured as the server process's peak RSS above its idle RSS in t
 from __future__ import annotations
 
 import io
-import re
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.app.rss import PeakRss
 from tests.app.server import Server
 
 BUDGET_MB = 1024
@@ -36,10 +35,6 @@ def _high_bit_depth(fmt: str, level: int) -> bytes:
     return buffer.getvalue()
 
 
-def _kib(pid: int, field: str) -> int:
-    return int(re.search(r"%s:\s+(\d+) kB" % field, Path("/proc/%d/status" % pid).read_text()).group(1))
-
-
 @pytest.fixture(scope="module")
 def server(engine, tiny_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile-memory")
@@ -49,17 +44,13 @@ def server(engine, tiny_models, tmp_path_factory):
 
 
 def _peak_mb_of_four(server, uploads) -> float:
-    pid = server.process.pid
-    Path("/proc/%d/clear_refs" % pid).write_text("5")  # restart the peak-RSS count (VmHWM) from now
-    baseline = _kib(pid, "VmRSS")
-
     def post(upload):
         with server.client() as client:
             return client.post("/toonify", files={"image": upload}, data={"steps": "2"})
 
-    with ThreadPoolExecutor(4) as pool:
+    with PeakRss(server.process.pid) as rss, ThreadPoolExecutor(4) as pool:
         responses = list(pool.map(post, uploads))
-    peak_mb = (_kib(pid, "VmHWM") - baseline) / 1024.0
+    peak_mb = rss.peak_mb
     print("peak RSS above idle for 4 concurrent 49-MP uploads (%s): %.0f MB (budget %d MB)"
           % (", ".join(name for name, _ in uploads), peak_mb, BUDGET_MB))
     assert [r.json()["code"] for r in responses] == ["no_face"] * 4  # decoded, searched, refused cleanly

@@ -114,7 +114,8 @@ def test_a_taken_port_is_one_line_naming_toonify_port_before_any_job_is_recovere
 
 
 MISTAKES = ["engine-toonify", "engine-serve", "engine-generate", "default-over-max-steps", "max-steps-over-limit",
-            "not-positive", "redis-worker", "redis-workers", "redis-serve", "models-missing-worker"]
+            "not-positive", "redis-worker", "redis-workers", "redis-serve", "models-missing-worker",
+            "bodies-in-flight-under-one-upload"]
 
 
 def _mistakes(engine: str, photo: str, tiny_models: str, tmp: str):
@@ -139,6 +140,8 @@ def _mistakes(engine: str, photo: str, tiny_models: str, tmp: str):
          ["TOONIFY_REDIS_URL=" + closed, "Redis does not answer"]),
         ("app", ["worker"], dict(models, TOONIFY_MODELS_DIR=tmp, TOONIFY_QUEUE="redis", TOONIFY_REDIS_URL=closed),
          ["stylegan2-ffhq-config-f.pkl", "preload.sh"]),
+        ("app", ["serve"], dict(models, TOONIFY_MAX_BODY_BYTES_IN_FLIGHT="1000000"),
+         ["TOONIFY_MAX_BODY_BYTES_IN_FLIGHT (1000000) must be at least TOONIFY_MAX_UPLOAD_BYTES", "one largest"]),
     ]))
 
 
