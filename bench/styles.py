@@ -3,8 +3,9 @@ writer; each extra style is the toon file read again, so it has its own host cop
 
 memory: peak and resident memory of a fresh process after loading FFHQ, then after each of ``--styles``
 styles, then after one style's in-between generator; per style = the difference. With ``--bound 1``
-(TOONIFY_STYLES_ON_DEVICE=1) the styles past the first keep only their host weights. On a GPU the device share
-is the generator alone.
+(TOONIFY_STYLES_ON_DEVICE=1) the styles past the first keep only their host weights; then what their first render
+adds is timed (dropping a held style, building one from the host). On a GPU the device share is the generator
+alone.
 
 speed: one projection rendered in N styles (one projection + N syntheses) against N projections (N × (steps ×
 one step + one synthesis)); a step and a synthesis per style are measured, never 500 steps.
@@ -21,6 +22,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from typing import Dict, List
 
 import numpy as np
@@ -63,7 +65,16 @@ def measure_memory(engine: str, size: str, styles: int, bound: int) -> Dict[str,
         now.append(rss_bytes())
     pair.held.get(pair.held.held[-1]).at(pair.ffhq_spec, 0.5)  # a held style: nothing dropped or rebuilt
     gc.collect()
-    return {"peak": peaks + [peak_rss_bytes()], "rss": now + [rss_bytes()], "held": [len(pair.held.held)]}
+    measured = {"peak": peaks + [peak_rss_bytes()], "rss": now + [rss_bytes()], "held": [len(pair.held.held)]}
+    return dict(measured, rebuild_s=[_rebuild_seconds(pair, name) for name in pair.styles[1:]
+                                     if name not in pair.held.held])
+
+
+def _rebuild_seconds(pair: GeneratorPair, name: str) -> float:
+    """The first render's extra cost for a style past the bound: dropping one and building it from the host."""
+    started = time.perf_counter()
+    pair.held.get(name)
+    return time.perf_counter() - started
 
 
 def memory_rows(engine: str, size: str, runs: int, styles: int, bound: int) -> List[Dict[str, object]]:
@@ -71,11 +82,13 @@ def memory_rows(engine: str, size: str, runs: int, styles: int, bound: int) -> L
     increments, min / median over runs (and over the further styles)."""
     startup_models(size)  # written here, so no child's figures include writing them
     samples: Dict[str, Dict[str, List[float]]] = {}
+    rebuilds: List[float] = []
     for _ in range(runs):
         out = subprocess.run([sys.executable, "-m", "bench.styles", "memory-child", "--engine", engine, "--size",
                               size, "--styles", str(styles), "--bound", str(bound)],
                              capture_output=True, text=True, check=True)
         child = json.loads(out.stdout.strip().splitlines()[-1])
+        rebuilds.extend(child["rebuild_s"])
         print(engine, bound, {key: [round(v / MB) for v in child[key]] for key in ("peak", "rss")}, child["held"],
               flush=True)
         for key in ("peak", "rss"):
@@ -83,10 +96,15 @@ def memory_rows(engine: str, size: str, runs: int, styles: int, bound: int) -> L
             for what, values in (("ffhq loaded", [child[key][0] / MB]), ("first style", steps[:1]),
                                  ("each further style", steps[1:-1]), ("in-between generator", steps[-1:])):
                 samples.setdefault(what, {}).setdefault(key, []).extend(values)
-    return [dict(engine=engine, size=size, bound=bound, what=what, peak_min_mb=min(by["peak"]),
-                 peak_median_mb=statistics.median(by["peak"]), rss_min_mb=min(by["rss"]),
-                 rss_median_mb=statistics.median(by["rss"]), samples=len(by["rss"]))
-            for what, by in samples.items()]
+    rows: List[Dict[str, object]] = [
+        dict(engine=engine, size=size, bound=bound, what=what, peak_min_mb=min(by["peak"]),
+             peak_median_mb=statistics.median(by["peak"]), rss_min_mb=min(by["rss"]),
+             rss_median_mb=statistics.median(by["rss"]), samples=len(by["rss"])) for what, by in samples.items()]
+    if rebuilds:
+        rows.append(dict(engine=engine, size=size, bound=bound, what="rebuild a dropped style",
+                         rebuild_min_s=min(rebuilds), rebuild_median_s=statistics.median(rebuilds),
+                         samples=len(rebuilds)))
+    return rows
 
 
 def speed_rows(engine: str, size: str, styles: int, repeats: int, steps: int) -> List[Dict[str, object]]:
@@ -131,7 +149,7 @@ def main() -> None:
                                                                     bound)]
         report("styles-memory-%s-%s" % (args.engine, args.size), rows,
                ["engine", "size", "bound", "what", "peak_min_mb", "peak_median_mb", "rss_min_mb", "rss_median_mb",
-                "samples"])
+                "rebuild_min_s", "rebuild_median_s", "samples"])
     else:
         rows = speed_rows(args.engine, args.size, args.styles, args.repeats, args.steps)
         report("styles-speed-%s-%s" % (args.engine, args.size), rows,
