@@ -12,6 +12,8 @@ from stylegan2.projection import DEFAULT_STEPS
 
 from .options import STEPS_CEILING
 
+STYLES_ON_DEVICE = 4  # ≈ 0.9 GB of config-f generators at most (with in-between mixes) beside a batch-1
+# projection on an 8 GB card: bench/RESULTS.md, "Styles"
 MIN_SECRET_CHARS = 32  # of TOONIFY_SECRET_KEY: an HMAC key no one can guess
 FORM_OVERHEAD_BYTES = 1_000_000  # a request body may exceed TOONIFY_MAX_UPLOAD_BYTES by this much (form fields)
 
@@ -43,7 +45,8 @@ POSITIVE = ("max_queue", "default_steps", "max_steps", "max_upload_bytes", "max_
             "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "max_faces", "decode_memory_mb",
             "max_streams", "header_timeout_s", "body_timeout_s", "link_ttl_s", "shutdown_timeout_s",
             "redis_timeout_s", "webhook_attempts", "max_body_bytes_in_flight")
-NOT_NEGATIVE = ("batch_size", "device_memory_bytes", "min_free_bytes", "webhook_progress_interval_s")
+NOT_NEGATIVE = ("batch_size", "device_memory_bytes", "min_free_bytes", "webhook_progress_interval_s",
+                "styles_on_device")
 
 
 def problems_of(settings: "Settings") -> List[str]:
@@ -95,6 +98,7 @@ class Settings:
     max_queue: int = 32
     batch_size: int = 0  # 0: as many faces as the device's memory holds (app.batches)
     device_memory_bytes: int = 0
+    styles_on_device: int = STYLES_ON_DEVICE  # added styles' generators held at once, LRU; 0 = all (README)
     device: str = ""  # cpu, cuda, cuda:1 (torch engine); "" = CUDA when available
     precision: str = FP32  # of the projection steps: fp32, tf32, bf16, fp16 or auto (stylegan2.precision)
     cache_dir: Optional[Path] = None  # w statistics; None = <models>/.cache if writable
@@ -158,6 +162,7 @@ class Settings:
                      "result_ttl_s", "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "port",
                      "max_faces", "decode_memory_mb", "max_streams", "header_timeout_s", "body_timeout_s",
                      "link_ttl_s", "min_free_bytes", "redis_timeout_s", "shutdown_timeout_s", "device_memory_bytes",
-                     "webhook_progress_interval_s", "webhook_attempts", "max_body_bytes_in_flight"):
+                     "webhook_progress_interval_s", "webhook_attempts", "max_body_bytes_in_flight",
+                     "styles_on_device"):
             values[name] = _int(env, _variable(name), getattr(cls, name))
         return cls(**values)  # type: ignore[arg-type]

@@ -165,7 +165,7 @@ class Toonify:
                 with phase(FACE_DETECTOR):
                     self.detector = FaceDetector(self.settings.models_dir)
             models = Toonifier(self.engine, self.paths, default_cache_dir(self.paths.ffhq, self.settings.cache_dir),
-                               self.settings.device or None)
+                               self.settings.device or None, self.settings.styles_on_device)
             mean_face = np.repeat(models.w_avg[None, None], models.num_ws, axis=1)
             with phase(WARM_UP):  # the style thumbnails are renders of the same mean face
                 warm = models.synthesize(mean_face, 1.0)

@@ -13,6 +13,7 @@ from . import pickles
 from .blending import interpolate_variables
 from .contracts import Backend, GeneratorNetwork
 from .errors import ModelFileError
+from .held import LeastRecentlyUsed
 from .layout import GeneratorSpec, describe
 from .sampling import to_uint8
 from .styles import DEFAULT_STYLE
@@ -45,10 +46,12 @@ class _Toon:
 
 class GeneratorPair:
     """The FFHQ generator and the default toon (``DEFAULT_STYLE``), plus any styles added. Without a toon model
-    every strength is the FFHQ one."""
+    every strength is the FFHQ one. ``styles_on_device``: the most added styles whose generators are held at once
+    (0: all); the others keep their weights on the host (their specs) and are built on first use, the least
+    recently used one dropped."""
 
     def __init__(self, networks: Backend, ffhq_path: Path, toon_path: Optional[Path] = None,
-                 device: Optional[str] = None) -> None:
+                 device: Optional[str] = None, styles_on_device: int = 0) -> None:
         self.networks, self.device = networks, device
         self.ffhq_path = Path(ffhq_path)
         self.toon_path = None if toon_path is None else Path(toon_path)
@@ -59,25 +62,33 @@ class GeneratorPair:
         if (self.toon_spec.resolution, self.toon_spec.num_ws) != (self.ffhq_spec.resolution, self.ffhq_spec.num_ws):
             raise ModelFileError("%s and %s have different resolutions" % (ffhq_path, toon_path))
         self.ffhq = networks.Generator(self.ffhq_spec, device)
-        self._toons: Dict[str, _Toon] = {}
         toon = self.ffhq if toon_path is None else networks.Generator(self.toon_spec, device)
-        self._toons[DEFAULT_STYLE] = _Toon(networks, self.toon_spec, toon, device)
         self.toon = toon
+        self._specs: Dict[str, GeneratorSpec] = {DEFAULT_STYLE: self.toon_spec}
+        self.held = LeastRecentlyUsed(styles_on_device, self._build,
+                                      {DEFAULT_STYLE: _Toon(networks, self.toon_spec, toon, device)})
 
     @property
     def styles(self) -> List[str]:
-        return list(self._toons)
+        return list(self._specs)
 
     def add_style(self, name: str, spec: GeneratorSpec) -> None:
-        """Load a style that shares FFHQ's latent space (stylegan2.styles checked it) onto the device."""
-        self._toons[name] = _Toon(self.networks, spec, self.networks.Generator(spec, self.device), self.device)
+        """Add a style that shares FFHQ's latent space (stylegan2.styles checked it): onto the device now while
+        the bound allows, else at its first render."""
+        self._specs[name] = spec
+        self.held.warm([name])
+
+    def _build(self, name: str) -> _Toon:
+        spec = self._specs[name]
+        return _Toon(self.networks, spec, self.networks.Generator(spec, self.device), self.device)
 
     def render(self, ws: np.ndarray, strength: float = 1.0, style: str = DEFAULT_STYLE) -> np.ndarray:
         """uint8 [B, R, R, 3] of W+ ``ws``: 1.0 = the style (for the default, the original Toonify output),
         0.0 = FFHQ. KeyError for a style that was never added."""
         if not 0.0 <= strength <= 1.0:
             raise ValueError("strength must be within [0, 1]; got %r" % strength)
-        toon = self._toons[style]
+        if style not in self._specs:
+            raise KeyError(style)
         if strength == 0.0:
             return to_uint8(self.ffhq.synthesize(ws))
-        return to_uint8(toon.at(self.ffhq_spec, strength).synthesize(ws))
+        return to_uint8(self.held.get(style).at(self.ffhq_spec, strength).synthesize(ws))

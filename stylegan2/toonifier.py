@@ -41,13 +41,14 @@ class Toonifier:
     """Models loaded once per process; engine ``tf1`` or ``torch``."""
 
     def __init__(self, engine: str, paths: ModelPaths, cache_dir: Optional[Path] = None,
-                 device: Optional[str] = None) -> None:
+                 device: Optional[str] = None, styles_on_device: int = 0) -> None:
         """``cache_dir``: where w statistics are kept (None: computed at every start). ``device``: cpu, cuda,
-        cuda:1 for the torch engine, None = CUDA when available; tf1 places its graphs itself."""
+        cuda:1 for the torch engine, None = CUDA when available; tf1 places its graphs itself.
+        ``styles_on_device``: the most added styles held on the device at once (0: all; GeneratorPair)."""
         self.engine, self.paths = engine, paths
         with phase(FRAMEWORK_IMPORT):
             self.backend = backend(engine)
-        self.generators = GeneratorPair(self.backend, paths.ffhq, paths.toon, device)
+        self.generators = GeneratorPair(self.backend, paths.ffhq, paths.toon, device, styles_on_device)
         self.ffhq, self.ffhq_spec = self.generators.ffhq, self.generators.ffhq_spec  # what faces are projected with
         self.styles: LoadedStyles = load_styles(paths.styles, self.generators.ffhq_gs, self.generators.toon_spec)
         for name, spec in self.styles.specs.items():

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.config import STYLES_ON_DEVICE, ConfigError, Settings
 from tests.app.server import Server, wait_for
 from tests.app.styled_models import STYLES, styled_models
 from tests.conftest import PHOTOS, run_cli
@@ -20,9 +21,11 @@ from tests.conftest import PHOTOS, run_cli
 
 @pytest.fixture(scope="module")
 def server(engine, tiny_models, tmp_path_factory):
-    """The service over a models folder with styles."""
+    """The service over a models folder with styles, holding one added style's generator at a time (issue 26.5):
+    every test below also renders styles rebuilt from the host after another was dropped."""
     root = tmp_path_factory.mktemp("styles-service")
-    started = Server(engine, styled_models(root, tiny_models), root / "data", root / "cache").start()
+    started = Server(engine, styled_models(root, tiny_models), root / "data", root / "cache",
+                     styles_on_device=1).start()
     try:
         yield started
     finally:
@@ -163,3 +166,11 @@ def test_cli_renders_saved_latents_in_a_style_or_all_of_them(server, tmp_path):
     assert again.returncode != 0 and "face0-plain-strength1.00.png" in again.stderr
     refused = run_cli(["app", "render", str(latents), "--style", "small", "--out", str(out)] + models)
     assert refused.returncode == 1 and "refused" in refused.stderr
+
+
+def test_styles_on_device_is_read_from_the_environment_and_never_negative():
+    assert Settings.from_env({}).styles_on_device == STYLES_ON_DEVICE
+    assert Settings.from_env({"TOONIFY_STYLES_ON_DEVICE": "0"}).styles_on_device == 0  # every style held
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"TOONIFY_STYLES_ON_DEVICE": "-1"})
+    assert "TOONIFY_STYLES_ON_DEVICE must not be negative" in str(raised.value)

@@ -110,3 +110,26 @@ def test_bad_settings_are_refused_naming_the_key(data, fragment):
 
 def test_a_missing_folder_has_no_styles(tmp_path):
     assert find_styles(tmp_path / "none") == ([], [])
+
+
+def test_styles_past_the_bound_render_the_same_pixels_and_never_exceed_it(engine, loaded):
+    """Issue 26.5: with at most one added style on the device, every style (at full and in-between strength,
+    revisited so dropped ones are rebuilt) renders what an unbounded pair renders."""
+    from stylegan2.engines import backend
+
+    pairs = [GeneratorPair(backend(engine), FFHQ, STYLEGAN_FIXTURES / "tiny-toon.pkl", styles_on_device=bound)
+             for bound in (0, 1)]
+    for pair in pairs:
+        for name in loaded.names[1:]:
+            pair.add_style(name, loaded.specs[name])
+    unbounded, bounded = pairs
+    assert bounded.held.held == [DEFAULT_STYLE, "ada"]  # the first added style is built at once, the rest wait
+    ws = np.load(str(STYLEGAN_FIXTURES / "reference" / "ffhq-synthesis.npz"))["ws"][:2]
+    order = [("plain", 1.0), ("blended", 0.5), ("ada", 1.0), ("plain", 0.5), (DEFAULT_STYLE, 1.0), ("blended", 1.0)]
+    for name, strength in order:
+        assert np.array_equal(bounded.render(ws, strength, name), unbounded.render(ws, strength, name)), name
+        held = bounded.held.held
+        assert held[0] == DEFAULT_STYLE and len(held) <= 2, held
+        assert name == DEFAULT_STYLE or held[-1] == name
+    assert bounded.held.builds == 6  # ada at setup, then every added style's render after another's
+    assert sorted(unbounded.held.held) == sorted(loaded.names) and unbounded.held.builds == 3
