@@ -5,7 +5,6 @@ load; a batch goes on past a bad photo and ends with a summary and a non-zero ex
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -120,7 +119,7 @@ def checked_options(args: argparse.Namespace, settings: Settings):
 
 def _for_args(settings: Settings, args: argparse.Namespace) -> Settings:
     """The TOONIFY_* settings with --engine and --models applied."""
-    return dataclasses.replace(settings, engine=args.engine, models_dir=Path(args.models))
+    return settings.replaced(engine=args.engine, models_dir=Path(args.models))
 
 
 def load_toonify(args: argparse.Namespace, settings: Settings):
@@ -444,7 +443,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from .api.slow_clients import header_deadline_protocol
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = dataclasses.replace(settings, host=args.host or settings.host, port=args.port or settings.port)
+    settings = settings.replaced(host=args.host or settings.host, port=args.port or settings.port)
     host, port = settings.host, settings.port
     if settings.queue == "redis":
         check_redis(settings.redis_url)
@@ -593,7 +592,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
-        settings = Settings.from_env()
+        settings = Settings()
     except ConfigError as exc:
         print("configuration error: %s" % exc, file=sys.stderr)
         return 2

@@ -47,7 +47,7 @@ CUT_OFF_ANSWERS_S = 2  # at shutdown, for the requests uvicorn cancelled to send
 
 
 def create_app(settings: Optional[Settings] = None) -> FastAPI:
-    settings = settings or Settings.from_env()
+    settings = settings or Settings()
     svc = create_service(settings)
     app = FastAPI(title="Toonify", version="0.1.0", docs_url=None, redoc_url=None,
                   description="POST a photo of a person to /toonify; get a cartoon version of their face.")

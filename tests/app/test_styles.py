@@ -168,9 +168,12 @@ def test_cli_renders_saved_latents_in_a_style_or_all_of_them(server, tmp_path):
     assert refused.returncode == 1 and "refused" in refused.stderr
 
 
-def test_styles_on_device_is_read_from_the_environment_and_never_negative():
-    assert Settings.from_env({}).styles_on_device == STYLES_ON_DEVICE
-    assert Settings.from_env({"TOONIFY_STYLES_ON_DEVICE": "0"}).styles_on_device == 0  # every style held
+def test_styles_on_device_is_read_from_the_environment_and_never_negative(monkeypatch):
+    monkeypatch.delenv("TOONIFY_STYLES_ON_DEVICE", raising=False)
+    assert Settings().styles_on_device == STYLES_ON_DEVICE
+    monkeypatch.setenv("TOONIFY_STYLES_ON_DEVICE", "0")
+    assert Settings().styles_on_device == 0  # every style held
+    monkeypatch.setenv("TOONIFY_STYLES_ON_DEVICE", "-1")
     with pytest.raises(ConfigError) as raised:
-        Settings.from_env({"TOONIFY_STYLES_ON_DEVICE": "-1"})
+        Settings()
     assert "TOONIFY_STYLES_ON_DEVICE must not be negative" in str(raised.value)
