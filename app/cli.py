@@ -37,6 +37,7 @@ from .faces.align import align_face
 from .faces.decode import decode_image
 from .faces.detect import FaceDetector
 from .faces.paste import paste_faces
+from .memory import keep_freed_memory
 from .startup import StartupError, check_engine, check_redis, reserve_port
 from .toonify import Progress, Toonify
 
@@ -591,6 +592,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    keep_freed_memory()  # the allocator policy of every `python -m app` process (app.memory)
     try:
         settings = Settings()
     except ConfigError as exc:

@@ -3,7 +3,6 @@ per-face random streams, the noise-pyramid depth, and each run's inputs and step
 ProjectionRun). Engines implement the optimisation itself."""
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import math
 import os
@@ -82,26 +81,6 @@ class ProjectionResult:
     @property
     def steps_done(self) -> int:
         return len(self.losses)
-
-
-# glibc mallopt parameters (malloc.h)
-M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX = -1, -2, -4
-HEAP_TOP_PAD_BYTES = 256 << 20
-TRIM_THRESHOLD_BYTES = (1 << 31) - 1  # mallopt takes a C int: 2 GiB, the largest it accepts
-
-
-def keep_freed_memory() -> bool:
-    """Let glibc reuse freed activation buffers instead of returning them to the kernel. A config-f step
-    allocates and frees ~5 GB of 16–140 MB tensors; glibc serves each from fresh mmap pages, and faulting in
-    and zeroing ~1.2 M pages per step costs ~1 s on a CPU (measured 1.2 M → 30 k faults per step). RSS then
-    stays at the step's peak, as it would with a caching allocator. False where malloc is not glibc's."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (AttributeError, OSError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return all(mallopt(param, value) == 1 for param, value in
-               ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES), (M_TOP_PAD, HEAP_TOP_PAD_BYTES)))
 
 
 def run_config(built: ProjectorConfig, requested: ProjectorConfig) -> ProjectorConfig:

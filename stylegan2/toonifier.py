@@ -22,7 +22,6 @@ from .projection import (
     ProjectorConfig,
     StepCallback,
     cached_w_statistics,
-    keep_freed_memory,
 )
 from .styles import DEFAULT_STYLE, LoadedStyles, load_styles
 from .timings import FRAMEWORK_IMPORT, PICKLE_READ, PROJECTOR_BUILD, phase
@@ -74,11 +73,10 @@ class Toonifier:
 
     def projector(self, batch: int, config: ProjectorConfig) -> Projector:
         """Projectors are cached per (batch, structure), never per step count: building one is costly in the
-        tf1 engine and each adds to its graph for good (issue #15). Projecting allocates and frees large buffers
-        every step, so the process keeps freed memory from the first projector on."""
+        tf1 engine and each adds to its graph for good (issue #15). Each step allocates and frees large buffers:
+        on a CPU a process wants the allocator policy that keeps them (set at its entry: README, "Memory")."""
         key = (batch, config.structure)
         if key not in self._projectors:
-            keep_freed_memory()
             with phase(PROJECTOR_BUILD):
                 self._projectors[key] = self.backend.build_projector(
                     self.ffhq, self.perceptual, config, self.w_avg, self.w_std, batch)
