@@ -1,7 +1,7 @@
 """The styles a server offers, as clients see them (``GET /styles``, ``/config``, the page's gallery, the
 workers' presence in Redis): names, display names, licences, default strengths and a thumbnail rendered once
-at setup (the average face in the style), plus the styles refused and why. A plain value: it travels as JSON
-from a Redis worker to the API, which loads no models."""
+at setup (the average face in the style at full strength), plus the styles refused and why. A plain value: it
+travels as JSON from a Redis worker to the API, which loads no models."""
 from __future__ import annotations
 
 import base64
@@ -33,11 +33,13 @@ class StyleCatalog:
 
     @classmethod
     def rendered(cls, loaded: LoadedStyles, mean_face: np.ndarray, synthesize: Synthesize) -> "StyleCatalog":
-        """Each style's entry with its thumbnail: ``mean_face`` (W+ [1, num_ws, 512]) rendered at the style's
-        default strength; rendering every style once also proves each one renders before the server is ready."""
+        """Each style's entry with its thumbnail: ``mean_face`` (W+ [1, num_ws, 512]) rendered in the style at
+        full strength, whatever its default: an in-between strength would build a second generator per style at
+        every start (stylegan2.generator_pair). Rendering every style once also proves each one renders before
+        the server is ready."""
         styles = [{"name": name, "display_name": settings.display_name, "licence": settings.licence,
                    "default_strength": settings.default_strength, "blended_at_load": settings.blend_resolution
-                   is not None, "thumbnail": thumbnail_url(synthesize(mean_face, settings.default_strength, name)[0])}
+                   is not None, "thumbnail": thumbnail_url(synthesize(mean_face, 1.0, name)[0])}
                   for name, settings in loaded.settings.items()]
         return cls(styles, [{"name": r.name, "reason": r.reason} for r in loaded.refused])
 

@@ -16,7 +16,7 @@ from .errors import ModelFileError
 from .held import LeastRecentlyUsed
 from .layout import GeneratorSpec, describe
 from .sampling import to_uint8
-from .styles import DEFAULT_STYLE
+from .styles import DEFAULT_STYLE, load_styles
 from .timings import PICKLE_READ, phase
 
 
@@ -51,22 +51,27 @@ class GeneratorPair:
     recently used one dropped."""
 
     def __init__(self, networks: Backend, ffhq_path: Path, toon_path: Optional[Path] = None,
-                 device: Optional[str] = None, styles_on_device: int = 0) -> None:
+                 device: Optional[str] = None, styles_on_device: int = 0, styles: Optional[Path] = None) -> None:
+        """``styles``: a folder of added styles (stylegan2.styles), checked against the FFHQ generator's record
+        here, the only time that record is needed; what was found is ``loaded_styles``."""
         self.networks, self.device = networks, device
         self.ffhq_path = Path(ffhq_path)
         self.toon_path = None if toon_path is None else Path(toon_path)
         with phase(PICKLE_READ):
-            self.ffhq_gs = pickles.load_generator(ffhq_path)
-            self.ffhq_spec = describe(self.ffhq_gs)
+            ffhq_gs = pickles.load_generator(ffhq_path)
+            self.ffhq_spec = describe(ffhq_gs)
             self.toon_spec = self.ffhq_spec if toon_path is None else describe(pickles.load_generator(toon_path))
         if (self.toon_spec.resolution, self.toon_spec.num_ws) != (self.ffhq_spec.resolution, self.ffhq_spec.num_ws):
             raise ModelFileError("%s and %s have different resolutions" % (ffhq_path, toon_path))
         self.ffhq = networks.Generator(self.ffhq_spec, device)
-        toon = self.ffhq if toon_path is None else networks.Generator(self.toon_spec, device)
-        self.toon = toon
+        self.toon = self.ffhq if toon_path is None else networks.Generator(self.toon_spec, device)
         self._specs: Dict[str, GeneratorSpec] = {DEFAULT_STYLE: self.toon_spec}
         self.held = LeastRecentlyUsed(styles_on_device, self._build,
-                                      {DEFAULT_STYLE: _Toon(networks, self.toon_spec, toon, device)})
+                                      {DEFAULT_STYLE: _Toon(networks, self.toon_spec, self.toon, device)})
+        self.loaded_styles = load_styles(styles, ffhq_gs, self.toon_spec)
+        for name, spec in self.loaded_styles.specs.items():
+            if name != DEFAULT_STYLE:
+                self.add_style(name, spec)
 
     @property
     def styles(self) -> List[str]:

@@ -23,7 +23,7 @@ from .projection import (
     StepCallback,
     cached_w_statistics,
 )
-from .styles import DEFAULT_STYLE, LoadedStyles, load_styles
+from .styles import DEFAULT_STYLE, LoadedStyles
 from .timings import FRAMEWORK_IMPORT, PICKLE_READ, PROJECTOR_BUILD, phase
 
 
@@ -47,12 +47,9 @@ class Toonifier:
         self.engine, self.paths = engine, paths
         with phase(FRAMEWORK_IMPORT):
             self.backend = backend(engine)
-        self.generators = GeneratorPair(self.backend, paths.ffhq, paths.toon, device, styles_on_device)
+        self.generators = GeneratorPair(self.backend, paths.ffhq, paths.toon, device, styles_on_device, paths.styles)
         self.ffhq, self.ffhq_spec = self.generators.ffhq, self.generators.ffhq_spec  # what faces are projected with
-        self.styles: LoadedStyles = load_styles(paths.styles, self.generators.ffhq_gs, self.generators.toon_spec)
-        for name, spec in self.styles.specs.items():
-            if name != DEFAULT_STYLE:
-                self.generators.add_style(name, spec)
+        self.styles: LoadedStyles = self.generators.loaded_styles
         with phase(PICKLE_READ):
             self.perceptual = describe_perceptual(pickles.load(paths.perceptual))
         self.w_avg, self.w_std = cached_w_statistics(self.ffhq.map, self.ffhq_spec, paths.ffhq, cache_dir)

@@ -177,3 +177,29 @@ def test_styles_on_device_is_read_from_the_environment_and_never_negative(monkey
     with pytest.raises(ConfigError) as raised:
         Settings()
     assert "TOONIFY_STYLES_ON_DEVICE must not be negative" in str(raised.value)
+
+
+@pytest.mark.parametrize("bound", [0, 1])
+def test_a_start_builds_each_generator_once_and_no_in_between_one(engine, tiny_models, tmp_path, monkeypatch, bound):
+    """Setup renders every style's thumbnail: at full strength, so a style whose default strength is in between
+    ("blended", 0.8) builds no second generator at start-up, and past TOONIFY_STYLES_ON_DEVICE no style is built
+    twice. Every generator the engine builds is counted by a subclass that records its spec, then builds it."""
+    from app.toonify import Toonify
+    from stylegan2.engines import backend
+
+    networks, built = backend(engine), []
+
+    class Counted(networks.Generator):  # type: ignore[name-defined,misc]
+        def __init__(self, spec, device=None) -> None:
+            built.append(spec)
+            super().__init__(spec, device)
+
+    monkeypatch.setattr(networks, "Generator", Counted)
+    models = styled_models(tmp_path, tiny_models)
+    toonify = Toonify(Settings(engine=engine, models_dir=models, cache_dir=tmp_path / "cache",
+                               styles_on_device=bound)).setup()
+    assert [style["name"] for style in toonify.styles.styles] == STYLES  # every thumbnail rendered
+    expected = [toonify.models.ffhq_spec] + list(toonify.models.styles.specs.values())  # FFHQ, the toon, 3 styles
+    assert len(built) == len(expected), [spec.resolution for spec in built]
+    for spec in expected:
+        assert sum(1 for done in built if done is spec) == 1

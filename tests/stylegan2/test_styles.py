@@ -133,3 +133,18 @@ def test_styles_past_the_bound_render_the_same_pixels_and_never_exceed_it(engine
         assert name == DEFAULT_STYLE or held[-1] == name
     assert bounded.held.builds == 6  # ada at setup, then every added style's render after another's
     assert sorted(unbounded.held.held) == sorted(loaded.names) and unbounded.held.builds == 3
+
+
+def test_the_pair_loads_a_styles_folder_and_keeps_no_ffhq_record(engine, styles_dir, loaded):
+    """The FFHQ record checks the styles while the pair is built, then goes: a config-f record is 360 MB of
+    host memory no later render reads."""
+    from stylegan2.engines import backend
+
+    pair = GeneratorPair(backend(engine), FFHQ, STYLEGAN_FIXTURES / "tiny-toon.pkl", styles=styles_dir)
+    assert pair.styles == loaded.names and pair.loaded_styles.names == loaded.names
+    assert sorted(refusal.name for refusal in pair.loaded_styles.refused) == ["all", "bad", "small"]
+    assert not [name for name, value in vars(pair).items() if isinstance(value, pickles.NetworkRecord)]
+    ws = np.load(str(STYLEGAN_FIXTURES / "reference" / "ffhq-synthesis.npz"))["ws"][:2]
+    separate = GeneratorPair(backend(engine), FFHQ, STYLEGAN_FIXTURES / "tiny-toon.pkl")
+    separate.add_style("blended", loaded.specs["blended"])
+    assert np.array_equal(pair.render(ws, 1.0, "blended"), separate.render(ws, 1.0, "blended"))
