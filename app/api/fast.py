@@ -16,6 +16,7 @@ from ..faces.detect import FaceDetector
 from ..fast import FastMode
 from ..metrics import STAGE_BUCKETS
 from ..options import ToonifyOptions
+from .filenames import disposition, download_name, extension, look_parts
 
 
 class FastService:
@@ -56,5 +57,10 @@ class FastService:
             with self._lock:
                 self._in_flight -= 1
         image = await run_in_threadpool(encode_image, result.image(options.output), options.format)
+        shown = options.face if options.face.isdigit() else "0"  # largest, all: the first face, the largest
+        where = [] if options.output == "paste" else ["face" + shown]
+        parts = where + [options.output] + look_parts(options.output, options.style, options.strength)
+        name = download_name("fast", parts, extension(options.format))
         return Response(image, media_type=media_type(options.format),
-                        headers={"X-Toonify-Method": "fast", "X-Toonify-Faces": str(len(result.faces))})
+                        headers=dict(disposition(name, inline=True), **{"X-Toonify-Method": "fast",
+                                                                         "X-Toonify-Faces": str(len(result.faces))}))

@@ -5,30 +5,39 @@ style) re-renders here from the latents and never projects again.
 ``face=all`` answers every face: ``output=paste`` as one photo with every face pasted back, the other outputs
 as a ZIP with one image per face (``toon_00.png``, ``toon_01.png``, …). ``style=all`` answers a ZIP with every
 style's images, each name prefixed with its style (``cartoon_toon_00.png``, ``ukiyoe_toon_00.png``, …,
-``cartoon_paste.png``). Work on a full-size photo (a re-paste, a re-encode) holds its cost from the decode
-budget (app.api.budget)."""
+``cartoon_paste.png``). ``GET /jobs/{id}/archive`` answers every result of the job in one ZIP, written member by
+member to a temporary file and streamed from it. Work on a full-size photo (a re-paste, a re-encode) holds its
+cost from the decode budget (app.api.budget). Every answer names its file (app.api.filenames)."""
 from __future__ import annotations
 
 import io
 import json
+import tempfile
 import zipfile
 from dataclasses import dataclass
-from typing import List, NamedTuple, Optional, Tuple
+from typing import AsyncIterator, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 from fastapi.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
+
+from stylegan2.styles import ALL_STYLES
 
 from ..encoding import encode_image, media_type
 from ..errors import InvalidOption, ResultNotFound, ResultNotReady
 from ..faces.repaste import reencode_cost_bytes, reencoded, repaste_cost_bytes, repasted
-from ..jobs.job import PHOTO, Job
+from ..jobs.job import LATENTS, PHOTO, Job
+from ..jobs.results import latents_npy
 from ..options import OUTPUT_KINDS, RenderOptions, ToonifyOptions
 from ..service import Service
+from ..storage import is_out_of_space, storage_full_from
 from ..styles import StyleCatalog, stored_style
 from .budget import MemoryBudget, run_within
+from .filenames import disposition, download_name, extension, look_parts
 
 NamedImages = List[Tuple[str, bytes]]
+NPY_TYPE = "application/octet-stream"  # NumPy's .npy has no registered media type
+ARCHIVE_CHUNK_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -39,17 +48,42 @@ class Renderer:
     budget: MemoryBudget
 
 
-def stored_png(svc: Service, job: Job, kind: str, face: int) -> bytes:
-    """One stored result (PNG bytes), as rendered at the job's own strength. Blocking: run it in a thread."""
+RESULT_KINDS = OUTPUT_KINDS + ("latents",)
+
+
+def _stored_name(kind: str, face: int) -> str:
+    if kind == "latents":
+        return LATENTS
+    return "paste.png" if kind == "paste" else "%s_%02d.png" % (kind, face)
+
+
+def _check(job: Job, kind: str, face: int) -> str:
+    """The stored file a result comes from, once the job's status and its faces allow it (409, 422, 404)."""
     if job.status != "succeeded":
         raise ResultNotReady("job %s is %s; results exist once it has succeeded" % (job.id, job.status))
-    if kind not in OUTPUT_KINDS:
-        raise InvalidOption("kind must be one of %s" % ", ".join(OUTPUT_KINDS))
+    if kind not in RESULT_KINDS:
+        raise InvalidOption("kind must be one of %s" % ", ".join(RESULT_KINDS))
     if kind != "paste" and not 0 <= face < len(job.faces):
         raise ResultNotFound("job %s has %d face(s); face %d does not exist" % (job.id, len(job.faces), face))
-    data = svc.store.read_file(job.id, "paste.png" if kind == "paste" else "%s_%02d.png" % (kind, face))
+    return _stored_name(kind, face)
+
+
+def _expired(job: Job) -> ResultNotFound:
+    return ResultNotFound("the results of job %s have expired" % job.id)
+
+
+def check_result(svc: Service, job: Job, kind: str, face: int) -> None:
+    """The 409 / 404 a stored result would get, from the job and the file's presence alone: a re-render in
+    another style or strength reads no stored image it would throw away. Blocking: run it in a thread."""
+    if not svc.store.has_file(job.id, _check(job, kind, face)):
+        raise _expired(job)
+
+
+def stored_file(svc: Service, job: Job, kind: str, face: int) -> bytes:
+    """One stored result (PNG bytes as rendered at the job's own look; the latents file). Blocking."""
+    data = svc.store.read_file(job.id, _check(job, kind, face))
     if data is None:
-        raise ResultNotFound("the results of job %s have expired" % job.id)
+        raise _expired(job)
     return data
 
 
@@ -85,10 +119,10 @@ def look_for(job: Job, catalog: StyleCatalog, style: str, requested: Optional[fl
 async def face_bytes(on: Renderer, job: Job, kind: str, face: int, look: Look, fmt: str) -> bytes:
     """A face's result image encoded as ``fmt``; a toon in another style or strength than the job's is
     re-rendered."""
-    png = await run_in_threadpool(stored_png, on.svc, job, kind, face)  # the same 404/409 answers either way
     if kind == "toon" and look != rendered_as(job):
+        await run_in_threadpool(check_result, on.svc, job, kind, face)
         return await run_in_threadpool(encode_image, await on.svc.render(job, face, look.strength, look.style), fmt)
-    return await _in_format(on.budget, png, fmt)
+    return await _in_format(on.budget, await run_in_threadpool(stored_file, on.svc, job, kind, face), fmt)
 
 
 def _photo_and_quads(svc: Service, job: Job) -> Tuple[bytes, List[np.ndarray]]:
@@ -102,9 +136,9 @@ def _photo_and_quads(svc: Service, job: Job) -> Tuple[bytes, List[np.ndarray]]:
 async def pasted_bytes(on: Renderer, job: Job, look: Look, fmt: str) -> bytes:
     """The photo with every face of the job pasted back as ``look``, encoded as ``fmt``: the full-size decode,
     paste and encode hold their cost from the decode budget, as an upload's decode does."""
-    png = await run_in_threadpool(stored_png, on.svc, job, "paste", 0)
     if look == rendered_as(job):
-        return await _in_format(on.budget, png, fmt)
+        return await _in_format(on.budget, await run_in_threadpool(stored_file, on.svc, job, "paste", 0), fmt)
+    await run_in_threadpool(check_result, on.svc, job, "paste", 0)
     toons = [await on.svc.render(job, face, look.strength, look.style) for face in range(len(job.faces))]
     photo, quads = await run_in_threadpool(_photo_and_quads, on.svc, job)
     cost = await run_in_threadpool(repaste_cost_bytes, photo, fmt, on.svc.limits)
@@ -121,7 +155,7 @@ def _zip(images: NamedImages) -> bytes:
 
 async def named_images(on: Renderer, job: Job, kind: str, faces: List[int], look: Look, fmt: str) -> NamedImages:
     """The images one look gives: the pasted photo, or each face's (``toon_00.png``, …)."""
-    ext = "jpg" if fmt == "jpeg" else fmt
+    ext = extension(fmt)
     if kind == "paste":
         return [("paste.%s" % ext, await pasted_bytes(on, job, look, fmt))]
     return [("%s_%02d.%s" % (kind, face, ext), await face_bytes(on, job, kind, face, look, fmt)) for face in faces]
@@ -139,21 +173,48 @@ async def every_style(on: Renderer, job: Job, kind: str, faces: List[int], reque
     for style in catalog.names:
         look = look_for(job, catalog, style, requested)
         images += [(style + "_" + name, data) for name, data in await named_images(on, job, kind, faces, look, fmt)]
-    return zip_response(await run_in_threadpool(_zip, images), job)
+    where = ["face%d" % faces[0]] if len(faces) == 1 else ["faces"]
+    parts = (["paste"] if kind == "paste" else where + [kind]) + look_parts(kind, ALL_STYLES, requested)
+    return zip_response(await run_in_threadpool(_zip, images), job, download_name(job.id[:8], parts, "zip"))
 
 
-def zip_response(archive: bytes, job: Job) -> Response:
-    headers = dict(_headers(job), **{"Content-Disposition": "attachment; filename=\"toonify-%s.zip\"" % job.id})
-    return Response(archive, media_type="application/zip", headers=headers)
+def _headers(job: Job, name: str, inline: bool) -> Dict[str, str]:
+    return dict(disposition(name, inline), **{"X-Toonify-Job": job.id, "X-Toonify-Faces": str(len(job.faces)),
+                                              "Link": "</jobs/%s>; rel=\"job\"" % job.id})
 
 
-def _headers(job: Job) -> dict:
-    return {"X-Toonify-Job": job.id, "X-Toonify-Faces": str(len(job.faces)),
-            "Link": "</jobs/%s>; rel=\"job\"" % job.id}
+def zip_response(archive: bytes, job: Job, name: str) -> Response:
+    return Response(archive, media_type="application/zip", headers=_headers(job, name, inline=False))
 
 
-def image_response(data: bytes, fmt: str, job: Job) -> Response:
-    return Response(data, media_type=media_type(fmt), headers=_headers(job))
+def image_name(job: Job, kind: str, face: int, look: Look, fmt: str) -> str:
+    """``toonify-<job>-face0-toon-cartoon-0.50.png``, ``…-paste-cartoon-0.50.jpg``, ``…-face1-aligned.png``."""
+    where = [] if kind == "paste" else ["face%d" % face]
+    return download_name(job.id[:8], where + [kind] + look_parts(kind, look.style, look.strength), extension(fmt))
+
+
+def image_response(data: bytes, fmt: str, job: Job, name: str) -> Response:
+    return Response(data, media_type=media_type(fmt), headers=_headers(job, name, inline=True))
+
+
+async def result_image(on: Renderer, job: Job, kind: str, face: int, look: Look, fmt: str) -> Response:
+    """One result image (a face's, or the pasted photo) as ``look`` in ``fmt``, named for download."""
+    if kind == "paste":
+        data = await pasted_bytes(on, job, look, fmt)
+    else:
+        data = await face_bytes(on, job, kind, face, look, fmt)
+    return image_response(data, fmt, job, image_name(job, kind, face, look, fmt))
+
+
+def _latents_name(job: Job, face: int) -> str:
+    return download_name(job.id[:8], ["face%d" % face, "latents"], "npy")
+
+
+async def latents_response(on: Renderer, job: Job, face: int) -> Response:
+    """A face's W+ latents as the CLI saves them (``numpy.load`` → float32 [num_ws, 512])."""
+    await run_in_threadpool(check_result, on.svc, job, "latents", face)
+    data = await run_in_threadpool(latents_npy, on.svc.store, job, face)
+    return Response(data, media_type=NPY_TYPE, headers=_headers(job, _latents_name(job, face), inline=False))
 
 
 async def result_response(on: Renderer, job: Job, options: ToonifyOptions) -> Response:
@@ -164,7 +225,81 @@ async def result_response(on: Renderer, job: Job, options: ToonifyOptions) -> Re
         return await every_style(on, job, options.output, faces, requested, options.format)
     catalog = await run_in_threadpool(on.svc.style_catalog)
     look = look_for(job, catalog, options.style, requested)
-    images = await named_images(on, job, options.output, faces, look, options.format)
     if options.output == "paste" or options.face != "all":
-        return image_response(images[0][1], options.format, job)
-    return zip_response(await run_in_threadpool(_zip, images), job)
+        return await result_image(on, job, options.output, 0, look, options.format)
+    images = await named_images(on, job, options.output, faces, look, options.format)
+    parts = ["faces", options.output] + look_parts(options.output, look.style, look.strength)
+    return zip_response(await run_in_threadpool(_zip, images), job, download_name(job.id[:8], parts, "zip"))
+
+
+class _SpooledZip:
+    """A ZIP written one member at a time to an anonymous temporary file (TMPDIR), then read back in chunks:
+    an archive of many full-size images holds one of them in memory at a time, and leaves nothing on disk
+    once its file is closed. Blocking methods: run them in a thread."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile()
+        self.archive = zipfile.ZipFile(self.file, "w", zipfile.ZIP_STORED)  # images are compressed already
+
+    def add(self, name: str, data: bytes) -> None:
+        try:
+            self.archive.writestr(name, data)
+        except OSError as exc:
+            raise (storage_full_from(exc) if is_out_of_space(exc) else exc) from None
+
+    def finish(self) -> int:
+        """Close the archive; its size in bytes, the file rewound for reading."""
+        self.archive.close()
+        size = self.file.tell()
+        self.file.seek(0)
+        return size
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                chunk = await run_in_threadpool(self.file.read, ARCHIVE_CHUNK_BYTES)
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            self.file.close()
+
+
+async def _fill_archive(on: Renderer, job: Job, spool: _SpooledZip, looks: List[Tuple[str, Look]],
+                        fmt: str) -> None:
+    async def add(images: NamedImages, prefix: str = "") -> None:
+        for name, data in images:
+            await run_in_threadpool(spool.add, prefix + name, data)
+
+    for face in range(len(job.faces)):
+        for prefix, look in looks:
+            await add(await named_images(on, job, "toon", [face], look, fmt), prefix)
+        for kind in ("aligned", "reconstruction"):
+            await add(await named_images(on, job, kind, [face], looks[0][1], fmt))
+        await add([("latents_%02d.npy" % face, await run_in_threadpool(latents_npy, on.svc.store, job, face))])
+    for prefix, look in looks:
+        await add(await named_images(on, job, "paste", [], look, fmt), prefix)
+
+
+async def archive_response(on: Renderer, job: Job, catalog: StyleCatalog, style: str, requested: Optional[float],
+                           fmt: str) -> Response:
+    """Every result of the job in one ZIP: per face the toon (``toon_00.png``), aligned crop, reconstruction and
+    latents (``latents_00.npy``), then the pasted photo, as ``style`` at ``requested`` (else the job's own
+    look); ``style=all``: the toons and pastes of every style, prefixed with its name (``ukiyoe_toon_00.png``).
+    Re-renders and re-encodes hold the decode budget as they do for /result."""
+    await run_in_threadpool(check_result, on.svc, job, "latents", 0)  # 409 / 404 before any work
+    if style == ALL_STYLES:
+        looks = [(name + "_", look_for(job, catalog, name, requested)) for name in catalog.names]
+    else:
+        looks = [("", look_for(job, catalog, style, requested))]
+    spool = await run_in_threadpool(_SpooledZip)
+    try:
+        await _fill_archive(on, job, spool, looks, fmt)
+        size = await run_in_threadpool(spool.finish)
+    except BaseException:
+        spool.file.close()
+        raise
+    label = look_parts("toon", style, requested if style == ALL_STYLES else looks[0][1].strength)
+    headers = _headers(job, download_name(job.id[:8], ["results"] + label, "zip"), inline=False)
+    headers["Content-Length"] = str(size)
+    return StreamingResponse(spool.chunks(), media_type="application/zip", headers=headers)

@@ -19,7 +19,7 @@ from stylegan2.styles import ALL_STYLES, DEFAULT_STYLE
 from ..encoding import encode_image
 from ..errors import InvalidOption, JobCancelled, JobFailed, NotFound, ResultNotReady, ShuttingDown
 from ..jobs.job import IdempotencyKey, Job
-from ..options import AsciiFloat, AsciiInt, ToonifyOptions
+from ..options import AsciiFloat, AsciiInt, RenderOptions, ToonifyOptions
 from ..service import TINY_WARNING, Service
 from .admission import admit, detect
 from .auth import NO_OWNER, Auth
@@ -27,7 +27,18 @@ from .events import job_events, last_seen
 from .form import form_parts, refuse_unknown, single_upload, toonify_request
 from .middleware import OWNER_SCOPE_KEY, release_body
 from .page import PAGE
-from .rendering import Renderer, every_style, face_bytes, image_response, look_for, pasted_bytes, result_response
+from .rendering import (
+    Look,
+    Renderer,
+    archive_response,
+    every_style,
+    image_name,
+    image_response,
+    latents_response,
+    look_for,
+    result_image,
+    result_response,
+)
 from .schemas import JobList, ServerConfig, StyleList
 from .style_choice import StyleChoice, look_choice, style_choice
 from .views import as_requested, job_owner, job_view
@@ -249,21 +260,33 @@ async def job_events_route(request: Request, job_id: str) -> Response:
     return job_events(request, job)
 
 
-@router.get("/jobs/{job_id}/result", summary="A result image: toon, paste, aligned or reconstruction (toon and "
-                                            "paste at any strength)",
-            responses={200: {"content": {"image/png": {}}}})
+@router.get("/jobs/{job_id}/result", summary="A result: toon, paste, aligned or reconstruction image (toon and "
+                                            "paste at any strength, in any style), or a face's W+ latents (.npy)",
+            responses={200: {"content": {"image/png": {}, "application/octet-stream": {}}}})
 async def job_result(request: Request, job_id: str, choice: Annotated[StyleChoice, Depends(look_choice)],
                      face: Annotated[AsciiInt, Query()] = 0,
-                     kind: Literal["toon", "paste", "aligned", "reconstruction"] = "toon",
+                     kind: Literal["toon", "paste", "aligned", "reconstruction", "latents"] = "toon",
                      format: Literal["png", "jpeg", "webp"] = "png") -> Response:
     on = renderer(request)
     job = await run_in_threadpool(_job_or_404, request, job_id)
+    if kind == "latents":
+        return await latents_response(on, job, face)
     if choice.style == ALL_STYLES:
         return await every_style(on, job, kind, [face], choice.strength, format)
     look = look_for(job, choice.catalog, choice.style_of(job), choice.strength)
-    if kind == "paste":
-        return image_response(await pasted_bytes(on, job, look, format), format, job)
-    return image_response(await face_bytes(on, job, kind, face, look, format), format, job)
+    return await result_image(on, job, kind, face, look, format)
+
+
+@router.get("/jobs/{job_id}/archive", summary="Every result of the job in one ZIP: per face the toon, aligned "
+                                             "crop, reconstruction and latents, and the pasted photo",
+            responses={200: {"content": {"application/zip": {}}}})
+async def job_archive(request: Request, job_id: str, choice: Annotated[StyleChoice, Depends(look_choice)],
+                      format: Optional[Literal["png", "jpeg", "webp"]] = Query(
+                          None, description="default: the job's format")) -> Response:
+    job = await run_in_threadpool(_job_or_404, request, job_id)
+    style = ALL_STYLES if choice.style == ALL_STYLES else choice.style_of(job)
+    fmt = format or RenderOptions.of(job.options).format
+    return await archive_response(renderer(request), job, choice.catalog, style, choice.strength, fmt)
 
 
 @router.post("/faces", summary="The usable faces of a photo, largest first (no job is made): choose one for "
@@ -290,8 +313,10 @@ async def job_render(request: Request, job_id: str, choice: Annotated[StyleChoic
     job = await run_in_threadpool(_job_or_404, request, job_id)
     if choice.style == ALL_STYLES:
         return await every_style(renderer(request), job, "toon", [face], strength, format)
-    rgb = await svc.render(job, face, strength, choice.style_of(job))
-    return image_response(await run_in_threadpool(encode_image, rgb, format), format, job)
+    look = Look(choice.style_of(job), strength)
+    rgb = await svc.render(job, face, look.strength, look.style)
+    return image_response(await run_in_threadpool(encode_image, rgb, format), format, job,
+                          image_name(job, "toon", face, look, format))
 
 
 @router.delete("/jobs/{job_id}", summary="Cancel the job (within one projection step) and delete its files")

@@ -36,6 +36,7 @@ class FaceLinks(BaseModel):
     toon: str
     aligned: str
     reconstruction: str
+    latents: str = Field(..., description="the face's W+ latents: a .npy of float32 [num_ws, 512]")
 
 
 class JobLinks(BaseModel):
@@ -43,6 +44,8 @@ class JobLinks(BaseModel):
     events: str
     results: Optional[List[FaceLinks]] = None
     paste: Optional[str] = None
+    archive: Optional[str] = Field(None, description="a ZIP of every result (toons, crops, reconstructions, "
+                                                     "latents, the pasted photo)")
     render: Optional[str] = None
 
 
@@ -86,6 +89,10 @@ class JobView(BaseModel):
     created_at: float
     updated_at: float
     finished_at: Optional[float] = None
+    timings: Dict[str, float] = Field(..., description="seconds per stage of the latest run: queued_s (creation to "
+                                      "the run's start), then decoding_s, aligning_s, projecting_s, synthesizing_s, "
+                                      "pasting_s, saving_s as the run gets through them")
+    total_s: Optional[float] = Field(None, description="finished_at - created_at; null until the job ends")
     styles: Optional[List[str]] = Field(None, description="a succeeded job: the styles it can be rendered in "
                                                           "(style= on its result and render links)")
     links: JobLinks

@@ -47,11 +47,26 @@ def as_requested(view: Dict[str, Any], render: Optional[RenderOptions]) -> Dict[
     if render.format != rendered.format:
         query += "&format=%s" % render.format
     links = dict(view["links"])
+
+    def plus(link: str) -> str:
+        return link + query if "?" in link else link + "?" + query[1:]
+
     if query and "paste" in links:
-        links["paste"] += query
-        links["results"] = [{kind: link if kind == "face" else link + query for kind, link in result.items()}
-                            for result in links["results"]]
+        links["paste"], links["archive"] = plus(links["paste"]), plus(links["archive"])
+        links["results"] = [{kind: link if kind in ("face", "latents") else plus(link)
+                             for kind, link in result.items()} for result in links["results"]]
     return dict(view, options=dict(view["options"], **render.model_dump()), links=links)
+
+
+def _seconds(value: float) -> float:
+    return round(max(value, 0.0), 3)
+
+
+def timings(job: Job) -> Dict[str, float]:
+    """Seconds per stage of the job's latest run (``<stage>_s``, in the order it went through them), after the
+    time it waited in the queue (``queued_s``: from its creation to that run's start)."""
+    waited = {} if job.started_at is None else {"queued_s": _seconds(job.started_at - job.created_at)}
+    return dict(waited, **{stage + "_s": _seconds(seconds) for stage, seconds in job.timings.items()})
 
 
 def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = None,
@@ -76,25 +91,29 @@ def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = N
         "created_at": job.created_at,
         "updated_at": job.updated_at,
         "finished_at": job.finished_at,
+        "timings": timings(job),
+        "total_s": None if job.finished_at is None else _seconds(job.finished_at - job.created_at),
         "links": {"self": base, "events": base + "/events"},
     }
     if job.status == "succeeded":
         view["links"]["results"] = [
             {"face": i, "toon": "%s/result?face=%d&kind=toon" % (base, i),
              "aligned": "%s/result?face=%d&kind=aligned" % (base, i),
-             "reconstruction": "%s/result?face=%d&kind=reconstruction" % (base, i)}
+             "reconstruction": "%s/result?face=%d&kind=reconstruction" % (base, i),
+             "latents": "%s/result?face=%d&kind=latents" % (base, i)}
             for i in range(len(job.faces))
         ]
         view["links"]["paste"] = base + "/result?kind=paste"
+        view["links"]["archive"] = base + "/archive"
         view["links"]["render"] = base + "/render?strength=0.5"
         if styles is not None:
             view["styles"] = list(styles())
     if sign is not None:
         links = view["links"]
-        for name in ("events", "paste"):
+        for name in ("events", "paste", "archive"):
             if name in links:
                 links[name] = sign(links[name])
         for result in links.get("results", []):
-            for kind in ("toon", "aligned", "reconstruction"):
+            for kind in ("toon", "aligned", "reconstruction", "latents"):
                 result[kind] = sign(result[kind])
     return view

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -31,6 +31,7 @@ class Job:
     started_at: Optional[float]
     updated_at: float
     finished_at: Optional[float]
+    timings: Dict[str, float] = field(default_factory=dict)  # stage → seconds, of the latest run
 
     @property
     def finished(self) -> bool:

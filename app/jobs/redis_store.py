@@ -48,6 +48,7 @@ if status ~= 'queued' and status ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'stage', 'starting', 'step', 0, 'total', 0,
            'worker', ARGV[1], 'started_at', ARGV[2], 'updated_at', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HDEL', KEYS[1], 'timings')
 return 1
 """
 _RESERVE = """
@@ -61,6 +62,7 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'stage', ARGV[1], 'updated_at', ARGV[4])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'step', ARGV[2]) end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'total', ARGV[3]) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'timings', ARGV[5]) end
 return 1
 """
 _FINISH = """
@@ -91,6 +93,7 @@ return 1
 _REQUEUE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'stage', 'queued', 'step', 0, 'updated_at', ARGV[1])
+redis.call('HDEL', KEYS[1], 'timings')
 return 1
 """
 
@@ -164,7 +167,7 @@ def job_from_hash(job_id: str, fields: Dict[bytes, bytes]) -> Job:
                _text(get(b"cache_key")) or "", json.loads(get(b"faces", b"[]")), int(get(b"attempts", 0)),
                _text(get(b"error_code")), _text(get(b"error_message")), _text(get(b"worker")),
                float(get(b"created_at", 0)), _number(get(b"started_at")), float(get(b"updated_at", 0)),
-               _number(get(b"finished_at")))
+               _number(get(b"finished_at")), json.loads(get(b"timings", b"{}")))
 
 
 class RedisJobStore:
@@ -289,9 +292,11 @@ class RedisJobStore:
             return None
         return self.get(job_id)
 
-    def progress(self, job_id: str, stage: str, step: Optional[int] = None, total: Optional[int] = None) -> None:
+    def progress(self, job_id: str, stage: str, step: Optional[int] = None, total: Optional[int] = None,
+                 timings: Optional[Dict[str, float]] = None) -> None:
         self._progress(keys=[job_key(job_id)], args=[stage, "" if step is None else step,
-                                                     "" if total is None else total, repr(time.time())])
+                                                     "" if total is None else total, repr(time.time()),
+                                                     "" if timings is None else json.dumps(timings)])
 
     def finish(self, job_id: str, status: str, error_code: Optional[str] = None,
                error_message: Optional[str] = None) -> None:
@@ -333,6 +338,9 @@ class RedisJobStore:
 
     def read_file(self, job_id: str, name: str) -> Optional[bytes]:
         return self.redis.hget(files_key(job_id), name)
+
+    def has_file(self, job_id: str, name: str) -> bool:
+        return bool(self.redis.hexists(files_key(job_id), name))
 
     # -- the queue as a whole -------------------------------------------------------------------------
     def queue_depth(self) -> int:

@@ -44,3 +44,8 @@ def read_latents(store: JobStore, job: Job, face: int) -> np.ndarray:
     if not 0 <= face < len(latents):
         raise ResultNotFound("job %s has %d face(s); face %d does not exist" % (job.id, len(latents), face))
     return latents[face: face + 1]
+
+
+def latents_npy(store: JobStore, job: Job, face: int) -> bytes:
+    """One face's W+ latents as the CLI saves them (``faceN-latents.npy``): float32 [num_ws, 512]."""
+    return npy_bytes(read_latents(store, job, face)[0].astype(np.float32))

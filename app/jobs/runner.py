@@ -3,8 +3,9 @@ written to the job's folder. Shared by the in-process worker and the Redis worke
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
-from typing import Callable, Generic, Optional, TypeVar
+from typing import Callable, Dict, Generic, Optional, TypeVar
 
 from stylegan2.projection import StepInfo
 
@@ -37,14 +38,30 @@ class WorkerContext(Generic[StoreT]):
 
 
 class _JobProgress(Progress):
-    """A job's stages and steps into its store record (what GET /jobs and the events show), stage times into
-    the metrics."""
+    """A job's stages and steps into its store record (what GET /jobs and the events show), with the seconds
+    each stage took as the view's timings; stage times into the metrics."""
 
     def __init__(self, store: JobStore, job_id: str, metrics: Metrics) -> None:
         self.store, self.job_id, self.metrics = store, job_id, metrics
+        self.seconds: Dict[str, float] = {}  # stage → seconds, summed over its spans (aligning: detect, align)
+        self._current, self._since = "", time.monotonic()
+
+    def _close(self) -> None:
+        if self._current:
+            spent = time.monotonic() - self._since
+            self.seconds[self._current] = self.seconds.get(self._current, 0.0) + spent
 
     def stage(self, name: str) -> None:
-        self.store.progress(self.job_id, name)
+        if name != self._current:
+            self._close()
+            self._current, self._since = name, time.monotonic()
+        self.store.progress(self.job_id, name, timings=self.seconds)
+
+    def done(self) -> None:
+        """The last stage ended: its time is recorded too (before the job's outcome)."""
+        self._close()
+        self.store.progress(self.job_id, self._current, timings=self.seconds)
+        self._current = ""
 
     def step(self, info: StepInfo) -> None:
         self.store.progress(self.job_id, "projecting", info.step, info.total)
@@ -80,7 +97,9 @@ def run_job(job: Job, worker: WorkerContext[JobStore], should_stop: Optional[Cal
         rendering = toonify.render(projection, options.render_options, progress, keep_photo=False)
         if store.is_cancelled(job.id):  # a finished job is kept even when the server is stopping
             raise ProjectionCancelled()
+        progress.stage("saving")
         write_results(store, job.id, projection, rendering, upload)
+        progress.done()
         store.finish(job.id, "succeeded")
     except ProjectionCancelled:
         outcome, reason = "cancelled", "cancelled"

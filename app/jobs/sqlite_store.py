@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL,
     started_at REAL,
     updated_at REAL NOT NULL,
-    finished_at REAL
+    finished_at REAL,
+    timings TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_cache ON jobs (cache_key, status);
@@ -78,6 +79,13 @@ class SqliteJobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added since a database was made (CREATE TABLE IF NOT EXISTS leaves an old table as it is)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "timings" not in columns:
+            self._db.execute("ALTER TABLE jobs ADD COLUMN timings TEXT NOT NULL DEFAULT '{}'")
 
     def _query(self, sql: str, args: tuple = ()) -> List[sqlite3.Row]:
         with self._lock:
@@ -109,9 +117,10 @@ class SqliteJobStore:
 
     def _row(self, row: tuple) -> Job:
         (id_, status, stage, step, total, options, cache_key, faces, attempts, error_code, error_message, worker,
-         created_at, started_at, updated_at, finished_at) = row
+         created_at, started_at, updated_at, finished_at, timings) = row
         return Job(id_, status, stage, step, total, json.loads(options), cache_key, json.loads(faces), attempts,
-                   error_code, error_message, worker, created_at, started_at, updated_at, finished_at)
+                   error_code, error_message, worker, created_at, started_at, updated_at, finished_at,
+                   json.loads(timings))
 
     def job_dir(self, job_id: str) -> Path:
         return self.jobs_dir / job_id
@@ -208,14 +217,17 @@ class SqliteJobStore:
             row = db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1").fetchone()
             if row is not None:
                 db.execute("UPDATE jobs SET status = 'running', stage = 'starting', step = 0, total = 0, "
-                           "attempts = attempts + 1, worker = ?, started_at = ?, updated_at = ? WHERE id = ?",
+                           "timings = '{}', attempts = attempts + 1, worker = ?, started_at = ?, updated_at = ? "
+                           "WHERE id = ?",
                            (worker, now, now, row[0]))
         return self.get(row[0]) if row is not None else None
 
-    def progress(self, job_id: str, stage: str, step: Optional[int] = None, total: Optional[int] = None) -> None:
+    def progress(self, job_id: str, stage: str, step: Optional[int] = None, total: Optional[int] = None,
+                 timings: Optional[Dict[str, float]] = None) -> None:
         """Stage changes keep the last step/total, so a finished job still says how far it projected."""
-        self._query("UPDATE jobs SET stage = ?, step = COALESCE(?, step), total = COALESCE(?, total), updated_at = ? "
-                    "WHERE id = ? AND status = 'running'", (stage, step, total, time.time(), job_id))
+        self._query("UPDATE jobs SET stage = ?, step = COALESCE(?, step), total = COALESCE(?, total), "
+                    "timings = COALESCE(?, timings), updated_at = ? WHERE id = ? AND status = 'running'",
+                    (stage, step, total, None if timings is None else json.dumps(timings), time.time(), job_id))
 
     def finish(self, job_id: str, status: str, error_code: Optional[str] = None,
                error_message: Optional[str] = None) -> None:
@@ -233,6 +245,9 @@ class SqliteJobStore:
     def read_file(self, job_id: str, name: str) -> Optional[bytes]:
         path = self.job_dir(job_id) / name
         return path.read_bytes() if path.is_file() else None
+
+    def has_file(self, job_id: str, name: str) -> bool:
+        return (self.job_dir(job_id) / name).is_file()
 
     def cancel(self, job_id: str) -> Optional[Job]:
         now = time.time()
@@ -256,7 +271,8 @@ class SqliteJobStore:
         """A running job goes back to the queue without using up an attempt: the server, not the job, failed
         (disk full, shutting down)."""
         self._must_write("UPDATE jobs SET status = 'queued', stage = 'queued', step = 0, worker = NULL, "
-                    "attempts = MAX(attempts - 1, 0), updated_at = ? WHERE id = ? AND status = 'running'",
+                    "timings = '{}', attempts = MAX(attempts - 1, 0), updated_at = ? "
+                    "WHERE id = ? AND status = 'running'",
                     (time.time(), job_id))
 
     def remove_orphans(self, min_age_s: float = ORPHAN_AGE_S) -> List[str]:
@@ -281,8 +297,8 @@ class SqliteJobStore:
         rows = self._query("SELECT id, attempts FROM jobs WHERE status = 'running'")
         for job_id, attempts in rows:
             if attempts < max_attempts:
-                self._query("UPDATE jobs SET status = 'queued', stage = 'queued', step = 0, updated_at = ? "
-                            "WHERE id = ?", (now, job_id))
+                self._query("UPDATE jobs SET status = 'queued', stage = 'queued', step = 0, timings = '{}', "
+                            "updated_at = ? WHERE id = ?", (now, job_id))
             else:
                 self.finish(job_id, "failed", "worker_lost", worker_lost_message(attempts))
         return [row[0] for row in rows]

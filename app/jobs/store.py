@@ -37,8 +37,11 @@ class JobStore(Protocol):
         (IdempotencyConflict when the key came with another request), else a live job, or a succeeded one with
         its files, made from the same photo and projection options (the key then names it)."""
 
-    def progress(self, job_id: str, stage: str, step: Optional[int] = None, total: Optional[int] = None) -> None:
-        """Record a running job's stage (and projection step); ignored once it is no longer running."""
+    def progress(self, job_id: str, stage: str, step: Optional[int] = None, total: Optional[int] = None,
+                 timings: Optional[Dict[str, float]] = None) -> None:
+        """Record a running job's stage (and projection step; ``timings``: the seconds of each stage of this run
+        so far, replacing the recorded ones); ignored once it is no longer running. A claim or a requeue
+        clears the timings."""
 
     def finish(self, job_id: str, status: str, error_code: Optional[str] = None,
                error_message: Optional[str] = None) -> None:
@@ -68,6 +71,9 @@ class JobStore(Protocol):
 
     def read_file(self, job_id: str, name: str) -> Optional[bytes]:
         """One of the job's files, or None when it is not (or no longer) there."""
+
+    def has_file(self, job_id: str, name: str) -> bool:
+        """Whether one of the job's files is there, without reading it."""
 
     # -- the queue as a whole -------------------------------------------------------------------------
     def queue_depth(self) -> int:

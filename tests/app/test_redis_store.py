@@ -86,3 +86,21 @@ def test_a_failed_connection_is_retried_until_the_retries_or_the_deadline_run_ou
     with pytest.raises(RedisConnectionError):
         DeadlineRetry(deadline_s, retries=2).call_with_retry(refused, lambda error: None)
     assert len(tries) == attempts
+
+
+def test_stage_timings_are_kept_until_the_next_run(store):
+    store.create("t", {}, "key-t", [], b"photo")
+    assert store.get("t").timings == {}
+    store.claim("t", "w1")
+    store.progress("t", "aligning", timings={"decoding": 0.25})
+    store.progress("t", "projecting", 2, 10)  # a step leaves the timings as they are
+    assert store.get("t").timings == {"decoding": 0.25}
+    store.requeue("t")  # the run is over: its timings go
+    assert store.get("t").timings == {}
+    store.claim("t", "w2")
+    store.progress("t", "saving", timings={"decoding": 0.5, "saving": 0.1})
+    store.finish("t", "succeeded")
+    store.progress("t", "late", timings={"decoding": 9.0})  # ignored once finished
+    assert store.get("t").timings == {"decoding": 0.5, "saving": 0.1}
+    store.claim("t", "w3")  # a finished job is not run again, and keeps its timings
+    assert store.get("t").timings == {"decoding": 0.5, "saving": 0.1}
