@@ -5,6 +5,7 @@ from statistics import median
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ..jobs.job import Job
+from ..jobs.previews import PREVIEW_KINDS, preview_link
 from ..jobs.store import JobStore
 from ..options import RenderOptions
 from .eta import STEP_CLOCK
@@ -54,6 +55,16 @@ def as_requested(view: Dict[str, Any], render: Optional[RenderOptions]) -> Dict[
     return dict(view, options=dict(view["options"], **render.model_dump()), links=links)
 
 
+def preview_view(job: Job, sign: Optional[Callable[[str], str]] = None) -> Dict[str, Any]:
+    """The latest live preview of a running job: its step, and per face the links to its images (what the
+    ``preview`` event sends, and the view's ``preview``)."""
+    record, sign = job.preview or {}, sign or (lambda url: url)
+    step = int(record.get("step", 0))
+    faces = [dict({"face": face}, **{kind: sign(preview_link(job.id, face, kind, step)) for kind in PREVIEW_KINDS})
+             for face in record.get("faces", [])]
+    return {"step": step, "total": int(record.get("total", 0)), "faces": faces}
+
+
 def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = None,
              styles: StyleNames = None) -> Dict[str, Any]:
     """``sign`` turns a link into a short-lived signed one (API keys on), for the page's EventSource and <img>.
@@ -78,6 +89,8 @@ def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = N
         "finished_at": job.finished_at,
         "links": {"self": base, "events": base + "/events"},
     }
+    if job.status == "running" and job.preview:
+        view["preview"] = preview_view(job, sign)
     if job.status == "succeeded":
         view["links"]["results"] = [
             {"face": i, "toon": "%s/result?face=%d&kind=toon" % (base, i),

@@ -31,6 +31,7 @@ class Job:
     started_at: Optional[float]
     updated_at: float
     finished_at: Optional[float]
+    preview: Optional[Dict[str, Any]] = None  # the latest live preview while running (app.jobs.previews)
 
     @property
     def finished(self) -> bool:

@@ -48,6 +48,7 @@ if status ~= 'queued' and status ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'stage', 'starting', 'step', 0, 'total', 0,
            'worker', ARGV[1], 'started_at', ARGV[2], 'updated_at', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HDEL', KEYS[1], 'preview')
 return 1
 """
 _RESERVE = """
@@ -61,6 +62,12 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'stage', ARGV[1], 'updated_at', ARGV[4])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'step', ARGV[2]) end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'total', ARGV[3]) end
+return 1
+"""
+_PREVIEW = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], 'preview', ARGV[1], 'updated_at', ARGV[2])
 return 1
 """
 _FINISH = """
@@ -91,6 +98,7 @@ return 1
 _REQUEUE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'stage', 'queued', 'step', 0, 'updated_at', ARGV[1])
+redis.call('HDEL', KEYS[1], 'preview')
 return 1
 """
 
@@ -164,7 +172,7 @@ def job_from_hash(job_id: str, fields: Dict[bytes, bytes]) -> Job:
                _text(get(b"cache_key")) or "", json.loads(get(b"faces", b"[]")), int(get(b"attempts", 0)),
                _text(get(b"error_code")), _text(get(b"error_message")), _text(get(b"worker")),
                float(get(b"created_at", 0)), _number(get(b"started_at")), float(get(b"updated_at", 0)),
-               _number(get(b"finished_at")))
+               _number(get(b"finished_at")), json.loads(get(b"preview")) if get(b"preview") else None)
 
 
 class RedisJobStore:
@@ -178,6 +186,7 @@ class RedisJobStore:
         self._reserve = redis.register_script(_RESERVE)
         self._claim = redis.register_script(_CLAIM)
         self._progress = redis.register_script(_PROGRESS)
+        self._preview = redis.register_script(_PREVIEW)
         self._finish = redis.register_script(_FINISH)
         self._cancel = redis.register_script(_CANCEL)
         self._requeue = redis.register_script(_REQUEUE)
@@ -292,6 +301,13 @@ class RedisJobStore:
     def progress(self, job_id: str, stage: str, step: Optional[int] = None, total: Optional[int] = None) -> None:
         self._progress(keys=[job_key(job_id)], args=[stage, "" if step is None else step,
                                                      "" if total is None else total, repr(time.time())])
+
+    def publish_preview(self, job_id: str, preview: Dict[str, Any], files: Dict[str, bytes]) -> None:
+        """Files and record in one script: no preview lands on a job that is no longer running (a cancelled
+        job's files are gone, and stay gone)."""
+        pairs: List[Any] = [part for name, data in files.items() for part in (name, data)]
+        self._preview(keys=[job_key(job_id), files_key(job_id)],
+                      args=[json.dumps(preview), repr(time.time())] + pairs)
 
     def finish(self, job_id: str, status: str, error_code: Optional[str] = None,
                error_message: Optional[str] = None) -> None:

@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL,
     started_at REAL,
     updated_at REAL NOT NULL,
-    finished_at REAL
+    finished_at REAL,
+    preview TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_cache ON jobs (cache_key, status);
@@ -78,6 +79,9 @@ class SqliteJobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            columns = [row[1] for row in self._db.execute("PRAGMA table_info(jobs)")]
+            if "preview" not in columns:  # a table made before live previews
+                self._db.execute("ALTER TABLE jobs ADD COLUMN preview TEXT")
 
     def _query(self, sql: str, args: tuple = ()) -> List[sqlite3.Row]:
         with self._lock:
@@ -109,9 +113,10 @@ class SqliteJobStore:
 
     def _row(self, row: tuple) -> Job:
         (id_, status, stage, step, total, options, cache_key, faces, attempts, error_code, error_message, worker,
-         created_at, started_at, updated_at, finished_at) = row
+         created_at, started_at, updated_at, finished_at, preview) = row
         return Job(id_, status, stage, step, total, json.loads(options), cache_key, json.loads(faces), attempts,
-                   error_code, error_message, worker, created_at, started_at, updated_at, finished_at)
+                   error_code, error_message, worker, created_at, started_at, updated_at, finished_at,
+                   json.loads(preview) if preview else None)
 
     def job_dir(self, job_id: str) -> Path:
         return self.jobs_dir / job_id
@@ -208,7 +213,8 @@ class SqliteJobStore:
             row = db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1").fetchone()
             if row is not None:
                 db.execute("UPDATE jobs SET status = 'running', stage = 'starting', step = 0, total = 0, "
-                           "attempts = attempts + 1, worker = ?, started_at = ?, updated_at = ? WHERE id = ?",
+                           "preview = NULL, attempts = attempts + 1, worker = ?, started_at = ?, updated_at = ? "
+                           "WHERE id = ?",
                            (worker, now, now, row[0]))
         return self.get(row[0]) if row is not None else None
 
@@ -216,6 +222,12 @@ class SqliteJobStore:
         """Stage changes keep the last step/total, so a finished job still says how far it projected."""
         self._query("UPDATE jobs SET stage = ?, step = COALESCE(?, step), total = COALESCE(?, total), updated_at = ? "
                     "WHERE id = ? AND status = 'running'", (stage, step, total, time.time(), job_id))
+
+    def publish_preview(self, job_id: str, preview: Dict[str, Any], files: Dict[str, bytes]) -> None:
+        for name, data in files.items():
+            self.write_file(job_id, name, data)
+        self._query("UPDATE jobs SET preview = ?, updated_at = ? WHERE id = ? AND status = 'running'",
+                    (json.dumps(preview), time.time(), job_id))
 
     def finish(self, job_id: str, status: str, error_code: Optional[str] = None,
                error_message: Optional[str] = None) -> None:
@@ -255,8 +267,9 @@ class SqliteJobStore:
     def requeue(self, job_id: str) -> None:
         """A running job goes back to the queue without using up an attempt: the server, not the job, failed
         (disk full, shutting down)."""
-        self._must_write("UPDATE jobs SET status = 'queued', stage = 'queued', step = 0, worker = NULL, "
-                    "attempts = MAX(attempts - 1, 0), updated_at = ? WHERE id = ? AND status = 'running'",
+        self._must_write("UPDATE jobs SET status = 'queued', stage = 'queued', step = 0, preview = NULL, "
+                    "worker = NULL, attempts = MAX(attempts - 1, 0), updated_at = ? "
+                    "WHERE id = ? AND status = 'running'",
                     (time.time(), job_id))
 
     def remove_orphans(self, min_age_s: float = ORPHAN_AGE_S) -> List[str]:
@@ -281,8 +294,8 @@ class SqliteJobStore:
         rows = self._query("SELECT id, attempts FROM jobs WHERE status = 'running'")
         for job_id, attempts in rows:
             if attempts < max_attempts:
-                self._query("UPDATE jobs SET status = 'queued', stage = 'queued', step = 0, updated_at = ? "
-                            "WHERE id = ?", (now, job_id))
+                self._query("UPDATE jobs SET status = 'queued', stage = 'queued', step = 0, preview = NULL, "
+                            "updated_at = ? WHERE id = ?", (now, job_id))
             else:
                 self.finish(job_id, "failed", "worker_lost", worker_lost_message(attempts))
         return [row[0] for row in rows]

@@ -40,6 +40,11 @@ class JobStore(Protocol):
     def progress(self, job_id: str, stage: str, step: Optional[int] = None, total: Optional[int] = None) -> None:
         """Record a running job's stage (and projection step); ignored once it is no longer running."""
 
+    def publish_preview(self, job_id: str, preview: Dict[str, Any], files: Dict[str, bytes]) -> None:
+        """A running job's latest live preview: its image files (overwriting the last ones), then its record on
+        the job (app.jobs.previews.preview_record), which the view and the events show; nothing once the job is
+        no longer running."""
+
     def finish(self, job_id: str, status: str, error_code: Optional[str] = None,
                error_message: Optional[str] = None) -> None:
         """End a job (succeeded or failed, with a reason); a cancelled job stays cancelled. The upload goes."""

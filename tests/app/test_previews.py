@@ -1,0 +1,194 @@
+"""Live previews (issue 27) end to end over a real uvicorn server with tiny models: ``preview`` events on the
+job's stream before its final state, 256x256 JPEGs from GET /jobs/{id}/preview, the view's ``preview`` while
+the job runs, the webhook's ``progress`` carrying the links, signed links with API keys, no previews with
+TOONIFY_PREVIEW_EVERY_S=0, and Redis mode (the worker renders, the API serves)."""
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.app.scale import Cluster
+from tests.app.server import Server, wait_for
+from tests.app.test_api_contract import Receiver
+from tests.conftest import PHOTOS
+
+KEY = "preview-key-0123456789"
+SECRET = "preview-webhook-secret"
+EVERY_S = "0.1"  # previews as often as their 4 % share of the projection's time allows
+LONG_STEPS = "2000"  # a job that runs until the test cancels it
+Event = Tuple[str, Dict]
+
+
+def _photo(name: str):
+    return {"image": (name, (PHOTOS / name).read_bytes(), "application/octet-stream")}
+
+
+def _events(client: httpx.Client, url: str, until: str = "succeeded") -> Iterator[Event]:
+    """(event type, data) of a job's stream, until a ``job`` event with status ``until``."""
+    with client.stream("GET", url) as stream:
+        assert stream.status_code == 200, stream.read()
+        kind = "message"
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:"):
+                data = json.loads(line[5:])
+                yield kind, data
+                if kind == "job" and data.get("status") == until:
+                    return
+            elif not line:
+                kind = "message"
+
+
+def _jpeg(response: httpx.Response) -> Image.Image:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/jpeg"
+    image = Image.open(io.BytesIO(response.content))
+    assert image.format == "JPEG"
+    return image
+
+
+def _link_path(link: str) -> str:
+    return link.split("&owner=", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def server(engine, tiny_models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("previews")
+    srv = Server(engine, tiny_models, root / "data", root / "cache", api_keys=KEY, preview_every_s=EVERY_S,
+                 webhook_secret=SECRET, webhook_allow_private="1", webhook_progress_interval_s="0").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture()
+def client(server):
+    with server.client(headers={"Authorization": "Bearer " + KEY}) as c:
+        yield c
+
+
+def test_previews_come_as_events_before_the_final_state(client):
+    hook = Receiver()
+    try:
+        job = client.post("/toonify?async=1", files=_photo("two-faces.jpg"),
+                          data={"face": "all", "steps": "150", "seed": "5", "strength": "0.7",
+                                "webhook": hook.url}).json()
+        events = list(_events(client, job["links"]["events"]))
+    finally:
+        hook.http.shutdown()
+    kinds = [kind for kind, _ in events]
+    assert kinds[-1] == "job" and events[-1][1]["status"] == "succeeded"
+    previews = [data for kind, data in events if kind == "preview"]
+    assert previews, kinds
+    assert kinds.index("preview") < len(kinds) - 1
+    first = previews[0]
+    assert first["id"] == job["id"] and first["total"] == 150 and 0 < first["step"] <= 150
+    assert [face["face"] for face in first["faces"]] == [0, 1]
+    for face in first["faces"]:
+        for kind in ("toon", "reconstruction"):
+            assert _link_path(face[kind]) == "/jobs/%s/preview?face=%d&kind=%s&step=%d" % (
+                job["id"], face["face"], kind, first["step"])
+    assert [p["step"] for p in previews] == sorted(set(p["step"] for p in previews))  # each new, in order
+    # the job events of the same states carry the same preview; the final view has none (the results are there)
+    carried = [data["preview"]["step"] for kind, data in events if kind == "job" and "preview" in data]
+    assert set(p["step"] for p in previews) <= set(carried)
+    assert "preview" not in events[-1][1]
+    image = _jpeg(client.get(previews[-1]["faces"][1]["toon"]))
+    assert image.size == (256, 256)
+    # the webhook's progress events send the view: its preview links included
+    progress = [json.loads(call["body"])["job"] for call in hook.calls
+                if json.loads(call["body"])["event"] == "progress"]
+    linked = [view["preview"] for view in progress if "preview" in view]
+    assert linked, progress
+    assert _link_path(linked[0]["faces"][0]["toon"]).startswith("/jobs/%s/preview?face=0&kind=toon&step=" % job["id"])
+
+
+def test_the_preview_endpoint_and_view_while_a_job_runs(client):
+    running = client.post("/toonify?async=1", files=_photo("astronaut.png"),
+                          data={"steps": LONG_STEPS, "seed": "6"}).json()
+    queued = client.post("/toonify?async=1", files=_photo("obama.jpg"), data={"steps": "5", "seed": "6"}).json()
+    try:
+        # a queued job (the one worker is busy) has no preview yet: a clear 404
+        before = client.get("/jobs/%s/preview?face=0&kind=toon" % queued["id"])
+        assert before.status_code == 404 and "no preview of face 0 yet" in before.json()["message"]
+        view = wait_for(client, running["id"], until=lambda job: "preview" in job, timeout_s=180)
+        assert view["status"] == "running" and view["preview"]["total"] == int(LONG_STEPS)
+        face = view["preview"]["faces"][0]
+        for kind in ("toon", "reconstruction"):
+            assert _jpeg(client.get(face[kind])).size == (256, 256)
+            # the latest preview, also without the link's step
+            assert _jpeg(client.get("/jobs/%s/preview?face=0&kind=%s" % (running["id"], kind))).size == (256, 256)
+        unknown = client.get("/jobs/%s/preview?face=3&kind=toon" % running["id"])
+        assert unknown.status_code == 404 and "face 3 does not exist" in unknown.json()["message"]
+        assert client.get("/jobs/%s/preview?face=0&kind=paste" % running["id"]).status_code == 422
+        assert client.get("/jobs/nosuchjob/preview?face=0").status_code == 404
+        # a newer preview is a new step
+        later = wait_for(client, running["id"], timeout_s=180,
+                         until=lambda job: job.get("preview", {}).get("step", 0) > view["preview"]["step"])
+        assert later["preview"]["step"] > view["preview"]["step"]
+    finally:
+        client.delete("/jobs/%s" % running["id"])
+        wait_for(client, queued["id"], timeout_s=180)
+
+
+def test_signed_preview_links_open_without_the_key(server, client):
+    job = client.post("/toonify?async=1", files=_photo("astronaut.png"), data={"steps": LONG_STEPS}).json()
+    try:
+        view = wait_for(client, job["id"], until=lambda j: "preview" in j, timeout_s=180)
+        link = view["preview"]["faces"][0]["toon"]
+        assert re.search(r"&owner=k[0-9a-f]{16}&exp=[0-9]+&sig=[A-Za-z0-9_-]{24}$", link), link
+        with httpx.Client(base_url=server.url, timeout=60) as anonymous:  # as the page's <img> asks
+            assert _jpeg(anonymous.get(link)).size == (256, 256)
+            assert anonymous.get(_link_path(link)).status_code == 401
+            altered = re.sub(r"sig=[A-Za-z0-9_-]{4}", "sig=AAAA", link)
+            assert anonymous.get(altered).status_code == 403
+            # the signed events link: its preview events carry signed links too
+            for kind, data in _events(anonymous, view["links"]["events"]):
+                if kind == "preview":
+                    assert _jpeg(anonymous.get(data["faces"][0]["reconstruction"])).size == (256, 256)
+                    break
+    finally:
+        client.delete("/jobs/%s" % job["id"])
+
+
+def test_no_previews_when_they_are_off(engine, tiny_models, tmp_path):
+    srv = Server(engine, tiny_models, tmp_path / "data", tmp_path / "cache", preview_every_s="0").start()
+    try:
+        with srv.client() as client:
+            job = client.post("/toonify?async=1", files=_photo("astronaut.png"), data={"steps": "150"}).json()
+            events = list(_events(client, job["links"]["events"]))
+            assert events[-1][1]["status"] == "succeeded"
+            assert [kind for kind, _ in events if kind != "job"] == []
+            assert not any("preview" in data for _, data in events)
+            off = client.get("/jobs/%s/preview?face=0&kind=toon" % job["id"])
+            assert off.status_code == 404 and "TOONIFY_PREVIEW_EVERY_S=0" in off.json()["message"]
+    finally:
+        srv.stop()
+
+
+def test_previews_in_redis_mode(engine, tiny_models, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("previews-redis")
+    cluster: Optional[Cluster] = None
+    try:
+        cluster = Cluster(engine, tiny_models, folder, folder / "cache", preview_every_s=EVERY_S)
+        cluster.workers.start("w1")
+        with cluster.api.client() as client:
+            cluster.wait_for_workers(client, ["w1"])
+            job = client.post("/toonify?async=1", files=_photo("astronaut.png"), data={"steps": "150"}).json()
+            events: List[Event] = list(_events(client, job["links"]["events"]))
+            previews = [data for kind, data in events if kind == "preview"]
+            assert previews, (events, cluster.logs())
+            assert events[-1][1]["status"] == "succeeded"
+            # the API process, which holds no models, serves what the worker rendered
+            assert _jpeg(client.get(previews[-1]["faces"][0]["toon"])).size == (256, 256)
+            assert _jpeg(client.get(previews[-1]["faces"][0]["reconstruction"])).size == (256, 256)
+    finally:
+        if cluster is not None:
+            cluster.close()
