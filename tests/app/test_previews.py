@@ -7,13 +7,16 @@ from __future__ import annotations
 import io
 import json
 import re
-import time
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
+from app.jobs.previews import PREVIEW_SHARE, JobPreviews, PreviewClock, preview_file
+from app.jobs.sqlite_store import SqliteJobStore
+from stylegan2.projection import StepInfo
 from tests.app.scale import Cluster
 from tests.app.server import Server, wait_for
 from tests.app.test_api_contract import Receiver
@@ -192,3 +195,77 @@ def test_previews_in_redis_mode(engine, tiny_models, tmp_path_factory):
     finally:
         if cluster is not None:
             cluster.close()
+
+
+class _Clock:
+    """A clock the test moves by hand: what the preview schedule reads instead of the wall clock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_previews_come_every_few_seconds_and_never_take_over_their_share():
+    clock = _Clock()
+    schedule = PreviewClock(every_s=2.0, clock=clock)
+    assert not schedule.due()  # the first step starts the clock
+    clock.now = 1.9
+    assert not schedule.due()
+    clock.now = 2.0
+    assert schedule.due()
+
+    def slow_render() -> None:  # a preview that takes 0.4 s: at most 4 % of the time means 10 s apart
+        clock.now += 0.4
+
+    schedule.timed(slow_render)
+    assert schedule.cost_s == pytest.approx(0.4) and schedule.interval_s == pytest.approx(10.0)
+    clock.now += 9.9
+    assert not schedule.due()
+    clock.now += 0.1
+    assert schedule.due()
+    assert 0.4 / (0.4 + schedule.interval_s) < PREVIEW_SHARE < 0.05
+
+
+def test_a_failing_preview_ends_the_previews_not_the_job(tmp_path):
+    store = SqliteJobStore(tmp_path)
+    store.reserve("j", 4)
+    store.create("j", {}, "key", [], b"photo")
+    store.claim_next("w")
+    calls = []
+
+    def synthesize(latents, strength):
+        calls.append(strength)
+        raise RuntimeError("the device is busy")
+
+    clock = _Clock()
+    previews = JobPreviews(store, "j", 1.0, 0.5, synthesize, clock)
+    info = StepInfo(1, 10, [0.1], latents=lambda: np.zeros((1, 4, 512), np.float32))
+    previews.after_step(0, info)
+    clock.now = 5.0
+    previews.after_step(0, info)  # fails, and is logged
+    clock.now = 50.0
+    previews.after_step(0, info)
+    assert calls == [0.5] and store.get("j").preview is None and store.get("j").status == "running"
+
+
+def test_previews_are_stored_with_the_job_and_cleared_for_a_new_run(tmp_path):
+    store = SqliteJobStore(tmp_path)
+    store.reserve("j", 4)
+    store.create("j", {}, "key", [], b"photo")
+    store.claim_next("w")
+    clock = _Clock()
+    faces = np.full((2, 64, 64, 3), 200, np.uint8)
+    previews = JobPreviews(store, "j", 1.0, 1.0, lambda latents, strength: faces, clock)
+    previews.after_step(0, StepInfo(1, 10, [0.1, 0.2], latents=lambda: np.zeros((2, 4, 512), np.float32)))
+    clock.now = 1.0
+    previews.after_step(0, StepInfo(7, 10, [0.1, 0.2], latents=lambda: np.zeros((2, 4, 512), np.float32)))
+    assert store.get("j").preview == {"step": 7, "total": 10, "faces": [0, 1]}
+    image = Image.open(io.BytesIO(store.read_file("j", preview_file(1, "reconstruction"))))
+    assert (image.format, image.size) == ("JPEG", (256, 256))
+    store.requeue("j")
+    assert store.get("j").preview is None
+    store.finish("j", "failed", "x", "y")
+    store.publish_preview("j", {"step": 9, "total": 10, "faces": [0]}, {})  # no longer running: ignored
+    assert store.get("j").preview is None
