@@ -65,28 +65,36 @@ def preview_record(step: int, total: int, faces: List[int]) -> Dict[str, object]
 
 class PreviewClock:
     """When the next preview is due: ``every_s`` seconds of projection after the last one ended (or after the
-    first step), and at least cost / PREVIEW_SHARE after it, where cost is what the last preview took."""
+    first step), and at least cost / PREVIEW_SHARE after it, where cost is what the last preview took. Before
+    the first, a step's time stands in for the cost (a preview is two syntheses; a step is a synthesis forward
+    and backward and the perceptual net's), so not even the first preview takes more than its share."""
 
     def __init__(self, every_s: float, clock: Callable[[], float] = time.perf_counter) -> None:
         self.every_s, self.clock = every_s, clock
-        self.cost_s = 0.0
+        self.cost_s: Optional[float] = None
+        self.step_s = 0.0
         self._since: Optional[float] = None
+        self._last: Optional[float] = None
 
     @property
     def interval_s(self) -> float:
-        return max(self.every_s, self.cost_s / PREVIEW_SHARE)
+        return max(self.every_s, (self.step_s if self.cost_s is None else self.cost_s) / PREVIEW_SHARE)
 
     def due(self) -> bool:
+        """Called once a step."""
         now = self.clock()
         if self._since is None:
             self._since = now
+        elif self._last is not None:
+            self.step_s = now - self._last
+        self._last = now
         return now - self._since >= self.interval_s
 
     def timed(self, render: Callable[[], None]) -> None:
         """Run ``render`` (a preview), keeping its cost; the next interval starts when it ends."""
         started = self.clock()
         render()
-        self._since = self.clock()
+        self._since = self._last = self.clock()
         self.cost_s = self._since - started
 
 

@@ -210,21 +210,28 @@ class _Clock:
 def test_previews_come_every_few_seconds_and_never_take_over_their_share():
     clock = _Clock()
     schedule = PreviewClock(every_s=2.0, clock=clock)
-    assert not schedule.due()  # the first step starts the clock
-    clock.now = 1.9
-    assert not schedule.due()
-    clock.now = 2.0
-    assert schedule.due()
+
+    def steps_until_due(step_s: float) -> int:
+        for count in range(1, 10000):
+            clock.now += step_s
+            if schedule.due():
+                return count
+        raise AssertionError("never due")
+
+    # before any preview, a step's time stands in for its cost: steps of 0.125 s → 0.125 / 4 % = 3.125 s apart
+    assert schedule.due() is False  # the first step starts the clock
+    assert steps_until_due(0.125) in (25, 26)
+    # steps of 0.01 s: the setting's 2 s is the longer wait
+    schedule = PreviewClock(every_s=2.0, clock=clock)
+    schedule.due()
+    assert steps_until_due(0.01) in (200, 201)
 
     def slow_render() -> None:  # a preview that takes 0.4 s: at most 4 % of the time means 10 s apart
         clock.now += 0.4
 
     schedule.timed(slow_render)
     assert schedule.cost_s == pytest.approx(0.4) and schedule.interval_s == pytest.approx(10.0)
-    clock.now += 9.9
-    assert not schedule.due()
-    clock.now += 0.1
-    assert schedule.due()
+    assert steps_until_due(0.5) in (20, 21)
     assert 0.4 / (0.4 + schedule.interval_s) < PREVIEW_SHARE < 0.05
 
 
@@ -242,11 +249,9 @@ def test_a_failing_preview_ends_the_previews_not_the_job(tmp_path):
     clock = _Clock()
     previews = JobPreviews(store, "j", 1.0, 0.5, synthesize, clock)
     info = StepInfo(1, 10, [0.1], latents=lambda: np.zeros((1, 4, 512), np.float32))
-    previews.after_step(0, info)
-    clock.now = 5.0
-    previews.after_step(0, info)  # fails, and is logged
-    clock.now = 50.0
-    previews.after_step(0, info)
+    for _ in range(500):  # 5 s of 10 ms steps: the first preview fails (and is logged), no other is tried
+        clock.now += 0.01
+        previews.after_step(0, info)
     assert calls == [0.5] and store.get("j").preview is None and store.get("j").status == "running"
 
 
@@ -258,10 +263,10 @@ def test_previews_are_stored_with_the_job_and_cleared_for_a_new_run(tmp_path):
     clock = _Clock()
     faces = np.full((2, 64, 64, 3), 200, np.uint8)
     previews = JobPreviews(store, "j", 1.0, 1.0, lambda latents, strength: faces, clock)
-    previews.after_step(0, StepInfo(1, 10, [0.1, 0.2], latents=lambda: np.zeros((2, 4, 512), np.float32)))
-    clock.now = 1.0
-    previews.after_step(0, StepInfo(7, 10, [0.1, 0.2], latents=lambda: np.zeros((2, 4, 512), np.float32)))
-    assert store.get("j").preview == {"step": 7, "total": 10, "faces": [0, 1]}
+    for step in range(1, 151):  # 10 ms steps: one preview after 1 s
+        clock.now += 0.01
+        previews.after_step(0, StepInfo(step, 150, [0.1, 0.2], latents=lambda: np.zeros((2, 4, 512), np.float32)))
+    assert store.get("j").preview == {"step": 101, "total": 150, "faces": [0, 1]}
     image = Image.open(io.BytesIO(store.read_file("j", preview_file(1, "reconstruction"))))
     assert (image.format, image.size) == ("JPEG", (256, 256))
     store.requeue("j")
