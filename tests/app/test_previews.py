@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import sqlite3
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import httpx
@@ -15,7 +16,7 @@ import pytest
 from PIL import Image
 
 from app.jobs.previews import PREVIEW_SHARE, JobPreviews, PreviewClock, preview_file
-from app.jobs.sqlite_store import SqliteJobStore
+from app.jobs.sqlite_store import SCHEMA, SqliteJobStore
 from stylegan2.projection import StepInfo
 from tests.app.scale import Cluster
 from tests.app.server import Server, wait_for
@@ -132,6 +133,10 @@ def test_the_preview_endpoint_and_view_while_a_job_runs(client):
         assert unknown.status_code == 404 and "face 3 does not exist" in unknown.json()["message"]
         assert client.get("/jobs/%s/preview?face=0&kind=paste" % running["id"]).status_code == 422
         assert client.get("/jobs/nosuchjob/preview?face=0").status_code == 404
+        for query in ("face=%D9%A1", "face=999999999999999999", "face=-1", "step=nan", "kind=", "face=0&face=9",
+                      "kind=toon&kind=../upload.bin"):
+            odd = client.get("/jobs/%s/preview?%s" % (running["id"], query))
+            assert odd.status_code in (404, 422) and odd.json()["message"], (query, odd.text)
         # a newer preview is a new step
         later = wait_for(client, running["id"], timeout_s=180,
                          until=lambda job: job.get("preview", {}).get("step", 0) > view["preview"]["step"])
@@ -274,3 +279,14 @@ def test_previews_are_stored_with_the_job_and_cleared_for_a_new_run(tmp_path):
     store.finish("j", "failed", "x", "y")
     store.publish_preview("j", {"step": 9, "total": 10, "faces": [0]}, {})  # no longer running: ignored
     assert store.get("j").preview is None
+
+
+def test_a_job_table_from_before_previews_gets_the_column(tmp_path):
+    before = SCHEMA.replace(",\n    preview TEXT", "")
+    assert before != SCHEMA
+    with sqlite3.connect(str(tmp_path / "jobs.sqlite3")) as db:
+        db.executescript(before)
+        db.execute("INSERT INTO jobs (id, status, options, cache_key, created_at, updated_at) "
+                   "VALUES ('old', 'succeeded', '{}', 'k', 1.0, 1.0)")
+    store = SqliteJobStore(tmp_path)
+    assert store.get("old").status == "succeeded" and store.get("old").preview is None
