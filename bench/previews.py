@@ -1,6 +1,8 @@
 """What live previews cost a projection (issue 27: under 5 %): wall time per step of the same projection with
 previews off and on, through the job runner's own path (app.jobs.previews.JobPreviews storing into a SQLite
 job store), interleaved round by round (off, on, on, off, …) so that a busy machine slows both alike; medians.
+``share_pct``: within each run with previews, their time over the steps' time (what a loaded machine's drift
+between runs cannot blur).
 
     python -m bench.previews --engine tf1|torch [--sizes tiny config-f] [--steps 40] [--rounds 3]
         [--every-s 5 0.01]
@@ -23,13 +25,14 @@ from app.jobs.sqlite_store import SqliteJobStore
 from bench.common import report
 from bench.projection import models
 from stylegan2.engines import ENGINES
-from stylegan2.projection import ProjectorConfig
+from stylegan2.projection import ProjectorConfig, StepInfo
 from stylegan2.toonifier import Toonifier
 
 
 def _projection(toonifier: Toonifier, store: SqliteJobStore, job_id: str, steps: int, every_s: float
                 ) -> Tuple[float, int, float]:
-    """(wall seconds per step, previews rendered, the last preview's cost) of one projection of a random face."""
+    """(wall seconds per step, previews rendered, their time over the steps' time) of one projection of a random
+    face."""
     res = toonifier.resolution
     target = np.random.RandomState(0).randint(0, 256, (1, res, res, 3)).astype(np.uint8)
     store.reserve(job_id, 1000)
@@ -42,12 +45,19 @@ def _projection(toonifier: Toonifier, store: SqliteJobStore, job_id: str, steps:
         return toonifier.synthesize(latents, strength)
 
     previews = JobPreviews(store, job_id, every_s, 1.0, synthesize)
+    in_previews = []
+
+    def on_step(info: StepInfo) -> None:
+        started = time.perf_counter()
+        previews.after_step(0, info)
+        in_previews.append(time.perf_counter() - started)
+
     started = time.perf_counter()
-    toonifier.project(target, [0], ProjectorConfig(steps=steps), lambda info: previews.after_step(0, info))
+    result = toonifier.project(target, [0], ProjectorConfig(steps=steps), on_step)
     seconds = time.perf_counter() - started
     store.finish(job_id, "succeeded")
-    cost = previews.clock.cost_s if previews.clock is not None else None
-    return seconds / steps, len(syntheses) // 2, cost or 0.0  # a preview: the toon and the reconstruction
+    # a preview: the toon and the reconstruction; its share: of the projection's time in the same run
+    return seconds / steps, len(syntheses) // 2, sum(in_previews) / sum(result.step_seconds)
 
 
 def main() -> None:
@@ -68,26 +78,26 @@ def main() -> None:
             for every_s in args.every_s:
                 rows.append(_compare(args, size, toonifier, store, every_s))
     report("previews-%s" % args.engine, rows, ["engine", "size", "steps", "every_s", "off_step_s", "on_step_s",
-                                                "overhead_pct", "previews", "preview_s", "rounds"])
+                                                "overhead_pct", "share_pct", "previews", "rounds"])
 
 
 def _compare(args: argparse.Namespace, size: str, toonifier: Toonifier, store: SqliteJobStore, every_s: float
              ) -> Dict[str, object]:
     engine, steps, rounds = args.engine, args.steps, args.rounds
     times: Dict[str, List[float]] = {"off": [], "on": []}
-    counts, costs = [], []
+    counts, shares = [], []
     for index in range(rounds):
         for mode in ("off", "on") if index % 2 == 0 else ("on", "off"):
-            step_s, count, cost = _projection(toonifier, store, "%s-%s-%d" % (mode, every_s, index), steps,
+            step_s, count, share = _projection(toonifier, store, "%s-%s-%d" % (mode, every_s, index), steps,
                                               every_s if mode == "on" else 0.0)
             times[mode].append(step_s)
             if mode == "on":
                 counts.append(count)
-                costs.append(cost)
+                shares.append(share)
     off, on = statistics.median(times["off"]), statistics.median(times["on"])
     row = dict(engine=engine, size=size, resolution=toonifier.resolution, steps=steps, every_s=every_s,
                off_step_s=off, on_step_s=on, overhead_pct=100.0 * (on / off - 1.0),
-               previews=statistics.median(counts), preview_s=statistics.median(costs), rounds=rounds,
+               previews=statistics.median(counts), share_pct=100.0 * statistics.median(shares), rounds=rounds,
                off_all=times["off"], on_all=times["on"])
     print(row, flush=True)
     return row

@@ -66,12 +66,14 @@ def preview_record(step: int, total: int, faces: List[int]) -> Dict[str, object]
 class PreviewClock:
     """When the next preview is due: ``every_s`` seconds of projection after the last one ended (or after the
     first step), and at least cost / PREVIEW_SHARE after it, where cost is what the last preview took. Before
-    the first, a step's time stands in for the cost (a preview is two syntheses; a step is a synthesis forward
-    and backward and the perceptual net's), so not even the first preview takes more than its share."""
+    the worker's first preview, a step's time stands in for the cost (a preview is two syntheses; a step is a
+    synthesis forward and backward and the perceptual net's)."""
 
-    def __init__(self, every_s: float, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, every_s: float, clock: Callable[[], float] = time.perf_counter,
+                 cost_s: Optional[float] = None) -> None:
+        """``cost_s``: what a preview took last time, if known (the worker's last job)."""
         self.every_s, self.clock = every_s, clock
-        self.cost_s: Optional[float] = None
+        self.cost_s = cost_s
         self.step_s = 0.0
         self._since: Optional[float] = None
         self._last: Optional[float] = None
@@ -102,10 +104,12 @@ class JobPreviews:
     """One job's live previews: rendered from the batch's latents when the clock says so, then stored with the
     job. A preview that fails is logged and ends the job's previews, never the job."""
 
+    last_cost_s: Optional[float] = None  # what this process's last preview took: a job's first one keeps its share
+
     def __init__(self, store: JobStore, job_id: str, every_s: float, strength: float, synthesize: Synthesize,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.store, self.job_id, self.strength, self.synthesize = store, job_id, strength, synthesize
-        self.clock: Optional[PreviewClock] = PreviewClock(every_s, clock) if every_s > 0 else None
+        self.clock = PreviewClock(every_s, clock, JobPreviews.last_cost_s) if every_s > 0 else None
         self.faces: Set[int] = set()
 
     def after_step(self, first_face: int, info: StepInfo) -> None:
@@ -113,6 +117,7 @@ class JobPreviews:
             return
         try:
             self.clock.timed(lambda: self._publish(first_face, info))
+            JobPreviews.last_cost_s = self.clock.cost_s
         except Exception:
             log.exception("job %s: a live preview failed; the job goes on without previews", self.job_id)
             self.clock = None
