@@ -52,6 +52,10 @@ class Progress:
     def step(self, info: StepInfo) -> None:
         """A projection step is done (with each face's loss)."""
 
+    def batch_step(self, first_face: int, info: StepInfo) -> None:
+        """The same step, of the batch whose first face is ``first_face`` in the photo: ``info.latents()``
+        gives that batch's current latents (the job runner's live previews render them now and then)."""
+
     def timed(self, stage: str, seconds: float) -> None:
         """A stage ended, in this many seconds: decode, detect, align, project, synthesize, paste."""
 
@@ -230,10 +234,15 @@ class Toonify:
                        cancel: Optional[CancelCheck]) -> np.ndarray:
         self.batches.check(len(aligned))
         seeds = [options.seed + first + i for i in range(len(aligned))]
+
+        def on_step(info: StepInfo) -> None:
+            progress.step(info)
+            progress.batch_step(first, info)
+
         try:
             with self._project_lock:
                 config = ProjectorConfig(steps=options.steps, precision=self.precision)
-                result = self.models.project(aligned, seeds, config, progress.step, cancel)
+                result = self.models.project(aligned, seeds, config, on_step, cancel)
         except Exception as exc:
             if self._backend.is_out_of_memory(exc):
                 raise BatchOutOfMemory(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc

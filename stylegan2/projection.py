@@ -69,6 +69,8 @@ class StepInfo:
     total: int
     losses: List[float]  # perceptual distance per face at this step
     preview: Optional[np.ndarray] = None  # uint8 [B, H, W, 3] every ``preview_every`` steps
+    latents: Optional[Callable[[], np.ndarray]] = None  # the current W+ latents [B, num_ws, w_dim], on demand:
+    # a caller that renders its own previews (the service's live previews) asks only when it wants them
 
 
 @dataclass
@@ -242,9 +244,11 @@ class ProjectionRun:
         return self.streams.perturbation(self.plan.latent_shape, sigma)
 
     def steps(self, step: Callable[[int], List[float]], preview: Callable[[], np.ndarray],
-              on_step: Optional[StepCallback], should_cancel: Optional[CancelCheck]) -> ProjectionResult:
-        """The step loop both engines share: timing, losses, callback (with a preview every k steps), cancel.
-        ``step(i)`` runs optimisation step i and returns the perceptual distance per face."""
+              latents: Callable[[], np.ndarray], on_step: Optional[StepCallback],
+              should_cancel: Optional[CancelCheck]) -> ProjectionResult:
+        """The step loop both engines share: timing, losses, callback (with a preview every k steps, and the
+        current latents on demand), cancel. ``step(i)`` runs optimisation step i and returns the perceptual
+        distance per face."""
         result = ProjectionResult(latents=np.zeros(0, np.float32))
         for index in range(self.config.steps):
             start = time.perf_counter()
@@ -253,7 +257,7 @@ class ProjectionRun:
             if on_step is not None:
                 every = self.config.preview_every
                 image = preview() if every and (index + 1) % every == 0 else None
-                on_step(StepInfo(index + 1, self.config.steps, result.losses[-1], image))
+                on_step(StepInfo(index + 1, self.config.steps, result.losses[-1], image, latents))
             if should_cancel is not None and should_cancel():
                 result.cancelled = True
                 break

@@ -21,7 +21,8 @@ from ..errors import LinkRefused, MalformedLink, Unauthorized
 
 OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/config", "/docs", "/redoc", "/openapi.json"})
 OPEN_PREFIXES = ("/docs/assets/",)  # the vendored Swagger UI and ReDoc files
-LINKED_PATH = re.compile(r"^/jobs/([A-Za-z0-9_-]{1,64})(/events|/result|/archive)?$")  # what a signed link may open
+# what a signed link may open
+LINKED_PATH = re.compile(r"^/jobs/([A-Za-z0-9_-]{1,64})(/events|/result|/archive|/preview)?$")
 SECRET_PARAM = re.compile(r"(?i)([?&][^=&]*(?:token|key|sig|secret|passw|auth)[^=&]*=)[^&#]*")
 NO_OWNER = ""  # without API keys every job is everyone's (and links are unsigned)
 MAX_QUERY_FIELDS = 32  # a linked route takes a few options; the link adds three

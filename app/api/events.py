@@ -3,12 +3,14 @@ it (the job's last-change time in µs), the stream opens with ``retry:``, and a 
 ``Last-Event-ID`` gets only newer states (a finished job it has fully seen answers 204, which tells an
 ``EventSource`` to stop reconnecting). States are snapshots: a resumed client gets the latest, not each
 step it missed. No stream polls the store itself: the one JobWatcher (app.api.streams) reads every watched
-job once per round and hands each stream the newest view."""
+job once per round and hands each stream the newest view. While a job projects, a ``preview`` event follows
+the state that brought a new live preview (app.jobs.previews): ``{"id", "step", "total", "faces": [{"face",
+"toon", "reconstruction"}]}``, links to its images."""
 from __future__ import annotations
 
 import json
 import re
-from typing import AsyncIterator, Optional
+from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -38,8 +40,14 @@ def last_seen(request: Request) -> int:
     return int(value)
 
 
+def _shown(preview: Dict[str, Any]) -> Tuple[int, List[int]]:
+    """What tells one live preview from the next (its links' signatures change every second)."""
+    return preview["step"], [face["face"] for face in preview["faces"]]
+
+
 async def _stream(watcher: JobWatcher, subscription: Subscription, seen: int,
                   render: Optional[RenderOptions]) -> AsyncIterator[str]:
+    shown: Optional[Tuple[int, List[int]]] = None  # the live preview this stream announced last
     try:
         yield "retry: %d\n\n" % RETRY_MS
         while True:
@@ -54,6 +62,10 @@ async def _stream(watcher: JobWatcher, subscription: Subscription, seen: int,
                 if current > seen:
                     yield "id: %d\nevent: job\ndata: %s\n\n" % (current, json.dumps(as_requested(view, render)))
                     seen = current
+                preview = view.get("preview")
+                if preview is not None and _shown(preview) != shown:  # no id: it belongs to the job event's state
+                    yield "event: preview\ndata: %s\n\n" % json.dumps(dict({"id": view["id"]}, **preview))
+                    shown = _shown(preview)
                 if view["status"] in TERMINAL:
                     return
     finally:

@@ -19,11 +19,13 @@ from stylegan2.styles import ALL_STYLES, DEFAULT_STYLE
 from ..encoding import encode_image
 from ..errors import InvalidOption, JobCancelled, JobFailed, NotFound, ResultNotReady, ShuttingDown
 from ..jobs.job import IdempotencyKey, Job
+from ..jobs.previews import PreviewKind, preview_file
 from ..options import AsciiFloat, AsciiInt, RenderOptions, ToonifyOptions
 from ..service import TINY_WARNING, Service
 from .admission import admit, detect
 from .auth import NO_OWNER, Auth
 from .events import job_events, last_seen
+from .filenames import disposition, download_name
 from .form import form_parts, refuse_unknown, single_upload, toonify_request
 from .middleware import OWNER_SCOPE_KEY, release_body
 from .page import PAGE
@@ -287,6 +289,28 @@ async def job_archive(request: Request, job_id: str, choice: Annotated[StyleChoi
     style = ALL_STYLES if choice.style == ALL_STYLES else choice.style_of(job)
     fmt = format or RenderOptions.of(job.options).format
     return await archive_response(renderer(request), job, choice.catalog, style, choice.strength, fmt)
+
+
+@router.get("/jobs/{job_id}/preview", summary="The latest live preview of a face while the job projects (a "
+                                             "256x256 JPEG, replaced every TOONIFY_PREVIEW_EVERY_S seconds)",
+            responses={200: {"content": {"image/jpeg": {}}}})
+async def job_preview(request: Request, job_id: str, face: Annotated[AsciiInt, Query()] = 0,
+                      kind: PreviewKind = "toon",
+                      step: Annotated[Optional[AsciiInt], Query(description="ignored: tells one preview's link "
+                                                                            "from the next")] = None) -> Response:
+    svc = service(request)
+    job = await run_in_threadpool(_job_or_404, request, job_id)
+    if job.faces and not 0 <= face < len(job.faces):
+        raise NotFound("job %s has %d face(s); face %d does not exist" % (job_id, len(job.faces), face))
+    data = await run_in_threadpool(svc.store.read_file, job_id, preview_file(face, kind))
+    if data is None:
+        if not svc.settings.preview_every_s:
+            raise NotFound("this server renders no previews (TOONIFY_PREVIEW_EVERY_S=0); wait for the result")
+        raise NotFound("job %s has no preview of face %d yet: the first comes a few seconds into its projection "
+                       "(the job's events announce each one)" % (job_id, face))
+    name = download_name(job.id[:8], ["face%d" % face, "preview", kind, "step%d" % job.step], "jpg")
+    return Response(data, media_type="image/jpeg", headers=dict(disposition(name, inline=True),
+                                                                **{"Cache-Control": "no-cache"}))
 
 
 @router.post("/faces", summary="The usable faces of a photo, largest first (no job is made): choose one for "

@@ -84,7 +84,9 @@ class JobWatcher:
     def _publish(self, views: Dict[str, View]) -> None:
         for job_id, subs in list(self._streams.items()):
             view = views.get(job_id, GONE)
-            state = (view.get("status"), view.get("stage"), view.get("step")) if view else ("gone",)
+            preview = view.get("preview") or {}
+            state = ((view.get("status"), view.get("stage"), view.get("step"), preview.get("step"),
+                      len(preview.get("faces", ()))) if view else ("gone",))
             if self._last.get(job_id) != state:
                 self._last[job_id] = state
                 for subscription in subs:

@@ -5,6 +5,7 @@ from statistics import median
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ..jobs.job import Job
+from ..jobs.previews import PREVIEW_KINDS, preview_link
 from ..jobs.store import JobStore
 from ..options import RenderOptions
 from .eta import STEP_CLOCK
@@ -69,6 +70,16 @@ def timings(job: Job) -> Dict[str, float]:
     return dict(waited, **{stage + "_s": _seconds(seconds) for stage, seconds in job.timings.items()})
 
 
+def preview_view(job: Job, sign: Optional[Callable[[str], str]] = None) -> Dict[str, Any]:
+    """The latest live preview of a running job: its step, and per face the links to its images (what the
+    ``preview`` event sends, and the view's ``preview``)."""
+    record, sign = job.preview or {}, sign or (lambda url: url)
+    step = int(record.get("step", 0))
+    faces = [dict({"face": face}, **{kind: sign(preview_link(job.id, face, kind, step)) for kind in PREVIEW_KINDS})
+             for face in record.get("faces", [])]
+    return {"step": step, "total": int(record.get("total", 0)), "faces": faces}
+
+
 def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = None,
              styles: StyleNames = None) -> Dict[str, Any]:
     """``sign`` turns a link into a short-lived signed one (API keys on), for the page's EventSource and <img>.
@@ -95,6 +106,8 @@ def job_view(job: Job, store: JobStore, sign: Optional[Callable[[str], str]] = N
         "total_s": None if job.finished_at is None else _seconds(job.finished_at - job.created_at),
         "links": {"self": base, "events": base + "/events"},
     }
+    if job.status == "running" and job.preview:
+        view["preview"] = preview_view(job, sign)
     if job.status == "succeeded":
         view["links"]["results"] = [
             {"face": i, "toon": "%s/result?face=%d&kind=toon" % (base, i),

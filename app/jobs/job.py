@@ -32,6 +32,7 @@ class Job:
     updated_at: float
     finished_at: Optional[float]
     timings: Dict[str, float] = field(default_factory=dict)  # stage → seconds, of the latest run
+    preview: Optional[Dict[str, Any]] = None  # the latest live preview while running (app.jobs.previews)
 
     @property
     def finished(self) -> bool:

@@ -48,7 +48,7 @@ if status ~= 'queued' and status ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'stage', 'starting', 'step', 0, 'total', 0,
            'worker', ARGV[1], 'started_at', ARGV[2], 'updated_at', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HDEL', KEYS[1], 'timings')
+redis.call('HDEL', KEYS[1], 'timings', 'preview')
 return 1
 """
 _RESERVE = """
@@ -63,6 +63,12 @@ redis.call('HSET', KEYS[1], 'stage', ARGV[1], 'updated_at', ARGV[4])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'step', ARGV[2]) end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'total', ARGV[3]) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'timings', ARGV[5]) end
+return 1
+"""
+_PREVIEW = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], 'preview', ARGV[1], 'updated_at', ARGV[2])
 return 1
 """
 _FINISH = """
@@ -93,7 +99,7 @@ return 1
 _REQUEUE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'stage', 'queued', 'step', 0, 'updated_at', ARGV[1])
-redis.call('HDEL', KEYS[1], 'timings')
+redis.call('HDEL', KEYS[1], 'timings', 'preview')
 return 1
 """
 
@@ -167,7 +173,8 @@ def job_from_hash(job_id: str, fields: Dict[bytes, bytes]) -> Job:
                _text(get(b"cache_key")) or "", json.loads(get(b"faces", b"[]")), int(get(b"attempts", 0)),
                _text(get(b"error_code")), _text(get(b"error_message")), _text(get(b"worker")),
                float(get(b"created_at", 0)), _number(get(b"started_at")), float(get(b"updated_at", 0)),
-               _number(get(b"finished_at")), json.loads(get(b"timings", b"{}")))
+               _number(get(b"finished_at")), json.loads(get(b"timings", b"{}")),
+               json.loads(get(b"preview")) if get(b"preview") else None)
 
 
 class RedisJobStore:
@@ -181,6 +188,7 @@ class RedisJobStore:
         self._reserve = redis.register_script(_RESERVE)
         self._claim = redis.register_script(_CLAIM)
         self._progress = redis.register_script(_PROGRESS)
+        self._preview = redis.register_script(_PREVIEW)
         self._finish = redis.register_script(_FINISH)
         self._cancel = redis.register_script(_CANCEL)
         self._requeue = redis.register_script(_REQUEUE)
@@ -297,6 +305,13 @@ class RedisJobStore:
         self._progress(keys=[job_key(job_id)], args=[stage, "" if step is None else step,
                                                      "" if total is None else total, repr(time.time()),
                                                      "" if timings is None else json.dumps(timings)])
+
+    def publish_preview(self, job_id: str, preview: Dict[str, Any], files: Dict[str, bytes]) -> None:
+        """Files and record in one script: no preview lands on a job that is no longer running (a cancelled
+        job's files are gone, and stay gone)."""
+        pairs: List[Any] = [part for name, data in files.items() for part in (name, data)]
+        self._preview(keys=[job_key(job_id), files_key(job_id)],
+                      args=[json.dumps(preview), repr(time.time())] + pairs)
 
     def finish(self, job_id: str, status: str, error_code: Optional[str] = None,
                error_message: Optional[str] = None) -> None:

@@ -15,8 +15,10 @@ from ..memory import return_freed_memory
 from ..metrics import Metrics
 from ..options import ToonifyOptions
 from ..storage import is_out_of_space, storage_full_from
+from ..styles import stored_style
 from ..toonify import Progress, ProjectionCancelled, Toonify
 from .job import UPLOAD, Job
+from .previews import JobPreviews
 from .results import write_results
 from .store import JobStore
 
@@ -39,10 +41,11 @@ class WorkerContext(Generic[StoreT]):
 
 class _JobProgress(Progress):
     """A job's stages and steps into its store record (what GET /jobs and the events show), with the seconds
-    each stage took as the view's timings; stage times into the metrics."""
+    each stage took as the view's timings; stage times into the metrics; now and then a live preview
+    (app.jobs.previews)."""
 
-    def __init__(self, store: JobStore, job_id: str, metrics: Metrics) -> None:
-        self.store, self.job_id, self.metrics = store, job_id, metrics
+    def __init__(self, store: JobStore, job_id: str, metrics: Metrics, previews: JobPreviews) -> None:
+        self.store, self.job_id, self.metrics, self.previews = store, job_id, metrics, previews
         self.seconds: Dict[str, float] = {}  # stage → seconds, summed over its spans (aligning: detect, align)
         self._current, self._since = "", time.monotonic()
 
@@ -66,6 +69,9 @@ class _JobProgress(Progress):
     def step(self, info: StepInfo) -> None:
         self.store.progress(self.job_id, "projecting", info.step, info.total)
         self.metrics.projection_steps.inc()
+
+    def batch_step(self, first_face: int, info: StepInfo) -> None:
+        self.previews.after_step(first_face, info)
 
     def timed(self, stage: str, seconds: float) -> None:
         self.metrics.stage_seconds.labels(stage).observe(seconds)
@@ -92,7 +98,10 @@ def run_job(job: Job, worker: WorkerContext[JobStore], should_stop: Optional[Cal
         if upload is None:
             raise FileNotFoundError(UPLOAD)
         known = [Face.from_json(face) for face in job.faces] or None
-        progress = _JobProgress(store, job.id, worker.metrics)
+        style = stored_style(options.render_options.model_dump())
+        previews = JobPreviews(store, job.id, toonify.settings.preview_every_s, options.render_options.strength,
+                               lambda latents, strength: toonify.synthesize(latents, strength, style))
+        progress = _JobProgress(store, job.id, worker.metrics, previews)
         projection = toonify.project(upload, options.projection_options, progress, cancelled, known)
         rendering = toonify.render(projection, options.render_options, progress, keep_photo=False)
         if store.is_cancelled(job.id):  # a finished job is kept even when the server is stopping

@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     started_at REAL,
     updated_at REAL NOT NULL,
     finished_at REAL,
-    timings TEXT NOT NULL DEFAULT '{}'
+    timings TEXT NOT NULL DEFAULT '{}',
+    preview TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_cache ON jobs (cache_key, status);
@@ -86,6 +87,8 @@ class SqliteJobStore:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
         if "timings" not in columns:
             self._db.execute("ALTER TABLE jobs ADD COLUMN timings TEXT NOT NULL DEFAULT '{}'")
+        if "preview" not in columns:
+            self._db.execute("ALTER TABLE jobs ADD COLUMN preview TEXT")
 
     def _query(self, sql: str, args: tuple = ()) -> List[sqlite3.Row]:
         with self._lock:
@@ -117,10 +120,10 @@ class SqliteJobStore:
 
     def _row(self, row: tuple) -> Job:
         (id_, status, stage, step, total, options, cache_key, faces, attempts, error_code, error_message, worker,
-         created_at, started_at, updated_at, finished_at, timings) = row
+         created_at, started_at, updated_at, finished_at, timings, preview) = row
         return Job(id_, status, stage, step, total, json.loads(options), cache_key, json.loads(faces), attempts,
                    error_code, error_message, worker, created_at, started_at, updated_at, finished_at,
-                   json.loads(timings))
+                   json.loads(timings), json.loads(preview) if preview else None)
 
     def job_dir(self, job_id: str) -> Path:
         return self.jobs_dir / job_id
@@ -217,7 +220,8 @@ class SqliteJobStore:
             row = db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1").fetchone()
             if row is not None:
                 db.execute("UPDATE jobs SET status = 'running', stage = 'starting', step = 0, total = 0, "
-                           "timings = '{}', attempts = attempts + 1, worker = ?, started_at = ?, updated_at = ? "
+                           "timings = '{}', preview = NULL, attempts = attempts + 1, worker = ?, started_at = ?, "
+                           "updated_at = ? "
                            "WHERE id = ?",
                            (worker, now, now, row[0]))
         return self.get(row[0]) if row is not None else None
@@ -228,6 +232,12 @@ class SqliteJobStore:
         self._query("UPDATE jobs SET stage = ?, step = COALESCE(?, step), total = COALESCE(?, total), "
                     "timings = COALESCE(?, timings), updated_at = ? WHERE id = ? AND status = 'running'",
                     (stage, step, total, None if timings is None else json.dumps(timings), time.time(), job_id))
+
+    def publish_preview(self, job_id: str, preview: Dict[str, Any], files: Dict[str, bytes]) -> None:
+        for name, data in files.items():
+            self.write_file(job_id, name, data)
+        self._query("UPDATE jobs SET preview = ?, updated_at = ? WHERE id = ? AND status = 'running'",
+                    (json.dumps(preview), time.time(), job_id))
 
     def finish(self, job_id: str, status: str, error_code: Optional[str] = None,
                error_message: Optional[str] = None) -> None:
@@ -271,7 +281,7 @@ class SqliteJobStore:
         """A running job goes back to the queue without using up an attempt: the server, not the job, failed
         (disk full, shutting down)."""
         self._must_write("UPDATE jobs SET status = 'queued', stage = 'queued', step = 0, worker = NULL, "
-                    "timings = '{}', attempts = MAX(attempts - 1, 0), updated_at = ? "
+                    "timings = '{}', preview = NULL, attempts = MAX(attempts - 1, 0), updated_at = ? "
                     "WHERE id = ? AND status = 'running'",
                     (time.time(), job_id))
 
@@ -298,6 +308,7 @@ class SqliteJobStore:
         for job_id, attempts in rows:
             if attempts < max_attempts:
                 self._query("UPDATE jobs SET status = 'queued', stage = 'queued', step = 0, timings = '{}', "
+                            "preview = NULL, "
                             "updated_at = ? WHERE id = ?", (now, job_id))
             else:
                 self.finish(job_id, "failed", "worker_lost", worker_lost_message(attempts))

@@ -43,6 +43,11 @@ class JobStore(Protocol):
         so far, replacing the recorded ones); ignored once it is no longer running. A claim or a requeue
         clears the timings."""
 
+    def publish_preview(self, job_id: str, preview: Dict[str, Any], files: Dict[str, bytes]) -> None:
+        """A running job's latest live preview: its image files (overwriting the last ones), then its record on
+        the job (app.jobs.previews.preview_record), which the view and the events show; nothing once the job is
+        no longer running."""
+
     def finish(self, job_id: str, status: str, error_code: Optional[str] = None,
                error_message: Optional[str] = None) -> None:
         """End a job (succeeded or failed, with a reason); a cancelled job stays cancelled. The upload goes."""

@@ -96,7 +96,7 @@ class Projector:
             _, dist = session.run([self._train, self._dist], feed)
             return list(dist)
 
-        result = run.steps(step, self.reconstruction, on_step, should_cancel)
+        result = run.steps(step, self.reconstruction, self.latents, on_step, should_cancel)
         result.latents = self.latents()
         return result
 

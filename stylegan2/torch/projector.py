@@ -91,7 +91,7 @@ class Projector:
                     noise *= torch.rsqrt(torch.square(noise).mean(dim=(1, 2, 3), keepdim=True))
             return dist.detach().cpu().tolist()
 
-        result = run.steps(step, self.reconstruction, on_step, should_cancel)
+        result = run.steps(step, self.reconstruction, self.latents, on_step, should_cancel)
         result.latents = self.latents()
         return result
 

@@ -92,6 +92,15 @@ def test_previews_arrive_every_k_steps(toonifier):
     assert [p for p in previews if p[1] is not None] == [(3, (1, res, res, 3)), (6, (1, res, res, 3))]
 
 
+def test_each_step_hands_out_the_current_latents_on_demand(toonifier):
+    seen = []
+    result = toonifier.project(_generated_faces(toonifier, 2), [1, 2], SHORT,
+                               on_step=lambda info: seen.append(info.latents()))
+    assert len(seen) == SHORT.steps and seen[0].shape == (2, toonifier.num_ws, 512)
+    assert not np.allclose(seen[0], seen[-1])  # the latents as they are at that step, not a fixed start
+    np.testing.assert_array_equal(seen[-1], result.latents)
+
+
 def test_regulariser_small_for_white_noise_large_for_smooth(engine):
     regularization_value = backend(engine).regularization_value
     white = np.random.RandomState(0).randn(2, 64, 64).astype(np.float32)
