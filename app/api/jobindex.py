@@ -1,5 +1,6 @@
 """Who created which job: ``GET /jobs`` lists a caller's jobs (per API key). Callers are named by their tenant
-id (app.api.auth.owner_of: an HMAC of the key under the server's secret, never the key; "" on a server without keys).
+id (app.api.auth.owner_of: an HMAC of the key under the server's secret, never the key). On a server without
+keys every job is recorded under NO_OWNER (""): there every job is every caller's, as its links already are.
 Kept beside the job store (SQLite next to ``jobs.sqlite3``, or Redis), so expired jobs simply stop resolving
 and are pruned as they are met. (Which job an ``Idempotency-Key`` names is the job store's: the key is
 claimed in the same atomic step that creates the job.)"""
