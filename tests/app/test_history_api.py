@@ -1,14 +1,19 @@
 """Issue 27 item 2 over real uvicorn with tiny models: ``GET /jobs`` on a server without API keys (every job is
 the caller's), newest first, paginated; a wrong API key and a missing one told apart; the page's icon and
-example photos served (also to callers without a key)."""
+example photos served (also to callers without a key); the job index (SQLite and a real Redis) drops entries
+long past the result TTL instead of growing with every job ever made."""
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 from PIL import Image
 
+from app.api.jobindex import RedisJobIndex, SqliteJobIndex
 from app.api.page import EXAMPLES
+from app.jobs.redis_store import connect
+from tests.app.scale import RedisServer
 from tests.app.server import Server, wait_for
 from tests.conftest import PHOTOS
 
@@ -95,3 +100,29 @@ def test_icon_and_example_photos_are_served_without_a_key(request, server_name):
         assert Image.open(io.BytesIO(photo.content)).width <= 512
     for other in ("README.md", "..%2F..%2Fpage.py", "nope.jpg"):
         assert client.get("/examples/" + other).status_code == 404
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_the_index_drops_entries_long_past_the_ttl(kind, request, tmp_path):
+    ttl_s, now = 100, time.time()
+    if kind == "sqlite":
+        index = SqliteJobIndex(tmp_path, ttl_s)
+    else:
+        client = connect(request.getfixturevalue("redis_server").url)
+        client.flushall()
+        index = RedisJobIndex(client, ttl_s)
+    index.add("", "ancient", now - 3 * ttl_s)  # e.g. recorded before the server was stopped for days
+    index.add("k1", "other-owner", now - 3 * ttl_s)
+    assert [job for job, _ in index.page("", float("inf"), 10)] == ["ancient"]
+    index.add("", "recent", now - ttl_s)  # adding prunes this owner's entries older than twice the TTL
+    index.add("", "new", now)
+    assert [job for job, _ in index.page("", float("inf"), 10)] == ["new", "recent"]
+    assert [job for job, _ in index.page("", now, 10)] == ["recent"]  # the cursor: strictly before
+    assert [job for job, _ in index.page("k1", float("inf"), 10)] == ["other-owner"]  # another owner's: theirs
