@@ -132,6 +132,31 @@ def test_expired_links_are_renewed_without_the_user_noticing(browser, keyed_serv
         context.close()
 
 
+def test_a_stream_whose_link_expired_during_a_restart_is_reopened(browser, keyed_server):
+    """The server restarts while a job runs; by the time the page's EventSource reconnects its signed link has
+    expired (403, the stream ends for good): the page opens the job again from its view and follows it on."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    try:
+        tab = context.new_page()
+        tab.goto(keyed_server.url + "/")
+        tab.fill("#key", KEY)
+        tab.dispatch_event("#key", "change")
+        tab.fill("#steps", "400")
+        tab.set_input_files("#file", str(PHOTOS / "astronaut.png"))
+        tab.wait_for_function("document.getElementById('bar').value > 0", timeout=120000)
+        job_id, events = tab.evaluate("[state.job.id, state.job.links.events]")
+        keyed_server.stop()  # graceful: the job goes back to the queue and goes on after the restart
+        _wait_past([events])
+        keyed_server.spawn().wait_until("/readyz")
+        tab.wait_for_function("document.getElementById('status').textContent.startsWith('Done')", timeout=600000)
+        assert tab.evaluate("state.job.id") == job_id and _job_id(tab) == job_id
+        assert tab.evaluate("state.reopenedAt") > 0  # it was reopened, not followed on the old link
+        _wait_done(tab)
+        _shot(tab, "stream-reopened")
+    finally:
+        context.close()
+
+
 @pytest.fixture(scope="module")
 def camera_browser(browser):
     """A second Chromium (from the same Playwright) with a fake camera, allowed without asking."""
