@@ -152,6 +152,7 @@ def test_a_stream_whose_link_expired_during_a_restart_is_reopened(browser, keyed
         assert tab.evaluate("state.job.id") == job_id and _job_id(tab) == job_id
         assert tab.evaluate("state.reopenedAt") > 0  # it was reopened, not followed on the old link
         _wait_done(tab)
+        assert tab.get_attribute("#toon a", "download") == "astronaut-face0-toon-1.00.png"  # still the photo's name
         _shot(tab, "stream-reopened")
     finally:
         context.close()
