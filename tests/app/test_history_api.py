@@ -15,7 +15,7 @@ from app.api.page import EXAMPLES
 from app.jobs.redis_store import connect
 from tests.app.scale import RedisServer
 from tests.app.server import Server, wait_for
-from tests.conftest import PHOTOS
+from tests.conftest import PHOTOS, REPO
 
 KEY = "history-key-1"
 
@@ -126,3 +126,13 @@ def test_the_index_drops_entries_long_past_the_ttl(kind, request, tmp_path):
     assert [job for job, _ in index.page("", float("inf"), 10)] == ["new", "recent"]
     assert [job for job, _ in index.page("", now, 10)] == ["recent"]  # the cursor: strictly before
     assert [job for job, _ in index.page("k1", float("inf"), 10)] == ["other-owner"]  # another owner's: theirs
+
+
+def test_the_images_carry_the_example_photos():
+    """Without a Docker engine: both images copy app/ whole and .dockerignore keeps nothing of the page out."""
+    for engine in ("tf1", "torch"):
+        assert "\nCOPY app/ app/\n" in (REPO / "docker" / engine / "Dockerfile").read_text(), engine
+    ignored = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines() if line.strip()]
+    assert not [rule for rule in ignored if rule.startswith(("app", "*.jpg", "**/*.jpg", "*.md", "**/static"))]
+    assert sorted(p.name for p in (REPO / "app" / "api" / "static" / "examples").iterdir()) == \
+        ["README.md", "astronaut.jpg", "grace_hopper.jpg", "obama.jpg"]
