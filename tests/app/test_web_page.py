@@ -255,6 +255,10 @@ def test_face_tabs_show_the_selected_face_numbered_from_0(page):
     assert tabs[1].evaluate(style) == selected
     assert page.get_attribute("#toon a", "download") == "two-faces-face1-toon-1.00.png"
     _shot(page, "face-tabs")
+    page.keyboard.press("ArrowRight")  # the arrow keys move between tabs, round
+    page.wait_for_function("document.querySelector('#toon img').src.includes('face=0')")
+    assert [t.get_attribute("aria-selected") for t in tabs] == ["true", "false"]
+    assert page.evaluate("document.activeElement.dataset.face") == "0"
 
 
 def test_icon_is_served_and_linked(page, server):
