@@ -187,9 +187,15 @@ class MethodNotAllowed(ToonifyError):
 
 
 class Unauthorized(ToonifyError):
-    """This server needs an API key, and the request has no valid one."""
+    """This server needs an API key, and the request sends none."""
 
     code = "unauthorized"
+
+
+class KeyNotAccepted(Unauthorized):
+    """The request sends an API key, but not one this server accepts (told apart from sending none)."""
+
+    code = "key_not_accepted"
 
 
 class MalformedLink(ToonifyError):

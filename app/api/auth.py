@@ -14,13 +14,13 @@ import hmac
 import logging
 import re
 import time
-from typing import Callable, Dict, FrozenSet, Optional
+from typing import Callable, Dict, FrozenSet, Optional, Tuple
 from urllib.parse import parse_qsl
 
-from ..errors import LinkRefused, MalformedLink, Unauthorized
+from ..errors import KeyNotAccepted, LinkRefused, MalformedLink, Unauthorized
 
-OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/config", "/docs", "/redoc", "/openapi.json"})
-OPEN_PREFIXES = ("/docs/assets/",)  # the vendored Swagger UI and ReDoc files
+OPEN_PATHS = frozenset({"/", "/favicon.ico", "/healthz", "/readyz", "/config", "/docs", "/redoc", "/openapi.json"})
+OPEN_PREFIXES = ("/docs/assets/", "/examples/")  # the vendored Swagger UI and ReDoc files, the page's example photos
 # what a signed link may open
 LINKED_PATH = re.compile(r"^/jobs/([A-Za-z0-9_-]{1,64})(/events|/result|/archive|/preview)?$")
 SECRET_PARAM = re.compile(r"(?i)([?&][^=&]*(?:token|key|sig|secret|passw|auth)[^=&]*=)[^&#]*")
@@ -92,7 +92,8 @@ class Auth:
             self._secret = secret
         return self._secret
 
-    def _bearer_owner(self, scope) -> Optional[str]:
+    def _bearer_owner(self, scope) -> Tuple[bool, Optional[str]]:
+        """(whether the request sends a bearer token, the owner of its key when the key is one of ours)."""
         for name, value in scope.get("headers") or ():
             if name == b"authorization" and value[:7].lower() == b"bearer ":
                 token = value[7:].strip()
@@ -100,8 +101,8 @@ class Auth:
                 for key, owner in self._keys.items():  # no early exit: time does not depend on which key
                     if hmac.compare_digest(token, key):
                         found = owner
-                return found
-        return None
+                return bool(token), found  # "Bearer " and nothing: no key sent
+        return False, None
 
     def _link_owner(self, scope) -> Optional[str]:
         """The owner a signed link stands for; None when the request is no link (not a GET of a linked path,
@@ -124,19 +125,22 @@ class Auth:
 
     def owner(self, scope) -> str:
         """The requester's tenant (call load() first). Raises what to answer when it may not have what it asks
-        for: Unauthorized (401), MalformedLink (400) or LinkRefused (403)."""
+        for: Unauthorized or KeyNotAccepted (401), MalformedLink (400) or LinkRefused (403)."""
         if not self._api_keys:
             return NO_OWNER
         self.load()
-        owner = self._bearer_owner(scope)
+        sent, owner = self._bearer_owner(scope)
         if owner is not None:
             return owner
         if scope["path"] in self.open_paths or scope["path"].startswith(OPEN_PREFIXES):
             return NO_OWNER
         owner = self._link_owner(scope)
-        if owner is None:
-            raise Unauthorized("this server needs an API key: send 'Authorization: Bearer <key>'")
-        return owner
+        if owner is not None:
+            return owner
+        if sent:  # told apart from a missing key: a typo or a revoked key is fixed differently
+            raise KeyNotAccepted("this key is not accepted by this server (mistyped, or no longer in "
+                                 "TOONIFY_API_KEYS): check the key you send in 'Authorization: Bearer <key>'")
+        raise Unauthorized("this server needs an API key: send 'Authorization: Bearer <key>' (no key was sent)")
 
     def sign(self, owner: str, job_id: str, url: str) -> str:
         """``url`` (a path of job ``job_id``) with a short-lived signature for its owner appended."""

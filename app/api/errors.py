@@ -24,6 +24,7 @@ STATUS_BY_CODE: Dict[str, int] = {
     "invalid_option": 422,
     "idempotency_conflict": 422,
     "unauthorized": 401,
+    "key_not_accepted": 401,
     "malformed_link": 400,
     "link_refused": 403,
     "not_found": 404,

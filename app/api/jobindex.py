@@ -1,12 +1,15 @@
 """Who created which job: ``GET /jobs`` lists a caller's jobs (per API key). Callers are named by their tenant
-id (app.api.auth.owner_of: an HMAC of the key under the server's secret, never the key; "" on a server without keys).
+id (app.api.auth.owner_of: an HMAC of the key under the server's secret, never the key). On a server without
+keys every job is recorded under NO_OWNER (""): there every job is every caller's, as its links already are.
 Kept beside the job store (SQLite next to ``jobs.sqlite3``, or Redis), so expired jobs simply stop resolving
-and are pruned as they are met. (Which job an ``Idempotency-Key`` names is the job store's: the key is
-claimed in the same atomic step that creates the job.)"""
+and are pruned as they are met; entries older than twice the result TTL (their jobs are purged by then) go as
+the owner adds more, so the index does not grow with every job ever made. (Which job an ``Idempotency-Key``
+names is the job store's: the key is claimed in the same atomic step that creates the job.)"""
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import List, Tuple
 
@@ -18,8 +21,14 @@ from ..jobs.store import JobStore
 Entry = Tuple[str, float]  # (job id, created at)
 
 
+def horizon(ttl_s: int) -> float:
+    """The creation time before which an entry is dropped: its job finished and was purged long ago."""
+    return time.time() - 2 * ttl_s
+
+
 class SqliteJobIndex:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, ttl_s: int) -> None:
+        self.ttl_s = ttl_s
         Path(data_dir).mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(Path(data_dir) / "job-index.sqlite3"), check_same_thread=False,
                                    isolation_level=None, timeout=30)
@@ -35,6 +44,7 @@ class SqliteJobIndex:
             return self._db.execute(sql, args).fetchall()
 
     def add(self, owner: str, job_id: str, created_at: float) -> None:
+        self._query("DELETE FROM owned WHERE owner = ? AND created_at < ?", (owner, horizon(self.ttl_s)))
         self._query("INSERT OR IGNORE INTO owned VALUES (?, ?, ?)", (owner, job_id, created_at))
 
     def page(self, owner: str, before: float, limit: int) -> List[Entry]:
@@ -54,6 +64,7 @@ class RedisJobIndex:
 
     def add(self, owner: str, job_id: str, created_at: float) -> None:
         key = self.PREFIX + "owner:" + owner
+        self.redis.zremrangebyscore(key, "-inf", "(%r" % horizon(self.ttl_s))
         self.redis.zadd(key, {job_id: created_at})
         self.redis.expire(key, self.ttl_s * 2)
 
@@ -70,4 +81,4 @@ def create_job_index(store: JobStore, data_dir: Path, ttl_s: int) -> "SqliteJobI
     """Beside the job store: in its Redis when the jobs are in Redis, else a SQLite file in the data dir."""
     if isinstance(store, RedisJobStore):
         return RedisJobIndex(store.redis, ttl_s)
-    return SqliteJobIndex(data_dir)
+    return SqliteJobIndex(data_dir, ttl_s)

@@ -10,7 +10,7 @@ from typing import Dict, Optional
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from typing_extensions import Annotated, Literal
 
 from stylegan2.model_files import MARKER_FILE
@@ -28,7 +28,7 @@ from .events import job_events, last_seen
 from .filenames import disposition, download_name
 from .form import form_parts, refuse_unknown, single_upload, toonify_request
 from .middleware import OWNER_SCOPE_KEY, release_body
-from .page import PAGE
+from .page import EXAMPLES, FAVICON, PAGE
 from .rendering import (
     Look,
     Renderer,
@@ -105,6 +105,19 @@ async def page() -> HTMLResponse:
     return HTMLResponse(PAGE)
 
 
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> Response:
+    return Response(FAVICON, media_type="image/vnd.microsoft.icon", headers={"Cache-Control": "max-age=86400"})
+
+
+@router.get("/examples/{name}", include_in_schema=False)
+async def example_photo(name: str) -> FileResponse:
+    """The page's example photos (public domain), only those, by name."""
+    if name not in EXAMPLES:
+        raise NotFound("no example photo %r; the page offers %s" % (name, ", ".join(EXAMPLES)))
+    return FileResponse(str(EXAMPLES[name]), media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+
+
 @router.get("/healthz", summary="Liveness: the process and its event loop answer (never touches the models)")
 async def healthz() -> dict:
     return {"status": "ok"}
@@ -174,8 +187,7 @@ async def toonify(
     release_body(request.scope)
     if webhook is not None:
         request.app.state.webhooks.subscribe(job.id, webhook.url, webhook.events)
-    if who != NO_OWNER:
-        await run_in_threadpool(index.add, who, job.id, job.created_at)
+    await run_in_threadpool(index.add, who, job.id, job.created_at)  # without API keys, under NO_OWNER: everyone's
     location = {"Location": "/jobs/%s" % job.id}
     if streams:
         return job_events(request, job, 200, dict(location, **{"X-Toonify-Job": job.id}), options.render_options)
@@ -223,14 +235,12 @@ async def list_styles(request: Request) -> JSONResponse:
     return JSONResponse((await run_in_threadpool(service(request).style_catalog)).to_json())
 
 
-@router.get("/jobs", summary="The caller's jobs (per API key), newest first", response_model=JobList)
+@router.get("/jobs", summary="The caller's jobs (per API key; on a server without keys, every job), newest first",
+            response_model=JobList)
 async def list_jobs(request: Request, limit: Annotated[AsciiInt, Query(ge=1, le=100)] = 20,
                     before: Annotated[Optional[AsciiFloat], Query(description="the 'next' link's cursor")] = None
                     ) -> JSONResponse:
     svc, who, index = service(request), owner(request), request.app.state.job_index
-    if who == NO_OWNER:  # job ids are the keys to results: never list them to whoever asks
-        raise NotFound("this server lists jobs per API key, and it has none (TOONIFY_API_KEYS); keep the ids "
-                       "POST /toonify returns")
     cursor, views = float("inf") if before is None else before, []
     while len(views) < limit:
         entries = await run_in_threadpool(index.page, who, cursor, limit)

@@ -99,7 +99,7 @@ def test_progress_result_reconstruction_and_downloads(page):
     assert page.eval_on_selector("#toon img", "img => img.naturalWidth") == 64
     assert page.eval_on_selector("#paste img", "img => img.naturalWidth") == 512
     assert page.eval_on_selector("#reconstruction img", "img => img.naturalWidth") == 64
-    assert page.get_attribute("#toon a", "download") == "astronaut-face1-toon-1.00.png"
+    assert page.get_attribute("#toon a", "download") == "astronaut-face0-toon-1.00.png"
     assert page.get_attribute("#paste a", "download") == "astronaut-pasted-1.00.png"
     _shot(page, "done")
 
@@ -158,7 +158,7 @@ def test_two_face_photo_offers_each_face_and_all(page, server):
     page.wait_for_selector("#faceChoice:not([hidden])")
     assert page.query_selector_all("#faces canvas").__len__() == 2 and "2 faces" in page.inner_text("#faceHint")
     _shot(page, "face-choice")
-    page.click("button[aria-label='toonify face 2']")
+    page.click("button[aria-label='toonify face 1']")
     _wait_done(page)
     job = httpx.get(server.url + "/jobs/%s" % page.evaluate("state.job.id")).json()
     assert job["options"]["face"] == "1" and len(job["faces"]) == 1
@@ -168,7 +168,7 @@ def test_two_face_photo_offers_each_face_and_all(page, server):
     page.click("#resultFaces button[data-face='1']")
     page.wait_for_function("document.querySelector('#toon img').src.includes('face=1')")
     page.wait_for_function(LOADED, arg="#toon img")
-    assert page.get_attribute("#toon a", "download") == "two-faces-face2-toon-1.00.png"
+    assert page.get_attribute("#toon a", "download") == "two-faces-face1-toon-1.00.png"
     _shot(page, "all-faces")
 
 
@@ -260,7 +260,7 @@ def test_style_gallery_picks_a_style_and_moves_its_strength(browser, engine, tin
         assert "style=blended" in tab.get_attribute("#toon img", "src")
         for selector in ("#toon img", "#paste img"):
             tab.wait_for_function(LOADED, arg=selector, timeout=30000)
-        assert tab.get_attribute("#toon a", "download") == "astronaut-face1-toon-blended-0.40.png"
+        assert tab.get_attribute("#toon a", "download") == "astronaut-face0-toon-blended-0.40.png"
         _shot(tab, "styles-blended-040")
     finally:
         context.close()
