@@ -30,7 +30,7 @@ def sample(name: str, default: object) -> str:
         return SAMPLES[name]
     if isinstance(default, bool):
         return "1"
-    if isinstance(default, int):
+    if isinstance(default, (int, float)):
         return str(default + 1)
     if isinstance(default, (frozenset, tuple)):
         return "a,b"
