@@ -13,9 +13,11 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+import time
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator, Dict, List, NamedTuple, Optional, Tuple
+from typing import AsyncIterator, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 from fastapi.concurrency import run_in_threadpool
@@ -232,24 +234,37 @@ async def result_response(on: Renderer, job: Job, options: ToonifyOptions) -> Re
     return zip_response(await run_in_threadpool(_zip, images), job, download_name(job.id[:8], parts, "zip"))
 
 
+@contextmanager
+def _full_disk_is_storage_full() -> Iterator[None]:
+    """A temporary file that does not fit is the 507 a full disk gets elsewhere, not a 500."""
+    try:
+        yield
+    except OSError as exc:
+        if is_out_of_space(exc):
+            raise storage_full_from(exc) from None
+        raise
+
+
 class _SpooledZip:
     """A ZIP written one member at a time to an anonymous temporary file (TMPDIR), then read back in chunks:
     an archive of many full-size images holds one of them in memory at a time, and leaves nothing on disk
     once its file is closed. Blocking methods: run them in a thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, finished_at: float) -> None:
         self.file = tempfile.TemporaryFile()
         self.archive = zipfile.ZipFile(self.file, "w", zipfile.ZIP_STORED)  # images are compressed already
+        self.date_time = time.localtime(finished_at)[:6]  # members dated by the job: the same job, the same bytes
 
     def add(self, name: str, data: bytes) -> None:
-        try:
-            self.archive.writestr(name, data)
-        except OSError as exc:
-            raise (storage_full_from(exc) if is_out_of_space(exc) else exc) from None
+        member = zipfile.ZipInfo(name, self.date_time)
+        member.external_attr = 0o644 << 16  # a plain readable file when unpacked
+        with _full_disk_is_storage_full():
+            self.archive.writestr(member, data)
 
     def finish(self) -> int:
         """Close the archive; its size in bytes, the file rewound for reading."""
-        self.archive.close()
+        with _full_disk_is_storage_full():
+            self.archive.close()
         size = self.file.tell()
         self.file.seek(0)
         return size
@@ -292,7 +307,7 @@ async def archive_response(on: Renderer, job: Job, catalog: StyleCatalog, style:
         looks = [(name + "_", look_for(job, catalog, name, requested)) for name in catalog.names]
     else:
         looks = [("", look_for(job, catalog, style, requested))]
-    spool = await run_in_threadpool(_SpooledZip)
+    spool = await run_in_threadpool(_SpooledZip, job.finished_at or job.updated_at)
     try:
         await _fill_archive(on, job, spool, looks, fmt)
         size = await run_in_threadpool(spool.finish)

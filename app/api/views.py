@@ -38,8 +38,9 @@ def job_views(store: JobStore, job_ids: List[str], sign: Callable[[Job, str], st
 
 def as_requested(view: Dict[str, Any], render: Optional[RenderOptions]) -> Dict[str, Any]:
     """``view`` as a request with ``render`` options sees it (a create that found its job done or under way):
-    its options, result links and paste link at the request's strength and format, not the first
-    requester's. The links' signatures cover the job, not the query, so they stay valid."""
+    its options, image links, paste and archive links at the request's strength and format, not the first
+    requester's (latents do not depend on them). The links' signatures cover the job, not the query, so they
+    stay valid."""
     if render is None:
         return view
     rendered, query = RenderOptions.of(view["options"]), ""
@@ -60,6 +61,7 @@ def as_requested(view: Dict[str, Any], render: Optional[RenderOptions]) -> Dict[
 
 
 def _seconds(value: float) -> float:
+    """Milliseconds are plenty; never below 0 (redis mode: the API's and the worker's clocks may differ)."""
     return round(max(value, 0.0), 3)
 
 

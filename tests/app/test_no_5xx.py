@@ -19,7 +19,7 @@ from tests.conftest import PHOTOS
 REQUESTS = 160
 VALUES = ["", "0", "1", "-1", "2", "3", "7", "63", "64", "2000", "2001", "1e9", "0.5", "1.0", "1.5", "-0.1", "nan",
           "inf", "all", "largest", "LARGEST", " 1 ", "png", "jpeg", "jpg", "webp", "gif", "xyz", "toon", "paste",
-          "aligned", "reconstruction", "other", "true", "null", "%00", "\u00e9\u00e8", "9" * 40, "x" * 3000]
+          "aligned", "reconstruction", "latents", "other", "true", "null", "%00", "\u00e9\u00e8", "9" * 40, "x" * 3000]
 FIELDS = ["face", "steps", "seed", "strength", "output", "format", "async", "kind", "unknown"]
 
 
@@ -62,7 +62,8 @@ def test_random_requests_never_answer_5xx(server, done_job):
                                        headers={"content-type": rng.choice(["", "text/plain", "multipart/form-data",
                                                                             "application/x-www-form-urlencoded"])})
             elif kind == 2:
-                response = client.get("/jobs/%s/result" % job, params=_random_params(rng))
+                route = rng.choice(["result", "archive"])
+                response = client.get("/jobs/%s/%s" % (job, route), params=_random_params(rng))
             elif kind == 3:
                 response = client.post("/jobs/%s/render" % job, params=_random_params(rng))
             else:  # the finished job is kept for the other tests: DELETE goes to the other ids
@@ -87,7 +88,7 @@ def test_unknown_formats_are_422(server, done_job, path):
 def test_head_wherever_get_exists(server, done_job):
     with server.client() as client:
         for path in ("/healthz", "/readyz", "/metrics", "/jobs/%s" % done_job, "/jobs/%s/result" % done_job,
-                     "/jobs/%s/events" % done_job, "/"):
+                     "/jobs/%s/archive" % done_job, "/jobs/%s/events" % done_job, "/"):
             got, head = client.get(path), client.head(path)
             assert head.status_code == got.status_code == 200, path
             assert head.content == b"" and head.headers["content-type"] == got.headers["content-type"]
@@ -141,6 +142,9 @@ TARGETS = [Target("POST", "/toonify", "form", name, name in ("face", "steps", "s
     Target("POST", "/jobs/{job}/render", "query", "strength", True),
     Target("POST", "/jobs/{job}/render", "query", "face", True),
     Target("POST", "/jobs/{job}/render", "query", "format"),
+    Target("GET", "/jobs/{job}/archive", "query", "strength", True),
+    Target("GET", "/jobs/{job}/archive", "query", "style"),
+    Target("GET", "/jobs/{job}/archive", "query", "format"),
 ]
 
 

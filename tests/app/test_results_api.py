@@ -9,6 +9,7 @@ import re
 import shutil
 import sqlite3
 import threading
+import time
 import zipfile
 from pathlib import Path
 from typing import Dict, Iterator, List
@@ -22,6 +23,7 @@ from PIL import Image
 from app.jobs.sqlite_store import SqliteJobStore
 from stylegan2.model_files import STUDENT_FILE
 from stylegan2.student import init_student, save_student
+from tests.app.disk import SmallDisk, can_mount
 from tests.app.scale import Cluster
 from tests.app.server import Server, wait_for
 from tests.conftest import PHOTOS
@@ -306,14 +308,17 @@ def test_a_rerender_reads_no_stored_image(job, stack):
         pytest.skip("Redis MONITOR shows every file read")
     client, files = stack["client"], "toonify:job:%s:files" % job["id"]
     redis_client = stack["cluster"].redis.client()
+    results = "/jobs/%s/result" % job["id"]
     with _Monitor(redis_client) as rerendered:
-        assert client.get("/jobs/%s/result" % job["id"], params={"face": 1, "strength": 0.2}).status_code == 200
+        assert client.get(results, params={"face": 1, "strength": 0.2}).status_code == 200
+        assert client.get(results, params={"kind": "paste", "strength": 0.2}).status_code == 200
     with _Monitor(redis_client) as stored:
-        assert client.get("/jobs/%s/result" % job["id"], params={"face": 1}).status_code == 200
-    toon_read = "HGET %s toon_01.png" % files
-    assert any(command.startswith(toon_read) for command in stored.commands), stored.commands
-    assert not any("toon_01.png" in command and command.startswith("HGET") for command in rerendered.commands)
-    assert any(command.startswith("HEXISTS %s toon_01.png" % files) for command in rerendered.commands)
+        assert client.get(results, params={"face": 1}).status_code == 200
+        assert client.get(results, params={"kind": "paste"}).status_code == 200
+    for name in ("toon_01.png", "paste.png"):
+        assert any(command.startswith("HGET %s %s" % (files, name)) for command in stored.commands), stored.commands
+        assert not any(command.startswith("HGET") and name in command for command in rerendered.commands)
+        assert any(command.startswith("HEXISTS %s %s" % (files, name)) for command in rerendered.commands)
 
 
 def test_an_old_database_gains_the_timings_column(tmp_path):
@@ -341,3 +346,40 @@ def test_an_old_database_gains_the_timings_column(tmp_path):
     store.requeue("new")
     assert store.get("new").timings == {}
     assert SqliteJobStore(data).get("old").timings == {}  # opened again: nothing to migrate
+
+
+def _until_freed(disk: SmallDisk, empty: int, timeout_s: float = 10) -> None:
+    """Until the temporary disk is as free as it was (the server closes a file just after its last byte)."""
+    deadline = time.monotonic() + timeout_s
+    while disk.free_bytes() < empty - 8192:
+        assert time.monotonic() < deadline, "%d bytes still held in TMPDIR" % (empty - disk.free_bytes())
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not can_mount(), reason="mounting a tmpfs needs root (and CAP_SYS_ADMIN)")
+def test_an_archive_that_does_not_fit_in_tmpdir_is_507(engine, tiny_models, tmp_path):
+    """The archive is spooled to TMPDIR: a full one is the 507 of a full disk, and the file is given up."""
+    disk = SmallDisk(tmp_path / "tmp", size_mb=4)
+    server = Server(engine, tiny_models, tmp_path / "data", tmp_path / "cache")
+    server.env["TMPDIR"] = str(disk.path)
+    try:
+        server.start()
+        with server.client() as client:
+            created = client.post("/toonify?async=1", files=_photo("two-faces.jpg"), data={"steps": "2"})
+            done = wait_for(client, created.json()["id"])
+            assert done["status"] == "succeeded", done
+            empty = disk.free_bytes()
+            whole = client.get(done["links"]["archive"])
+            assert whole.status_code == 200 and len(whole.content) > 300_000  # the pasted 921x512 photo's PNG
+            _until_freed(disk, empty)  # once sent, the archive's file is given up
+            disk.fill(leave_bytes=len(whole.content) // 2)  # the face images fit, the paste does not
+            full = client.get(done["links"]["archive"])
+            assert full.status_code == 507 and full.json()["code"] == "storage_full", full.text
+            assert "Retry-After" in full.headers
+            disk.free()
+            _until_freed(disk, empty)  # and so is a half-written one
+            assert client.get(done["links"]["archive"]).content == whole.content  # members dated by the job
+    finally:
+        server.stop()
+        disk.unmount()
+
