@@ -44,7 +44,7 @@ def _variable(name: str) -> str:
 POSITIVE = ("max_queue", "default_steps", "max_steps", "max_upload_bytes", "max_pixels", "result_ttl_s",
             "job_attempts", "job_timeout_s", "worker_ttl_s", "sync_timeout_s", "max_faces", "decode_memory_mb",
             "max_streams", "header_timeout_s", "body_timeout_s", "link_ttl_s", "shutdown_timeout_s",
-            "redis_timeout_s", "webhook_attempts", "max_body_bytes_in_flight")
+            "redis_timeout_s", "webhook_attempts", "max_body_bytes_in_flight", "fetch_timeout_s")
 NOT_NEGATIVE = ("batch_size", "device_memory_bytes", "min_free_bytes", "webhook_progress_interval_s",
                 "styles_on_device")
 
@@ -131,6 +131,9 @@ class Settings:
     webhook_allow_private: bool = False
     webhook_progress_interval_s: int = 5
     webhook_attempts: int = 5
+    # photos by URL (image_url, or a URL as the JSON body's image): app.api.remote_image
+    fetch_allow_private: bool = False  # 1: the URL may name private and loopback hosts (a trusted network, tests)
+    fetch_timeout_s: int = 15  # the whole fetch (DNS, connect, headers, body, redirects); then a 504
 
     def __post_init__(self) -> None:
         problems = problems_of(self)
@@ -165,4 +168,6 @@ class Settings:
                      "webhook_progress_interval_s", "webhook_attempts", "max_body_bytes_in_flight",
                      "styles_on_device"):
             values[name] = _int(env, _variable(name), getattr(cls, name))
+        values.update(fetch_allow_private=_flag(env, "TOONIFY_FETCH_ALLOW_PRIVATE"),
+                      fetch_timeout_s=_int(env, "TOONIFY_FETCH_TIMEOUT_S", cls.fetch_timeout_s))
         return cls(**values)  # type: ignore[arg-type]
