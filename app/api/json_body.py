@@ -64,11 +64,16 @@ def data_url_bytes(url: str, max_bytes: int) -> bytes:
                             "data:image/jpeg;base64,/9j/4AAQ…")
     if params[0] and not params[0].startswith(PHOTO_TYPES):
         raise UnsupportedImage("image: the data URL says %s; send a photo (data:image/jpeg;base64,…)" % params[0][:60])
-    if len(payload) // 4 * 3 > max_bytes + 3:  # before decoding anything
+    try:
+        compact = payload.encode("ascii").translate(None, b" \t\r\n")  # line breaks, as base64 tools write them
+    except UnicodeEncodeError:
+        raise InvalidOption("image: the data URL's payload is not base64 (it has non-ASCII characters); encode "
+                            "the file's bytes with standard, padded base64") from None
+    if len(compact) // 4 * 3 > max_bytes + 3:  # before decoding anything
         raise UploadTooLarge("image: the photo is larger than %d MB; send a smaller one" % (max_bytes // 1_000_000))
     try:
-        data = base64.b64decode(payload.encode("ascii").translate(None, b" \t\r\n"), validate=True)
-    except (UnicodeEncodeError, binascii.Error) as exc:
+        data = base64.b64decode(compact, validate=True)
+    except binascii.Error as exc:
         raise InvalidOption("image: the data URL's payload is not valid base64 (%s); encode the file's bytes with "
                             "standard, padded base64" % exc) from None
     if len(data) > max_bytes:

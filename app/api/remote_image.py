@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from typing import List, Optional, Tuple
-from urllib.parse import SplitResult, urljoin, urlsplit
+from urllib.parse import SplitResult, quote, urljoin, urlsplit
 
 import h11
 from fastapi.concurrency import run_in_threadpool
@@ -31,6 +31,7 @@ MAX_URL_CHARS = 2000  # browsers' practical limit; the form takes 4 KB per field
 READ_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 16 * 1024  # the status line and headers of one answer
 REDIRECTS = (301, 302, 303, 307, 308)
+URL_PUNCTUATION = "/?&=%:@!$'()*+,;[]"  # kept as they are in a request target (percent escapes included)
 FIELD = "image_url"
 _TLS: List[ssl.SSLContext] = []  # made on first use: loading the CA store costs tens of milliseconds
 
@@ -49,6 +50,16 @@ def check_image_url(url: str) -> None:
     if urlsplit(url).scheme.lower() not in ("http", "https"):
         raise InvalidOption("%s: only http:// and https:// URLs are fetched; upload the file instead (or send a "
                             "data: URL as the JSON body's 'image')" % FIELD)
+
+
+def _target_and_host(parts: SplitResult) -> Tuple[bytes, bytes]:
+    """The request target and Host header of a GET in ASCII, as HTTP wants them: spaces and non-ASCII characters
+    of the path percent-encoded (as browsers do), an international host name in IDNA."""
+    target = quote((parts.path or "/") + ("?" + parts.query if parts.query else ""), safe=URL_PUNCTUATION)
+    try:
+        return target.encode("ascii"), parts.netloc.encode("idna")
+    except UnicodeError:
+        raise InvalidOption("%s: the host name %r is not valid" % (FIELD, parts.hostname)) from None
 
 
 class _Fetch:
@@ -100,9 +111,9 @@ class _Fetch:
         reader, writer = await self.connect(parts, addresses)
         try:
             connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
-            target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+            target, host = _target_and_host(parts)
             writer.write(connection.send(h11.Request(method="GET", target=target, headers=[
-                ("Host", parts.netloc), ("User-Agent", "toonify-fetch"), ("Accept", "image/*"),
+                ("Host", host), ("User-Agent", "toonify-fetch"), ("Accept", "image/*"),
                 ("Accept-Encoding", "identity"), ("Connection", "close")])))
             writer.write(connection.send(h11.EndOfMessage()))
             await writer.drain()

@@ -235,6 +235,9 @@ def test_remote_errors_say_what_to_do(open_server, host):
     with open_server.client() as client:
         _refused(client.post("/toonify", **form(image_url=host.url + "/missing")), 502, "image_url_failed",
                  "HTTP 404", "opens the photo in a browser")
+        _refused(client.post("/toonify", **form(image_url=host.url + "/a photo é.jpg?x=ü y")), 502,
+                 "image_url_failed", "HTTP 404")  # sent percent-encoded, as a browser does
+        assert host.requests[-1] == "/a%20photo%20%C3%A9.jpg?x=%C3%BC%20y"
         _refused(client.post("/toonify", **form(image_url=host.url + "/loop")), 502, "image_url_failed",
                  "more than 3 redirects")
         # every hop goes through the guard: a redirect to a file: URL is refused like the URL itself
