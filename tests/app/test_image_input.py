@@ -6,6 +6,7 @@ at about TOONIFY_MAX_UPLOAD_BYTES; bad JSON and bad data URLs get 4xx answers th
 from __future__ import annotations
 
 import base64
+import io
 import json
 import threading
 import time
@@ -13,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List
 
 import pytest
+from PIL import Image
 
 from app.api.addresses import AddressRefused, checked_addresses
 from app.api.json_body import data_url_bytes, json_body_bytes, json_request
@@ -283,6 +285,7 @@ def test_bad_bodies_get_a_4xx_that_says_what_to_do(open_server):
         _refused(post_json({"image": "data:image/jpeg,%FF%D8"}), 422, "invalid_option", ";base64,")
         _refused(post_json({"image": data_url(b"hello", "text/plain")}), 415, "unsupported_image", "text/plain")
         _refused(post_json({"image": data_url(b"")}), 400, "empty_upload")
+        _refused(post_json({"image": data_url(_png_of(10000, 6000), "image/png")}), 413, "image_too_large")
         _refused(post_json({"image": data_url(b"\xff" * (MAX_UPLOAD + 100))}), 413, "upload_too_large",
                  "larger than 1 MB")
         _refused(post_json({"image": data_url(b"\xff" * (3 * MAX_UPLOAD))}), 413, "upload_too_large",
@@ -292,6 +295,13 @@ def test_bad_bodies_get_a_4xx_that_says_what_to_do(open_server):
         _refused(client.post("/toonify", **form(steps="3")), 400, "missing_image", "image_url")
         _refused(client.post("/toonify", content=b"photo", headers={"Content-Type": "text/plain"}), 415,
                  "unsupported_media_type", "image_url", "JSON")
+
+
+def _png_of(width: int, height: int) -> bytes:
+    """A blank PNG of this size: a few KB that would decode to width × height pixels."""
+    out = io.BytesIO()
+    Image.new("L", (width, height)).save(out, "PNG")
+    return out.getvalue()
 
 
 def test_the_largest_upload_fits_a_json_body():
