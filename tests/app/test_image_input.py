@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,10 +18,10 @@ import pytest
 from PIL import Image
 
 from app.api.addresses import AddressRefused, checked_addresses
-from app.api.json_body import data_url_bytes, json_body_bytes, json_request
+from app.api.json_body import cut_payload, data_url_bytes, json_body_bytes, json_request
 from app.api.remote_image import check_image_url
 from app.config import Settings
-from app.errors import InvalidOption, UnsupportedImage, UploadTooLarge
+from app.errors import BadRequest, InvalidOption, UnsupportedImage, UploadTooLarge
 from tests.app.server import Server, wait_for
 from tests.conftest import PHOTOS
 
@@ -321,6 +322,32 @@ def test_data_urls_are_read_strictly():
                        ("data:image/png;base64," + "A" * 20, UploadTooLarge)):
         with pytest.raises(error):
             data_url_bytes(bad, 10)
+
+
+@pytest.mark.parametrize("escape", [False, True], ids=["plain", "escaped slashes and line breaks"])
+def test_a_large_data_url_is_cut_out_and_decoded_in_windows(escape):
+    """Over several windows (1 MB each), a window edge inside a JSON escape, and the padding at the very end."""
+    photo = os.urandom(3 * 1024 * 1024 + 1)  # a length that needs padding
+    text = base64.b64encode(photo).decode()
+    if escape:  # as PHP's json_encode and base64 tools with line breaks write it
+        text = "\n".join(text[i:i + 76] for i in range(0, len(text), 76)).replace("/", "\\/")
+    body = ('{"steps": 3, "image" : "data:image/jpeg;base64,%s", "seed": 1}' % text).encode()
+    rest, payload = cut_payload(body)
+    assert rest == b'{"steps": 3, "image" : "data:image/jpeg;base64,", "seed": 1}' and len(payload) == len(text)
+    request = json_request(body, Settings(max_upload_bytes=len(photo)))
+    assert request.upload == photo and request.options.steps == 3 and request.options.seed == 1
+    with pytest.raises(UploadTooLarge):
+        json_request(body, Settings(max_upload_bytes=len(photo) - 1))
+    with pytest.raises(InvalidOption, match="not base64"):  # padding that is not at the end
+        json_request(body.replace(b'", "seed"', b'=AAAA", "seed"'), Settings(max_upload_bytes=len(photo) + 9))
+
+
+def test_the_options_of_a_json_body_are_bounded():
+    """Only the photo may be large: 30 MB of [{}, {}, …] must not become gigabytes of objects."""
+    with pytest.raises(BadRequest, match="larger than 64 KB"):
+        json_request(b'{"image": "https://example.org/a.jpg", "x": [%s{}]}' % (b"{}, " * 20000), Settings())
+    with pytest.raises(InvalidOption, match="'image' sent more than once"):  # a data URL after the first key
+        json_request(b'{"image": "https://example.org/a.jpg", "image": "data:;base64,aGk="}', Settings())
 
 
 def test_a_json_url_is_checked_before_any_fetch():
