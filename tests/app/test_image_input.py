@@ -282,7 +282,7 @@ def test_bad_bodies_get_a_4xx_that_says_what_to_do(open_server):
         _refused(post_json({"image": good, "webhook": "https://example.org/hook"}), 422, "invalid_option",
                  "sends no webhooks")
         _refused(post_json({"image": "data:image/jpeg;base64,not base64!"}), 422, "invalid_option",
-                 "not valid base64")
+                 "not base64", "standard, padded base64")
         _refused(post_json({"image": "data:image/jpeg,%FF%D8"}), 422, "invalid_option", ";base64,")
         _refused(post_json({"image": data_url(b"hello", "text/plain")}), 415, "unsupported_image", "text/plain")
         _refused(post_json({"image": data_url(b"")}), 400, "empty_upload")
