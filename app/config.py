@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = False  # webhooks may go to private and loopback addresses
     webhook_progress_interval_s: int = _not_negative(5)  # at most one progress webhook per job this often
     webhook_attempts: int = _positive(5)  # tries per webhook delivery
+    fetch_allow_private: bool = False  # photo URLs (image_url, JSON image) may name private and loopback hosts
+    fetch_timeout_s: int = _positive(15)  # the whole fetch of a photo URL (DNS, connect, headers, body); then a 504
     preview_every_s: float = Field(5.0, ge=0)  # seconds of projection between live previews (fewer: under 4 % of
     # its time); 0 = off (app.jobs.previews)
 

@@ -164,6 +164,19 @@ class MalformedForm(ToonifyError):
     code = "malformed_form"
 
 
+class ImageURLFailed(ToonifyError):
+    """The photo's URL could not be fetched: no connection, an error answer, a broken HTTP answer, or too many
+    redirects (app.api.remote_image)."""
+
+    code = "image_url_failed"
+
+
+class ImageURLTimedOut(ToonifyError):
+    """The photo's URL did not deliver the photo within TOONIFY_FETCH_TIMEOUT_S."""
+
+    code = "image_url_timeout"
+
+
 class HeadersTooLarge(ToonifyError):
     """The request's headers are larger, or more, than the server reads (app.api.middleware)."""
 

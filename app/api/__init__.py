@@ -31,6 +31,7 @@ from .budget import MemoryBudget
 from .errors import error_response
 from .fast import FastService
 from .jobindex import create_job_index
+from .json_body import json_body_bytes
 from .middleware import BodyLimits, ServiceMiddleware
 from .openapi import install_docs
 from .protocol import HeadAsGet
@@ -129,7 +130,9 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
 
     app.add_middleware(HeadAsGet)  # inside ServiceMiddleware: metrics and API keys see the real method
     body = BodyLimits(max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES, timeout_s=settings.body_timeout_s,
-                      in_flight_bytes=settings.max_body_bytes_in_flight)
+                      in_flight_bytes=settings.max_body_bytes_in_flight,
+                      max_json_bytes=min(json_body_bytes(settings.max_upload_bytes, FORM_OVERHEAD_BYTES),
+                                         settings.max_body_bytes_in_flight))
     app.add_middleware(ServiceMiddleware, limits=body, auth=auth, metrics=svc.metrics, routes=app.router.routes)
     # it answers what SIGTERM cuts off
     app.add_middleware(AnswerCutOffRequests, draining=svc.draining, open_requests=open_requests)

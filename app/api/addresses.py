@@ -1,4 +1,5 @@
-"""Whether the server may send a request to an address a client named (webhooks): only to public ones.
+"""Whether the server may send a request to a URL a client named (webhooks, photos by URL): only to public
+addresses, unless the operator allows private ones.
 
 IPv6 has forms that carry an IPv4 address, and a translator, tunnel or dual-stack socket delivers to that
 IPv4 address: so ``64:ff9b::7f00:1`` is 127.0.0.1 to a NAT64 gateway. Python's ``is_global`` judges such
@@ -7,7 +8,9 @@ unwrapped here first."""
 from __future__ import annotations
 
 import ipaddress
-from typing import Optional, Union
+import socket
+from typing import List, Optional, Union
+from urllib.parse import SplitResult, urlsplit
 
 Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
@@ -45,3 +48,38 @@ def is_public(address: Address) -> bool:
         return False
     inner = embedded_ipv4(address)
     return _global(address) and (inner is None or _global(inner))
+
+
+class AddressRefused(ValueError):
+    """The server may not send a request to this URL; the message names the field and says what to do."""
+
+
+def default_port(parts: SplitResult) -> int:
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def checked_addresses(url: str, allow_private: bool, field: str) -> List[Address]:
+    """The addresses the host of an http(s) ``url`` resolves to, every one of them public (or any, when
+    ``allow_private``); raises AddressRefused naming ``field``. A caller connects to these addresses, not to
+    the name again: a second lookup could answer differently (DNS rebinding). Blocks on DNS: call it off the
+    event loop."""
+    try:
+        parts = urlsplit(url)
+        port = default_port(parts)
+    except ValueError:  # a port that is not a number, or a bracketed host that is no IPv6 address
+        raise AddressRefused("%s: %r is not a valid URL" % (field, url[:100])) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AddressRefused("%s: only http:// and https:// URLs with a host are accepted" % field)
+    if parts.username or parts.password:
+        raise AddressRefused("%s: put no credentials (user:password@) in the URL" % field)
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError, ValueError):
+        raise AddressRefused("%s: the host %r does not resolve; check the URL" % (field, parts.hostname)) from None
+    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    if not allow_private:
+        for address in addresses:
+            if not is_public(address):
+                raise AddressRefused("%s: %s resolves to a private or local address (%s); use a public URL"
+                                     % (field, parts.hostname, address))
+    return addresses

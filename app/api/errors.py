@@ -50,6 +50,8 @@ STATUS_BY_CODE: Dict[str, int] = {
     "too_many_streams": 503,
     "server_busy": 503,
     "method_not_allowed": 405,
+    "image_url_failed": 502,
+    "image_url_timeout": 504,
 }
 
 

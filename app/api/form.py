@@ -1,9 +1,11 @@
-"""The multipart form of ``POST /toonify`` → validated options, the photo and the webhook request. Unknown
-fields are refused by name: a misspelt option (``stenght``) silently ignored is a wrong result."""
+"""The request of ``POST /toonify`` → validated options, the photo (or its URL) and the webhook request. The
+multipart form is read here; the JSON body (app.api.json_body) ends in the same ``parsed_request``, so both
+are validated alike. Unknown fields are refused by name: a misspelt option (``stenght``) silently ignored is a
+wrong result."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import FrozenSet, List, Optional
+from typing import FrozenSet, List, Mapping, Optional, Tuple
 
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -13,9 +15,11 @@ from ..errors import InvalidOption, MissingImage, TooManyFiles, UnsupportedMedia
 from ..options import ToonifyOptions
 from .middleware import FORM_SCOPE_KEY
 from .multipart_guard import FormPart as Part
+from .remote_image import check_image_url
 
 WEBHOOK_EVENTS = ("start", "progress", "completed")
-OTHER_FIELDS = ("image", "method", "webhook", "webhook_events_filter")
+PHOTO_FIELDS = ("image", "image_url")
+OTHER_FIELDS = ("method", "webhook", "webhook_events_filter")
 METHODS = ("project", "fast")
 
 
@@ -28,20 +32,26 @@ class WebhookRequest:
 @dataclass(frozen=True)
 class ToonifyRequest:
     options: ToonifyOptions
-    upload: bytes
+    upload: bytes  # b"" when the photo is to be fetched from image_url
     webhook: Optional[WebhookRequest]
     method: str = "project"
+    image_url: Optional[str] = None
+
+
+def option_fields() -> List[str]:
+    """Every field but the photo, in the order the docs list them."""
+    return list(ToonifyOptions.model_fields) + list(OTHER_FIELDS)
 
 
 def known_fields() -> List[str]:
-    return list(OTHER_FIELDS[:1]) + list(ToonifyOptions.model_fields) + list(OTHER_FIELDS[1:])
+    return list(PHOTO_FIELDS) + option_fields()
 
 
-def form_parts(request: Request) -> List[Part]:
+def form_parts(request: Request, accepted: str = "multipart/form-data in a field named 'image'") -> List[Part]:
     """The form the middleware parsed (app.api.multipart_guard): no route hands a body to python-multipart."""
     parts = request.scope.get(FORM_SCOPE_KEY)
     if parts is None:
-        raise UnsupportedMediaType("send the photo as multipart/form-data in a field named 'image'")
+        raise UnsupportedMediaType("send the photo as %s" % accepted)
     return parts
 
 
@@ -68,12 +78,11 @@ def refuse_unknown(parts: List[Part], known: List[str]) -> None:
                             % ", ".join("'%s'" % name for name in repeated))
 
 
-def _options(parts: List[Part], settings: Settings) -> ToonifyOptions:
-    fields = {name: (_values(parts, name) or [""])[0] for name in ToonifyOptions.model_fields}
-    fields = {k: v for k, v in fields.items() if v != ""}
-    fields.setdefault("steps", str(settings.default_steps))
+def _options(fields: Mapping[str, object], settings: Settings) -> ToonifyOptions:
+    values = {name: fields[name] for name in ToonifyOptions.model_fields if fields.get(name) not in (None, "")}
+    values.setdefault("steps", str(settings.default_steps))
     try:
-        options = ToonifyOptions(**fields)
+        options = ToonifyOptions(**values)
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join(str(p) for p in first["loc"]) or "options"
@@ -83,10 +92,8 @@ def _options(parts: List[Part], settings: Settings) -> ToonifyOptions:
     return options
 
 
-def _webhook(parts: List[Part], settings: Settings) -> Optional[WebhookRequest]:
-    url = (_values(parts, "webhook") or [""])[0]
-    names = [name.strip() for value in _values(parts, "webhook_events_filter") for name in value.split(",")
-             if name.strip()]
+def _webhook(url: str, events: List[str], settings: Settings) -> Optional[WebhookRequest]:
+    names = [name.strip() for value in events for name in value.split(",") if name.strip()]
     if not url:
         if names:
             raise InvalidOption("webhook_events_filter needs a 'webhook' URL")
@@ -104,20 +111,43 @@ def _webhook(parts: List[Part], settings: Settings) -> Optional[WebhookRequest]:
 def single_upload(parts: List[Part]) -> bytes:
     uploads = [part.data for part in parts if part.name == "image" and part.is_file]
     if not uploads:
-        raise MissingImage("no photo: send it as a file in the multipart field 'image'")
+        raise MissingImage("no photo: send it as a file in the multipart field 'image' (or its URL in "
+                           "'image_url')")
     if len(uploads) > 1:
         raise TooManyFiles("send one photo per request (got %d in 'image')" % len(uploads))
     return uploads[0]
 
 
-def _method(parts: List[Part]) -> str:
-    method = ((_values(parts, "method") or [""])[0].strip().lower()) or "project"
+def _method(value: str) -> str:
+    method = value.strip().lower() or "project"
     if method not in METHODS:
         raise InvalidOption("method must be 'project' (faithful, slow) or 'fast' (distilled student)")
     return method
 
 
+def parsed_request(fields: Mapping[str, object], events: List[str], upload: bytes, image_url: Optional[str],
+                   settings: Settings) -> ToonifyRequest:
+    """A request from its fields (text from a form, text or numbers from JSON), the names of its webhook
+    events, and its photo: the bytes, or the URL to fetch them from (checked here as far as no DNS is needed)."""
+    if image_url is not None:
+        check_image_url(image_url)
+    return ToonifyRequest(_options(fields, settings), upload, _webhook(str(fields.get("webhook") or ""), events,
+                                                                       settings),
+                          _method(str(fields.get("method") or "")), image_url)
+
+
+def _photo(parts: List[Part]) -> Tuple[bytes, Optional[str]]:
+    """The uploaded photo, or the URL in 'image_url': exactly one of them."""
+    url = (_values(parts, "image_url") or [""])[0].strip()
+    if not url:
+        return single_upload(parts), None
+    if any(part.name == "image" and part.is_file for part in parts):
+        raise InvalidOption("send the photo either as the file 'image' or as its URL in 'image_url', not both")
+    return b"", url
+
+
 def toonify_request(parts: List[Part], settings: Settings) -> ToonifyRequest:
-    upload = single_upload(parts)
+    upload, url = _photo(parts)
     refuse_unknown(parts, known_fields())
-    return ToonifyRequest(_options(parts, settings), upload, _webhook(parts, settings), _method(parts))
+    fields = {part.name: part.data.decode("utf-8", "replace") for part in parts if not part.is_file}
+    return parsed_request(fields, _values(parts, "webhook_events_filter"), upload, url, settings)

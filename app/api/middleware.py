@@ -42,6 +42,10 @@ def header_problem(scope) -> Optional[HeadersTooLarge]:
                                                                      MAX_HEADER_BYTES // 1024))
 
 
+def is_json(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
+
+
 def expects_continue(scope) -> bool:
     """``Expect: 100-continue``: the client sends its body only once asked, which uvicorn does on the first
     receive(); a request refused from its headers alone must answer without receiving."""
@@ -78,6 +82,7 @@ class BodyLimits:
     timeout_s: float
     in_flight_bytes: int  # of every request's body together (TOONIFY_MAX_BODY_BYTES_IN_FLIGHT)
     form: FormLimits = DEFAULT_LIMITS
+    max_json_bytes: int = 0  # of a JSON body (a photo in base64 is a third larger); 0: max_bytes
 
 
 class HeldBody:
@@ -105,6 +110,7 @@ class ServiceMiddleware:
     def __init__(self, app, limits: BodyLimits, auth: Auth, metrics: Metrics, routes: Sequence[BaseRoute]) -> None:
         self.app, self.auth, self.metrics, self.routes = app, auth, metrics, routes
         self.max_body_bytes, self.body_timeout_s, self.form_limits = limits.max_bytes, limits.timeout_s, limits.form
+        self.max_json_bytes = limits.max_json_bytes or limits.max_bytes
         self.in_flight = BodiesInFlight(limits.in_flight_bytes)
         metrics.body_bytes_in_flight.set_function(lambda: self.in_flight.held)
 
@@ -116,8 +122,10 @@ class ServiceMiddleware:
         bound nothing is kept and the answer is a 503 with Retry-After."""
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        too_large = "the request is larger than %d MB; send a smaller photo" % (self.max_body_bytes // 1_000_000)
-        over = declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
+        limit = self.max_json_bytes if is_json(headers.get(b"content-type", b"").decode("latin-1")) \
+            else self.max_body_bytes
+        too_large = "the request is larger than %d MB; send a smaller photo" % (limit // 1_000_000)
+        over = declared is not None and declared.isdigit() and int(declared) > limit
         if over and expects_continue(scope):
             await _send_error(send, UploadTooLarge(too_large))
             return None
@@ -126,7 +134,7 @@ class ServiceMiddleware:
             return None
         deadline = time.monotonic() + self.body_timeout_s
         chunks, size, more = [], 0, True
-        while more and size <= (DRAIN_BYTES if over else self.max_body_bytes):
+        while more and size <= (DRAIN_BYTES if over else limit):
             try:
                 message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
             except asyncio.TimeoutError:
@@ -138,7 +146,7 @@ class ServiceMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             more = message.get("more_body", False)
-            over = over or size > self.max_body_bytes
+            over = over or size > limit
             if not over and not charge.grow_to(size):  # a chunked body, past the bytes in flight
                 if more:
                     await self._drain(receive)

@@ -1,11 +1,11 @@
 """The OpenAPI document a client generator can use, and the docs pages that show it without the internet.
 
-FastAPI derives paths and parameters from the routes; this module adds what it cannot see: the multipart
-form of ``POST /toonify`` (the options model), the response bodies as schemas, every error status each
-route answers (as ``ErrorBody``, replacing FastAPI's ``HTTPValidationError``, which this API never sends)
-and the bearer scheme. ``/docs`` (Swagger UI 5, Apache-2.0) and ``/redoc`` (ReDoc, MIT) load only files this
-server serves, vendored under ``static/`` (PyPI's swagger-ui-bundle for Python 3.7 ships Swagger UI 4, which
-cannot read OpenAPI 3.1)."""
+FastAPI derives paths and parameters from the routes; this module adds what it cannot see: the two bodies of
+``POST /toonify`` (a multipart form and JSON, both from the options model), the response bodies as schemas,
+every error status each route answers (as ``ErrorBody``, replacing FastAPI's ``HTTPValidationError``, which
+this API never sends) and the bearer scheme. ``/docs`` (Swagger UI 5, Apache-2.0) and ``/redoc`` (ReDoc, MIT)
+load only files this server serves, vendored under ``static/`` (PyPI's swagger-ui-bundle for Python 3.7 ships
+Swagger UI 4, which cannot read OpenAPI 3.1)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,7 +17,7 @@ from starlette.responses import FileResponse, HTMLResponse
 
 from ..config import Settings
 from ..errors import NotFound
-from .schemas import ErrorBody, JobList, JobView, ServerConfig, WebhookPayload, form_schema
+from .schemas import ErrorBody, JobList, JobView, ServerConfig, WebhookPayload, form_schema, json_schema
 
 STATIC = Path(__file__).parent / "static"
 ASSETS = {"swagger-ui.css": ("swagger-ui", "text/css"), "swagger-ui-bundle.js": ("swagger-ui", "text/javascript"),
@@ -25,21 +25,25 @@ ASSETS = {"swagger-ui.css": ("swagger-ui", "text/css"), "swagger-ui-bundle.js": 
 OPEN = ("/", "/healthz", "/readyz", "/metrics", "/config", "/docs", "/redoc", "/openapi.json")
 
 ERROR_MEANINGS = {
-    400: "bad request: empty, damaged, missing or several files, or a malformed signed link",
+    400: "bad request: empty, damaged, missing or several files, a body that is not valid JSON, or a malformed "
+         "signed link",
     401: "an API key is needed: send 'Authorization: Bearer <key>'",
     403: "a signed link that expired or does not match its job: get fresh links from the job view",
     404: "no such job (unknown, deleted, or expired), or no such face",
     409: "the job has not succeeded (yet), or was cancelled",
     413: "too many bytes or pixels",
-    415: "not an image this server reads, or not multipart/form-data",
-    422: "no usable face, or an invalid or unknown option (the message names it)",
+    415: "not an image this server reads, or neither multipart/form-data nor application/json",
+    422: "no usable face, an invalid or unknown option (the message names it), or a photo URL the server will "
+         "not fetch (not http(s), private or loopback, a web page)",
     429: "the queue is full: retry after Retry-After seconds",
     503: "still loading the models, the job queue cannot be reached, or too many uploads are arriving at once "
          "(server_busy): retry after Retry-After seconds",
     507: "the server's storage is full: try again later",
+    502: "the photo's URL could not be fetched: no connection, an error answer, or too many redirects",
+    504: "the photo's URL did not deliver it within TOONIFY_FETCH_TIMEOUT_S",
 }
 ERRORS_BY_ROUTE: Dict[Tuple[str, str], Tuple[int, ...]] = {
-    ("/toonify", "post"): (400, 401, 409, 413, 415, 422, 429, 503, 507),
+    ("/toonify", "post"): (400, 401, 409, 413, 415, 422, 429, 502, 503, 504, 507),
     ("/faces", "post"): (400, 401, 413, 415, 422, 503),
     ("/jobs", "get"): (401, 422),
     ("/jobs/{job_id}", "get"): (400, 401, 403, 404),
@@ -64,7 +68,8 @@ def _json(name: str) -> Dict[str, Any]:
 
 
 def _toonify_operation(operation: Dict[str, Any]) -> None:
-    operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": _ref("ToonifyForm")}}}
+    operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": _ref("ToonifyForm")},
+                                                              "application/json": {"schema": _ref("ToonifyJSON")}}}
     operation["responses"]["200"] = {
         "description": "the result image (face=all with output other than paste: application/zip with one "
                        "image per face); with 'Accept: text/event-stream', the job's events",
@@ -96,6 +101,7 @@ def build_openapi(app: FastAPI, settings: Settings) -> Dict[str, Any]:
         schemas.update(model_schema.pop("$defs", {}))
         schemas[model.__name__] = model_schema
     schemas["ToonifyForm"] = form_schema(settings.default_steps, settings.max_steps)
+    schemas["ToonifyJSON"] = json_schema(settings.default_steps, settings.max_steps)
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     components["securitySchemes"] = {"bearerAuth": {

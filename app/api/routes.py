@@ -26,9 +26,11 @@ from .admission import admit, detect
 from .auth import NO_OWNER, Auth
 from .events import job_events, last_seen
 from .filenames import disposition, download_name
-from .form import form_parts, refuse_unknown, single_upload, toonify_request
-from .middleware import OWNER_SCOPE_KEY, release_body
+from .form import ToonifyRequest, form_parts, refuse_unknown, single_upload, toonify_request
+from .json_body import json_request
+from .middleware import BODY_SCOPE_KEY, OWNER_SCOPE_KEY, is_json, release_body
 from .page import EXAMPLES, FAVICON, PAGE
+from .remote_image import fetch_image
 from .rendering import (
     Look,
     Renderer,
@@ -100,6 +102,28 @@ def _view(request: Request, job: Job) -> Dict:
                     lambda: svc.style_catalog().names)
 
 
+async def _toonify_request(request: Request) -> ToonifyRequest:
+    """The multipart form or the JSON body, read from the bytes the middleware holds (parsed in a thread: a
+    data URL is tens of MB)."""
+    settings = service(request).settings
+    if is_json(request.headers.get("content-type", "")):
+        held = request.scope[BODY_SCOPE_KEY]
+        return await run_in_threadpool(json_request, held.body, settings)
+    return toonify_request(form_parts(request, "multipart/form-data (the file in 'image', or its URL in "
+                                               "'image_url'), or as JSON: {\"image\": \"<https or data: URL>\"}"),
+                           settings)
+
+
+async def _photo(request: Request, form: ToonifyRequest) -> bytes:
+    """The uploaded photo, or the one its URL leads to: fetched within the upload's limits, its bytes charged to
+    the request's share of the bodies in flight."""
+    if form.image_url is None:
+        return form.upload
+    settings = service(request).settings
+    return await fetch_image(form.image_url, settings.max_upload_bytes, settings.fetch_timeout_s,
+                             settings.fetch_allow_private, request.scope[BODY_SCOPE_KEY].charge)
+
+
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def page() -> HTMLResponse:
     return HTMLResponse(PAGE)
@@ -150,8 +174,8 @@ async def toonify(
                                             "key (and the same photo and options) returns the first try's job"),
 ) -> Response:
     svc = service(request)
-    form = toonify_request(form_parts(request), svc.settings)
-    options, data = form.options, form.upload
+    form = await _toonify_request(request)
+    options = form.options
     streams = "text/event-stream" in request.headers.get("accept", "")
     if streams:
         last_seen(request)  # a bad Last-Event-ID is refused before any job is made
@@ -162,7 +186,7 @@ async def toonify(
                                 % DEFAULT_STYLE)
         if wants_async:
             raise InvalidOption("method=fast answers at once and has no job: drop async / 'Prefer: respond-async'")
-        return await request.app.state.fast.respond(data, options)
+        return await request.app.state.fast.respond(await _photo(request, form), options)
     svc.check_accepting()
     catalog = await run_in_threadpool(svc.style_catalog)
     catalog.check(options.style)
@@ -170,6 +194,7 @@ async def toonify(
         options = options.model_copy(update={"strength": catalog.default_strength(options.style)})
     if form.webhook is not None:
         await run_in_threadpool(refuse_bad_url, form.webhook.url, svc.settings)
+    data = await _photo(request, form)
     who, index = owner(request), request.app.state.job_index
     digest = (await run_in_threadpool(hashlib.sha256, data)).hexdigest()
     cache_key = "%s;%s;%s" % (who, digest, options.projection_options.key())

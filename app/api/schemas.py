@@ -137,25 +137,52 @@ class WebhookPayload(BaseModel):
     job: JobView
 
 
-def form_schema(default_steps: int, max_steps: int) -> Dict[str, Any]:
-    """The multipart form of ``POST /toonify``: the options model plus the photo and the webhook fields."""
+PHOTO_FORMATS = "JPEG, PNG, WebP, HEIC, BMP, TIFF, GIF"
+
+
+def _request_fields(default_steps: int, max_steps: int) -> Dict[str, Any]:
+    """The options model plus the other fields both bodies of ``POST /toonify`` take. Every default is valid on
+    a default server, so that Swagger UI's "Try it out" (which fills in defaults, or samples where there are
+    none, such as https://example.com/ for a URI) sends a request that works: no webhook, no URL."""
     schema = ToonifyOptions.model_json_schema()
-    schema["title"] = "ToonifyForm"
     schema["properties"]["steps"].update(default=default_steps, maximum=max_steps)
-    schema["properties"] = dict(
-        image={"type": "string", "format": "binary", "description": "the photo (JPEG, PNG, WebP, HEIC, BMP, "
-                                                                     "TIFF, GIF)"},
-        **schema["properties"],
+    return dict(
+        schema["properties"],
         method={"type": "string", "enum": ["project", "fast"], "default": "project",
                 "description": "project: the faithful projection; fast: the distilled student, if the server "
                                "has one (answers at once, no job)"},
-        webhook={"type": "string", "format": "uri", "maxLength": 2000,
-                 "description": "http(s) URL that receives the job's events as signed JSON POSTs"},
+        webhook={"type": "string", "maxLength": 2000, "default": "",
+                 "description": "http(s) URL that receives the job's events as signed JSON POSTs (only when the "
+                                "server sets TOONIFY_WEBHOOK_SECRET: GET /config says 'webhooks'); empty: none"},
         webhook_events_filter={"type": "array", "items": {"type": "string",
                                                           "enum": ["start", "progress", "completed"]},
-                               "description": "which events to send (repeat the field or separate with "
-                                              "commas); default: all"},
+                               "default": [], "description": "which events to send (repeat the field or separate "
+                                                             "with commas); default: all"},
     )
-    schema["required"] = ["image"]
-    schema["additionalProperties"] = False
-    return schema
+
+
+def form_schema(default_steps: int, max_steps: int) -> Dict[str, Any]:
+    """The multipart form of ``POST /toonify``: the photo as a file, or its URL, and the other fields."""
+    return {"title": "ToonifyForm", "type": "object", "additionalProperties": False,
+            "description": "send the photo as the file 'image' or its URL in 'image_url' (one of them)",
+            "properties": dict(
+                image={"type": "string", "format": "binary", "description": "the photo (%s)" % PHOTO_FORMATS},
+                image_url={"type": "string", "maxLength": 2000, "default": "",
+                           "description": "instead of 'image': an http(s) URL the server fetches the photo from "
+                                          "(public addresses only; within the upload's size limit and "
+                                          "TOONIFY_FETCH_TIMEOUT_S)"},
+                **_request_fields(default_steps, max_steps))}
+
+
+def json_schema(default_steps: int, max_steps: int) -> Dict[str, Any]:
+    """The JSON body of ``POST /toonify``, as Cog/Replicate and BentoML clients send it."""
+    fields = _request_fields(default_steps, max_steps)
+    fields["webhook_events_filter"] = dict(fields["webhook_events_filter"], description="which events to send; "
+                                                                                       "default: all")
+    return {"title": "ToonifyJSON", "type": "object", "additionalProperties": False, "required": ["image"],
+            "properties": dict(
+                image={"type": "string", "example": "https://example.org/photo.jpg",
+                       "description": "the photo: a data URL (data:image/jpeg;base64,…, at most the upload size "
+                                      "limit once decoded) or an http(s) URL the server fetches it from (as "
+                                      "'image_url' in the form)"},
+                **fields)}

@@ -14,10 +14,8 @@ from __future__ import annotations
 import hashlib
 import heapq
 import hmac
-import ipaddress
 import json
 import logging
-import socket
 import threading
 import time
 import urllib.error
@@ -29,7 +27,7 @@ from urllib.parse import urlsplit
 from ..config import Settings
 from ..errors import InvalidOption
 from ..jobs.store import JobStore
-from .addresses import is_public
+from .addresses import AddressRefused, checked_addresses
 from .views import job_view
 
 log = logging.getLogger("toonify.webhooks")
@@ -41,30 +39,13 @@ MAX_PENDING = 10000
 SENDERS = 4
 
 
-class WebhookRefused(ValueError):
-    """The URL may not receive webhooks from this server."""
+WebhookRefused = AddressRefused  # the URL may not receive webhooks from this server
 
 
 def check_url(url: str, allow_private: bool) -> None:
     """Raise WebhookRefused unless ``url`` is http(s) to a host that resolves to public addresses (or to any
     address when ``allow_private``). Blocks on DNS: call it off the event loop."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WebhookRefused("webhook: only http:// and https:// URLs with a host are accepted")
-    if parts.username or parts.password:
-        raise WebhookRefused("webhook: put no credentials in the URL; verify the signature header instead")
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
-                                   proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError, ValueError):
-        raise WebhookRefused("webhook: the host %r does not resolve" % parts.hostname) from None
-    if allow_private:
-        return
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not is_public(address):
-            raise WebhookRefused("webhook: %s resolves to a private or local address (%s); use a public URL"
-                                 % (parts.hostname, address))
+    checked_addresses(url, allow_private, "webhook")
 
 
 def sign(secret: str, body: bytes) -> str:

@@ -162,7 +162,9 @@ def test_bad_requests_get_json_4xx(client, server):
     _assert_json_4xx(client.post("/toonify", files=[("image", ("a.png", photo)), ("image", ("b.png", photo))]),
                      "too_many_files")
     _assert_json_4xx(client.post("/toonify", content=json.dumps({"image": "x"}),
-                                 headers={"content-type": "application/json"}), "unsupported_media_type")
+                                 headers={"content-type": "application/json"}), "invalid_option")  # not a URL
+    _assert_json_4xx(client.post("/toonify", content=b"x", headers={"content-type": "text/plain"}),
+                     "unsupported_media_type")
     _assert_json_4xx(client.post("/toonify", files=_photo("astronaut.png"), data={"steps": "-1"}), "invalid_option")
     _assert_json_4xx(client.post("/toonify", files=_photo("astronaut.png"), data={"strength": "7"}), "invalid_option")
     _assert_json_4xx(client.get("/jobs/not-a-real-job"), "not_found")
