@@ -103,8 +103,8 @@ class Settings(BaseSettings):
     webhook_attempts: int = _positive(5)  # tries per webhook delivery
     fetch_allow_private: bool = False  # photo URLs (image_url, JSON image) may name private and loopback hosts
     fetch_timeout_s: int = _positive(15)  # the whole fetch of a photo URL (DNS, connect, headers, body); then a 504
-    preview_every_s: float = Field(5.0, ge=0)  # seconds of projection between live previews (fewer: under 4 % of
-    # its time); 0 = off (app.jobs.previews)
+    # seconds of projection between live previews (fewer: under 4 % of its time); 0 = off (app.jobs.previews)
+    preview_every_s: float = Field(5.0, ge=0, allow_inf_nan=False)
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -174,9 +174,6 @@ def problems_of(settings: Settings) -> List[str]:
         problems.append("TOONIFY_MAX_BODY_BYTES_IN_FLIGHT (%d) must be at least TOONIFY_MAX_UPLOAD_BYTES + %d (%d): "
                         "one largest upload must fit" % (settings.max_body_bytes_in_flight, FORM_OVERHEAD_BYTES,
                                                         settings.max_upload_bytes + FORM_OVERHEAD_BYTES))
-    if not settings.preview_every_s >= 0:  # also refuses nan
-        problems.append("TOONIFY_PREVIEW_EVERY_S must be 0 (no previews) or a number of seconds; got %r"
-                        % settings.preview_every_s)
     if settings.default_steps > settings.max_steps:
         problems.append("TOONIFY_DEFAULT_STEPS (%d) must not exceed TOONIFY_MAX_STEPS (%d)"
                         % (settings.default_steps, settings.max_steps))
@@ -187,6 +184,7 @@ def problems_of(settings: Settings) -> List[str]:
 _MUST: Dict[str, str] = {
     "int_parsing": "must be a whole number",
     "int_from_float": "must be a whole number",
+    "finite_number": "must be a finite number",
     "float_parsing": "must be a number of seconds (like 5 or 0.5)",
     "int_type": "must be a whole number",
     "bool_parsing": "must be 1, true, yes or on (or 0, false, no, off)",

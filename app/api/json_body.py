@@ -15,7 +15,7 @@ import binascii
 import json
 import re
 from collections import Counter
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..config import Settings
 from ..errors import BadRequest, InvalidOption, MissingImage, UnsupportedImage, UploadTooLarge
@@ -84,16 +84,16 @@ def cut_payload(body: bytes) -> Tuple[bytes, memoryview]:
     return body[:comma + 1] + body[end:], memoryview(body)[comma + 1:end]
 
 
-def _windows(text: memoryview) -> List[bytes]:
-    """``text`` in pieces of about WINDOW bytes, none ending inside a JSON escape."""
-    pieces, start = [], 0
+def _windows(text: memoryview) -> Iterator[Tuple[bytes, bool]]:
+    """``text`` in pieces of about WINDOW bytes, none ending inside a JSON escape, each with whether it is the
+    last: one window is copied at a time, never the whole payload."""
+    start = 0
     while start < len(text):
         stop = start + WINDOW
         while stop < len(text) and text[stop - 1] == ord("\\"):
             stop += 1
-        pieces.append(bytes(text[start:stop]))
+        yield bytes(text[start:stop]), stop >= len(text)
         start = stop
-    return pieces
 
 
 def _compact(piece: bytes) -> bytes:
@@ -107,10 +107,9 @@ def base64_bytes(text: memoryview, max_bytes: int) -> bytes:
     and decoded a window at a time."""
     decoded: List[bytes] = []
     carry, size, ended = b"", 0, False
-    windows = _windows(text)
-    for number, window in enumerate(windows):
+    for window, last in _windows(text):
         piece = carry + _compact(window)
-        usable = len(piece) if number == len(windows) - 1 else len(piece) // 4 * 4
+        usable = len(piece) if last else len(piece) // 4 * 4
         piece, carry = piece[:usable], piece[usable:]
         if (ended and piece) or not _BASE64.fullmatch(piece):
             raise InvalidOption("image: the data URL's payload is not base64 (a character outside A-Z, a-z, 0-9, "

@@ -27,7 +27,8 @@ OPEN = ("/", "/healthz", "/readyz", "/metrics", "/config", "/docs", "/redoc", "/
 ERROR_MEANINGS = {
     400: "bad request: empty, damaged, missing or several files, a body that is not valid JSON, or a malformed "
          "signed link",
-    401: "an API key is needed: send 'Authorization: Bearer <key>'",
+    401: "an API key is needed: send 'Authorization: Bearer <key>' (unauthorized: none was sent; key_not_accepted: "
+         "the key sent is not one of the server's)",
     403: "a signed link that expired or does not match its job: get fresh links from the job view",
     404: "no such job (unknown, deleted, or expired), or no such face",
     409: "the job has not succeeded (yet), or was cancelled",
@@ -36,7 +37,7 @@ ERROR_MEANINGS = {
     422: "no usable face, an invalid or unknown option (the message names it), or a photo URL the server will "
          "not fetch (not http(s), private or loopback, a web page)",
     429: "the queue is full: retry after Retry-After seconds",
-    503: "still loading the models, the job queue cannot be reached, or too many uploads are arriving at once "
+    503: "still loading the models, the job queue cannot be reached, or too many uploads or archives at once "
          "(server_busy): retry after Retry-After seconds",
     507: "the server's storage is full: try again later",
     502: "the photo's URL could not be fetched: no connection, an error answer, or too many redirects",
@@ -51,6 +52,8 @@ ERRORS_BY_ROUTE: Dict[Tuple[str, str], Tuple[int, ...]] = {
     ("/jobs/{job_id}/events", "get"): (400, 401, 403, 404),
     ("/jobs/{job_id}/result", "get"): (400, 401, 403, 404, 409, 422),
     ("/jobs/{job_id}/render", "post"): (401, 404, 409, 422, 503),
+    ("/jobs/{job_id}/archive", "get"): (400, 401, 403, 404, 409, 422, 503, 507),
+    ("/jobs/{job_id}/preview", "get"): (400, 401, 403, 404, 422),
     ("/config", "get"): (),
     ("/readyz", "get"): (503,),
 }

@@ -89,7 +89,11 @@ class _Fetch:
             location, body = await self.get(parts, addresses)
             if location is None:
                 return body
-            url = urljoin(url, location)
+            try:
+                url = urljoin(url, location)
+            except ValueError:  # a Location no URL parser takes ("http://[::1")
+                raise ImageURLFailed("%s: %s redirected to an invalid URL (%r); give the photo's final URL"
+                                     % (FIELD, parts.hostname, location[:200])) from None
         raise ImageURLFailed("%s: more than %d redirects; give the photo's final URL" % (FIELD, MAX_REDIRECTS))
 
     async def connect(self, parts: SplitResult, addresses: List[Address]

@@ -13,11 +13,13 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+import threading
 import time
+import weakref
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import IO, AsyncIterator, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 from fastapi.concurrency import run_in_threadpool
@@ -26,7 +28,7 @@ from starlette.responses import Response, StreamingResponse
 from stylegan2.styles import ALL_STYLES
 
 from ..encoding import encode_image, media_type
-from ..errors import InvalidOption, ResultNotFound, ResultNotReady
+from ..errors import InvalidOption, ResultNotFound, ResultNotReady, ServerBusy
 from ..faces.repaste import reencode_cost_bytes, reencoded, repaste_cost_bytes, repasted
 from ..jobs.job import LATENTS, PHOTO, Job
 from ..jobs.results import latents_npy
@@ -40,6 +42,9 @@ from .filenames import disposition, download_name, extension, look_parts
 NamedImages = List[Tuple[str, bytes]]
 NPY_TYPE = "application/octet-stream"  # NumPy's .npy has no registered media type
 ARCHIVE_CHUNK_BYTES = 256 * 1024
+ARCHIVES_AT_ONCE = 2  # archives spooled or streaming at once: each may hold a ZIP of full-size images in TMPDIR
+ARCHIVE_RETRY_S = 5
+_ARCHIVE_SLOTS = threading.BoundedSemaphore(ARCHIVES_AT_ONCE)
 
 
 @dataclass(frozen=True)
@@ -245,14 +250,32 @@ def _full_disk_is_storage_full() -> Iterator[None]:
         raise
 
 
+def _discard_archive(archive: zipfile.ZipFile, file: IO[bytes]) -> None:
+    try:
+        archive.close()  # a no-op once finished; else it writes a directory nobody reads (and may find no room)
+    except (OSError, ValueError):
+        pass
+    file.close()
+    _ARCHIVE_SLOTS.release()
+
+
 class _SpooledZip:
     """A ZIP written one member at a time to an anonymous temporary file (TMPDIR), then read back in chunks:
     an archive of many full-size images holds one of them in memory at a time, and leaves nothing on disk
     once its file is closed. Blocking methods: run them in a thread."""
 
     def __init__(self, finished_at: float) -> None:
-        self.file = tempfile.TemporaryFile()
-        self.archive = zipfile.ZipFile(self.file, "w", zipfile.ZIP_STORED)  # images are compressed already
+        if not _ARCHIVE_SLOTS.acquire(blocking=False):
+            raise ServerBusy("the server is building %d archives already; ask again in %d s, or download the "
+                             "results one by one" % (ARCHIVES_AT_ONCE, ARCHIVE_RETRY_S), retry_after_s=ARCHIVE_RETRY_S)
+        try:
+            self.file = tempfile.TemporaryFile()
+            self.archive = zipfile.ZipFile(self.file, "w", zipfile.ZIP_STORED)  # images are compressed already
+        except BaseException:
+            _ARCHIVE_SLOTS.release()
+            raise
+        # the file and the slot go once: when closed, or when a response that was never streamed is dropped
+        self.close = weakref.finalize(self, _discard_archive, self.archive, self.file)
         self.date_time = time.localtime(finished_at)[:6]  # members dated by the job: the same job, the same bytes
 
     def add(self, name: str, data: bytes) -> None:
@@ -277,7 +300,7 @@ class _SpooledZip:
                     return
                 yield chunk
         finally:
-            self.file.close()
+            self.close()
 
 
 async def _fill_archive(on: Renderer, job: Job, spool: _SpooledZip, looks: List[Tuple[str, Look]],
@@ -312,7 +335,7 @@ async def archive_response(on: Renderer, job: Job, catalog: StyleCatalog, style:
         await _fill_archive(on, job, spool, looks, fmt)
         size = await run_in_threadpool(spool.finish)
     except BaseException:
-        spool.file.close()
+        spool.close()
         raise
     label = look_parts("toon", style, requested if style == ALL_STYLES else looks[0][1].strength)
     headers = _headers(job, download_name(job.id[:8], ["results"] + label, "zip"), inline=False)

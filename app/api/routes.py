@@ -337,7 +337,8 @@ async def job_preview(request: Request, job_id: str, face: Annotated[AsciiInt, Q
     job = await run_in_threadpool(_job_or_404, request, job_id)
     if job.faces and not 0 <= face < len(job.faces):
         raise NotFound("job %s has %d face(s); face %d does not exist" % (job_id, len(job.faces), face))
-    data = await run_in_threadpool(svc.store.read_file, job_id, preview_file(face, kind))
+    # the record goes with each new run, so an earlier attempt's files are never shown as this one's
+    data = await run_in_threadpool(svc.store.read_file, job_id, preview_file(face, kind)) if job.preview else None
     if data is None:
         if not svc.settings.preview_every_s:
             raise NotFound("this server renders no previews (TOONIFY_PREVIEW_EVERY_S=0); wait for the result")

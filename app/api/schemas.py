@@ -70,6 +70,18 @@ class StyleList(BaseModel):
     refused: List[RefusedStyle]
 
 
+class PreviewFace(BaseModel):
+    face: int
+    toon: str = Field(..., description="link to the face's latest toon preview (256x256 JPEG)")
+    reconstruction: str = Field(..., description="link to its latest FFHQ reconstruction preview")
+
+
+class Preview(BaseModel):
+    step: int = Field(..., description="the projection step the preview shows")
+    total: int
+    faces: List[PreviewFace]
+
+
 class JobView(BaseModel):
     """A job as ``GET /jobs/{id}`` returns it (also the body of a 202)."""
 
@@ -93,6 +105,8 @@ class JobView(BaseModel):
                                       "the run's start), then decoding_s, aligning_s, projecting_s, synthesizing_s, "
                                       "pasting_s, saving_s as the run gets through them")
     total_s: Optional[float] = Field(None, description="finished_at - created_at; null until the job ends")
+    preview: Optional[Preview] = Field(None, description="a running job's latest live preview (also sent as the "
+                                                         "'preview' event of its stream)")
     styles: Optional[List[str]] = Field(None, description="a succeeded job: the styles it can be rendered in "
                                                           "(style= on its result and render links)")
     links: JobLinks

@@ -7,6 +7,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 UPLOAD = "upload.bin"
+PREVIEW_PREFIX = "preview_"  # live previews' files (app.jobs.previews), deleted when the job ends
+PREVIEW_FILES = PREVIEW_PREFIX + "*.jpg"
 PHOTO = "photo.bin"  # the upload, kept with the results: re-pasting at another strength needs it
 LATENTS = "latents.npy"
 RESERVATION_TTL_S = 300  # a queue place held for an upload being checked lapses after this

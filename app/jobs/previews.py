@@ -18,6 +18,7 @@ from typing_extensions import Literal, get_args
 from stylegan2.projection import StepInfo
 
 from ..encoding import encode_pil
+from .job import PREVIEW_PREFIX
 from .store import JobStore
 
 log = logging.getLogger("toonify.jobs")
@@ -32,7 +33,7 @@ Synthesize = Callable[[np.ndarray, float], np.ndarray]  # (latents, strength) â†
 
 def preview_file(face: int, kind: str) -> str:
     """The job file that holds a face's latest preview of one kind (overwritten by each new preview)."""
-    return "preview_%02d_%s.jpg" % (face, kind)
+    return "%s%02d_%s.jpg" % (PREVIEW_PREFIX, face, kind)
 
 
 def preview_link(job_id: str, face: int, kind: str, step: int) -> str:

@@ -27,7 +27,7 @@ from rq.job import Job as RQJob
 
 from ..config import Settings
 from ..errors import IdempotencyConflict
-from .job import LATENTS, RESERVATION_TTL_S, UPLOAD, IdempotencyKey, Job, JobCounts
+from .job import LATENTS, PREVIEW_PREFIX, RESERVATION_TTL_S, UPLOAD, IdempotencyKey, Job, JobCounts
 
 PREFIX = "toonify:"
 JOBS_QUEUE = "toonify"
@@ -73,6 +73,11 @@ return 1
 """
 _FINISH = """
 redis.call('HDEL', KEYS[2], ARGV[7])
+if ARGV[2] ~= 'succeeded' then
+  for _, name in ipairs(redis.call('HKEYS', KEYS[2])) do
+    if string.sub(name, 1, #ARGV[8]) == ARGV[8] then redis.call('HDEL', KEYS[2], name) end
+  end
+end
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'stage', ARGV[2], 'updated_at', ARGV[5], 'finished_at', ARGV[5])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error_code', ARGV[3], 'error_message', ARGV[4]) end
@@ -316,10 +321,10 @@ class RedisJobStore:
     def finish(self, job_id: str, status: str, error_code: Optional[str] = None,
                error_message: Optional[str] = None) -> None:
         """Only a running job finishes (not a cancelled one, nor one finished already). The upload goes
-        either way, and the results expire after the TTL."""
+        either way, the live previews unless it succeeded, and the results expire after the TTL."""
         self._finish(keys=[job_key(job_id), files_key(job_id), ACTIVE, DURATIONS],
                      args=[job_id, status, error_code or "", error_message or "", repr(time.time()),
-                           self.result_ttl_s, UPLOAD])
+                           self.result_ttl_s, UPLOAD, PREVIEW_PREFIX])
 
     def requeue(self, job_id: str) -> None:
         """Its worker died and RQ delivers it again: show it as queued meanwhile."""

@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from ..errors import IdempotencyConflict
 from ..storage import SpaceReserve, is_out_of_space, storage_full_from, write_atomically
-from .job import LATENTS, RESERVATION_TTL_S, UPLOAD, IdempotencyKey, Job, JobCounts, worker_lost_message
+from .job import LATENTS, PREVIEW_FILES, RESERVATION_TTL_S, UPLOAD, IdempotencyKey, Job, JobCounts, worker_lost_message
 
 log = logging.getLogger("toonify.store")
 ORPHAN_AGE_S = 300  # a folder without a row this old is left over from a failed create or delete
@@ -61,6 +61,9 @@ CREATE TABLE IF NOT EXISTS job_counts (
     PRIMARY KEY (worker, outcome, reason)
 );
 """
+# The columns a Job is read from, by name: a migrated table has its added columns in the order they were added.
+COLUMNS = ("id, status, stage, step, total, options, cache_key, faces, attempts, error_code, error_message, worker, "
+           "created_at, started_at, updated_at, finished_at, timings, preview")
 
 
 class SqliteJobStore:
@@ -201,7 +204,7 @@ class SqliteJobStore:
         self._query("DELETE FROM jobs WHERE id = ? AND status = 'reserved'", (job_id,))
 
     def get(self, job_id: str) -> Optional[Job]:
-        rows = self._query("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        rows = self._query("SELECT %s FROM jobs WHERE id = ?" % COLUMNS, (job_id,))
         return self._row(rows[0]) if rows else None
 
     def find_reusable(self, cache_key: str, idempotency: Optional[IdempotencyKey] = None) -> Optional[Job]:
@@ -234,10 +237,22 @@ class SqliteJobStore:
                     (stage, step, total, None if timings is None else json.dumps(timings), time.time(), job_id))
 
     def publish_preview(self, job_id: str, preview: Dict[str, Any], files: Dict[str, bytes]) -> None:
+        """Only on a running job; a job that stopped meanwhile (a cancel deletes its folder) keeps no preview."""
+        if not self._running(job_id):
+            return
         for name, data in files.items():
             self.write_file(job_id, name, data)
         self._query("UPDATE jobs SET preview = ?, updated_at = ? WHERE id = ? AND status = 'running'",
                     (json.dumps(preview), time.time(), job_id))
+        if not self._running(job_id):
+            self._drop_previews(job_id)
+
+    def _running(self, job_id: str) -> bool:
+        return bool(self._query("SELECT 1 FROM jobs WHERE id = ? AND status = 'running'", (job_id,)))
+
+    def _drop_previews(self, job_id: str) -> None:
+        for path in self.job_dir(job_id).glob(PREVIEW_FILES):
+            path.unlink()
 
     def finish(self, job_id: str, status: str, error_code: Optional[str] = None,
                error_message: Optional[str] = None) -> None:
@@ -248,6 +263,8 @@ class SqliteJobStore:
         upload = self.job_dir(job_id) / UPLOAD
         if upload.exists():
             upload.unlink()  # privacy: the photo is not kept once the job is over
+        if status != "succeeded":
+            self._drop_previews(job_id)  # nor its previews (a likeness of the face) when it has no result
 
     def write_file(self, job_id: str, name: str, data: bytes) -> None:
         write_atomically(self.job_dir(job_id) / name, data)

@@ -102,3 +102,11 @@ def test_bad_values_are_one_error_naming_each_variable_and_never_echoing_a_secre
         Settings(port=70000)
     with pytest.raises(ConfigError, match="TOONIFY_BATCH_SIZE must not be negative"):
         Settings().replaced(batch_size=-1)
+
+
+@pytest.mark.parametrize("value, words", [("nan", "must be a finite number"), ("inf", "must be a finite number"),
+                                          ("-1", "must not be negative"), ("soon", "must be a number of seconds")])
+def test_the_preview_interval_is_a_finite_number_of_seconds(environ, value, words):
+    environ.setenv("TOONIFY_PREVIEW_EVERY_S", value)
+    with pytest.raises(ConfigError, match="TOONIFY_PREVIEW_EVERY_S %s" % words):
+        Settings()

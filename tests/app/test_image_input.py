@@ -77,6 +77,9 @@ class _Handler(BaseHTTPRequestHandler):
     def serve_to_file(self) -> None:
         self._head(302, {"Location": "file:///etc/passwd", "Content-Length": "0"})
 
+    def serve_bad_redirect(self) -> None:
+        self._head(302, {"Location": "http://[::1", "Content-Length": "0"})
+
     def serve_page(self) -> None:
         self._head(200, {"Content-Type": "text/html", "Content-Length": "13"})
         self.wfile.write(b"<html></html>")
@@ -246,6 +249,8 @@ def test_remote_errors_say_what_to_do(open_server, host):
         # every hop goes through the guard: a redirect to a file: URL is refused like the URL itself
         _refused(client.post("/toonify", **form(image_url=host.url + "/to-file")), 422, "invalid_option",
                  "only http:// and https://")
+        _refused(client.post("/toonify", **form(image_url=host.url + "/bad-redirect")), 502, "image_url_failed",
+                 "redirected to an invalid URL")
         _refused(client.post("/toonify", **form(image_url=host.url + "/page")), 422, "invalid_option",
                  "web page", "Copy image address")
         closed = "http://127.0.0.1:%d/photo" % _closed_port()
