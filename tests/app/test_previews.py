@@ -137,10 +137,8 @@ def test_the_preview_endpoint_and_view_while_a_job_runs(client):
                       "kind=toon&kind=../upload.bin"):
             odd = client.get("/jobs/%s/preview?%s" % (running["id"], query))
             assert odd.status_code in (404, 422) and odd.json()["message"], (query, odd.text)
-        # a newer preview is a new step
-        later = wait_for(client, running["id"], timeout_s=180,
-                         until=lambda job: job.get("preview", {}).get("step", 0) > view["preview"]["step"])
-        assert later["preview"]["step"] > view["preview"]["step"]
+        # (that a newer preview is a later step is checked on a hand-moved clock below: on a loaded machine one
+        # slow preview may push the next past the end of the job, by the 4 % rule)
     finally:
         client.delete("/jobs/%s" % running["id"])
         wait_for(client, queued["id"], timeout_s=180)
