@@ -12,10 +12,10 @@ connect, sending, status line and headers; the answer's body is never read, its 
 deadline around the whole attempt, not per socket read, so a receiver that trickles its answer is cut too.
 Attempts are bounded twice: at most PER_DESTINATION (one) at once to one host:port, so a receiver that never
 answers stalls only its own deliveries (which arrive in order, retries aside), and at most MAX_SENDING in all,
-so sockets stay bounded. Slow receivers can delay others only when MAX_SENDING / PER_DESTINATION distinct host:ports are
-held at once. A delivery waits for its destination's turn before it takes one of the MAX_SENDING slots, so
-waiting holds no shared slot. Deliveries waiting or backing off are bounded by MAX_PENDING, subscriptions by
-MAX_SUBSCRIPTIONS.
+so sockets stay bounded. Slow receivers can delay others only when MAX_SENDING / PER_DESTINATION distinct
+host:ports are held at once. A delivery waits for its destination's turn before it takes one of the MAX_SENDING
+slots, so waiting holds no shared slot; the DNS check has a thread per attempt in flight. Deliveries waiting or
+backing off are bounded by MAX_PENDING, subscriptions by MAX_SUBSCRIPTIONS.
 
 Receivers verify ``X-Toonify-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body keyed with
 ``TOONIFY_WEBHOOK_SECRET``. Only http(s) URLs are taken, and, unless ``TOONIFY_WEBHOOK_ALLOW_PRIVATE``,
@@ -54,7 +54,7 @@ MAX_PENDING = 10000
 MAX_SUBSCRIPTIONS = 10000
 PER_DESTINATION = 1
 MAX_SENDING = 64
-DNS_THREADS = 4
+DNS_THREADS = MAX_SENDING  # one lookup per attempt in flight: a slow name server stalls no other attempt
 READ_BYTES = 16 * 1024
 MAX_HEADER_BYTES = 16 * 1024  # the status line and headers of an answer
 FIELD = "webhook"
