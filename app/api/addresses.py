@@ -7,16 +7,20 @@ forms by their IPv6 range alone (and differently from one Python version to the 
 unwrapped here first."""
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
-from typing import List, Optional, Union
-from urllib.parse import SplitResult, urlsplit
+import ssl
+from typing import List, Optional, Tuple, Union
+from urllib.parse import SplitResult, quote, urlsplit
 
 Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address is the last 32 bits
 NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: an operator's own translators, never public
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated (RFC 4291), still routed by some stacks
+URL_PUNCTUATION = "/?&=%:@!$'()*+,;[]"  # kept as they are in a request target (percent escapes included)
+_TLS: List[ssl.SSLContext] = []  # made on first use: loading the CA store costs tens of milliseconds
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> Optional[ipaddress.IPv4Address]:
@@ -83,3 +87,32 @@ def checked_addresses(url: str, allow_private: bool, field: str) -> List[Address
                 raise AddressRefused("%s: %s resolves to a private or local address (%s); use a public URL"
                                      % (field, parts.hostname, address))
     return addresses
+
+
+def target_and_host(parts: SplitResult) -> Tuple[bytes, bytes]:
+    """The request target and Host header in ASCII, as HTTP wants them: spaces and non-ASCII characters of the
+    path percent-encoded (as browsers do), an international host name in IDNA; UnicodeError when the host name
+    is not valid."""
+    target = quote((parts.path or "/") + ("?" + parts.query if parts.query else ""), safe=URL_PUNCTUATION)
+    return target.encode("ascii"), parts.netloc.encode("idna")
+
+
+def _tls() -> ssl.SSLContext:
+    if not _TLS:
+        _TLS.append(ssl.create_default_context())
+    return _TLS[0]
+
+
+async def open_checked(parts: SplitResult, addresses: List[Address]
+                       ) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to the first of ``addresses`` (from checked_addresses) that answers, TLS for https (the
+    certificate verified against the URL's host name); the last failure (OSError) when none answers."""
+    https = parts.scheme == "https"
+    problem: OSError = OSError("no address to connect to")
+    for address in addresses:
+        try:
+            return await asyncio.open_connection(str(address), default_port(parts), ssl=_tls() if https else None,
+                                                 server_hostname=parts.hostname if https else None)
+        except OSError as exc:  # ssl.SSLError is one
+            problem = exc
+    raise problem

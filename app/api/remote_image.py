@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import ssl
 from typing import List, Optional, Tuple
-from urllib.parse import SplitResult, quote, urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import h11
 from fastapi.concurrency import run_in_threadpool
 
 from ..errors import ImageURLFailed, ImageURLTimedOut, InvalidOption, UploadTooLarge
-from .addresses import Address, AddressRefused, checked_addresses, default_port
+from .addresses import Address, AddressRefused, checked_addresses, open_checked, target_and_host
 from .inflight import BodyCharge
 
 MAX_REDIRECTS = 3
@@ -31,15 +31,7 @@ MAX_URL_CHARS = 2000  # browsers' practical limit; the form takes 4 KB per field
 READ_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 16 * 1024  # the status line and headers of one answer
 REDIRECTS = (301, 302, 303, 307, 308)
-URL_PUNCTUATION = "/?&=%:@!$'()*+,;[]"  # kept as they are in a request target (percent escapes included)
 FIELD = "image_url"
-_TLS: List[ssl.SSLContext] = []  # made on first use: loading the CA store costs tens of milliseconds
-
-
-def _tls() -> ssl.SSLContext:
-    if not _TLS:
-        _TLS.append(ssl.create_default_context())
-    return _TLS[0]
 
 
 def check_image_url(url: str) -> None:
@@ -53,11 +45,8 @@ def check_image_url(url: str) -> None:
 
 
 def _target_and_host(parts: SplitResult) -> Tuple[bytes, bytes]:
-    """The request target and Host header of a GET in ASCII, as HTTP wants them: spaces and non-ASCII characters
-    of the path percent-encoded (as browsers do), an international host name in IDNA."""
-    target = quote((parts.path or "/") + ("?" + parts.query if parts.query else ""), safe=URL_PUNCTUATION)
     try:
-        return target.encode("ascii"), parts.netloc.encode("idna")
+        return target_and_host(parts)
     except UnicodeError:
         raise InvalidOption("%s: the host name %r is not valid" % (FIELD, parts.hostname)) from None
 
@@ -98,17 +87,11 @@ class _Fetch:
 
     async def connect(self, parts: SplitResult, addresses: List[Address]
                       ) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        https = parts.scheme == "https"
-        problem: Optional[Exception] = None
-        for address in addresses:
-            try:
-                return await asyncio.open_connection(
-                    str(address), default_port(parts), ssl=_tls() if https else None,
-                    server_hostname=parts.hostname if https else None)
-            except (OSError, ssl.SSLError) as exc:
-                problem = exc
-        raise ImageURLFailed("%s: could not connect to %s (%s); check the URL, or upload the file"
-                             % (FIELD, parts.hostname, problem))
+        try:
+            return await open_checked(parts, addresses)
+        except OSError as exc:
+            raise ImageURLFailed("%s: could not connect to %s (%s); check the URL, or upload the file"
+                                 % (FIELD, parts.hostname, exc)) from None
 
     async def get(self, parts: SplitResult, addresses: List[Address]) -> Tuple[Optional[str], bytes]:
         """GET one URL: (the redirect's Location, b"") or (None, the body)."""
