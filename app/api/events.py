@@ -72,14 +72,13 @@ async def _stream(watcher: JobWatcher, subscription: Subscription, seen: int,
         watcher.unsubscribe(subscription)
 
 
-def job_events(request: Request, job: Job, status: int = 200, headers: Optional[dict] = None,
+def job_events(watcher: JobWatcher, job: Job, seen: int, status: int = 200, headers: Optional[dict] = None,
                render: Optional[RenderOptions] = None) -> Response:
-    """The stream of ``job``'s states (503 too_many_streams past TOONIFY_MAX_STREAMS); ``render``: the render
-    options of the create this stream answers (app.api.views.as_requested)."""
-    seen = last_seen(request)
+    """The stream of ``job``'s states newer than ``seen`` (``last_seen``; 503 too_many_streams past
+    TOONIFY_MAX_STREAMS); ``render``: the render options of the create this stream answers
+    (app.api.views.as_requested)."""
     if job.finished and event_id(job.updated_at) <= seen:
         return Response(status_code=204)
-    watcher: JobWatcher = request.app.state.watcher
     subscription = watcher.subscribe(job.id)
     return StreamingResponse(_stream(watcher, subscription, seen, render), status_code=status,
                              media_type="text/event-stream",

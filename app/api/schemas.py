@@ -1,5 +1,6 @@
 """The bodies the API answers with, as pydantic models: they exist so that the OpenAPI document describes
-every response a client generator has to type (the routes build the same shapes as plain dicts)."""
+every response a client generator has to type. The simple ones (health, config, styles, faces) are what their
+routes return; the job views are still built as plain dicts of the same shape."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
@@ -20,6 +21,12 @@ class ErrorBody(BaseModel):
     message: str = Field(..., description="what went wrong and what to do, for people")
 
 
+class Health(BaseModel):
+    """The liveness answer: the process and its event loop answer."""
+
+    status: Literal["ok"]
+
+
 class JobError(BaseModel):
     code: str
     message: str
@@ -29,6 +36,14 @@ class JobFace(BaseModel):
     index: int
     rect: List[int] = Field(..., description="left, top, right, bottom in photo pixels")
     score: float
+
+
+class FacesFound(BaseModel):
+    """What ``POST /faces`` found: the photo's size and its usable faces, largest first."""
+
+    width: int
+    height: int
+    faces: List[JobFace] = Field(..., description="choose one for face=<index>")
 
 
 class FaceLinks(BaseModel):

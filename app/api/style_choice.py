@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Optional
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from typing_extensions import Annotated
@@ -14,6 +14,7 @@ from ..errors import InvalidOption
 from ..jobs.job import Job
 from ..options import AsciiFloat, RenderOptions
 from ..styles import StyleCatalog, stored_style
+from .deps import ServiceDep
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,8 @@ StyleQuery = Annotated[Optional[str], Query(max_length=40, description="a style 
                                                                      "every style); default: the job's style")]
 
 
-async def style_choice(request: Request, style: StyleQuery = None) -> StyleChoice:
-    catalog = await run_in_threadpool(request.app.state.service.style_catalog)
+async def style_choice(svc: ServiceDep, style: StyleQuery = None) -> StyleChoice:
+    catalog = await run_in_threadpool(svc.style_catalog)
     if style is None:
         return StyleChoice(None, catalog)
     try:
