@@ -141,11 +141,9 @@ def face_numbers(choice: str, count: int) -> List[int]:
     return [0 if choice == "largest" else int(choice)]
 
 
-def write_toonify_outputs(folder: Path, photo: Path, projection, rendering, options, toonify) -> None:
-    """The service's result set (app.jobs.results: the same files a job of the API holds) and result.json,
-    so a user can re-render at another strength (``render``) and paste (``paste``) without projecting again."""
-    for name, data in result_files(projection, rendering, photo.read_bytes()):
-        (folder / name).write_bytes(data)
+def write_record(folder: Path, photo: Path, projection, rendering, options, toonify) -> None:
+    """result.json beside the result set: each face's index in the photo, quad and files, the options, the
+    engine and the seconds per stage, so ``paste`` finds the photo and a user sees how the result was made."""
     faces = []
     for position, number in enumerate(face_numbers(options.face, len(projection.faces))):
         files = {kind: face_file(kind, position) for kind in ("toon", "reconstruction", "aligned")}
@@ -225,7 +223,8 @@ def cmd_toonify(args: argparse.Namespace, settings: Settings) -> int:
     toonify = load_toonify(args, settings)
     for photo, folder in plan:
         try:
-            projection = toonify.project(photo.read_bytes(), options.projection_options,
+            data = photo.read_bytes()  # read once: projected, then kept in the result set as given
+            projection = toonify.project(data, options.projection_options,
                                          _StepBar("%s (%d steps)" % (photo.name, options.steps)))
             rendering = toonify.render(projection, options.render_options)
         except (ToonifyError, OSError) as exc:
@@ -233,7 +232,9 @@ def cmd_toonify(args: argparse.Namespace, settings: Settings) -> int:
             continue
         replaced = folder.exists()
         with result_folder(folder) as staging:
-            write_toonify_outputs(staging, photo, projection, rendering, options, toonify)
+            for name, contents in result_files(projection, rendering, data):  # the files an API job holds
+                (staging / name).write_bytes(contents)
+            write_record(staging, photo, projection, rendering, options, toonify)
         batch.done += 1
         _written(photo, len(projection.faces), folder, replaced)
     return batch.finish()
