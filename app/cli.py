@@ -37,6 +37,7 @@ from .faces.align import align_face
 from .faces.decode import decode_image
 from .faces.detect import FaceDetector
 from .faces.paste import paste_faces
+from .jobs.results import PASTE, face_file, parse_latents, rerender_file, result_files
 from .memory import keep_freed_memory
 from .startup import StartupError, check_engine, check_redis, reserve_port
 from .toonify import Progress, Toonify
@@ -46,9 +47,9 @@ log = logging.getLogger("app")
 EXAMPLES = """examples:
   python -m app toonify photo.jpg --out results/             the largest face, TOONIFY_DEFAULT_STEPS steps
   python -m app toonify a.jpg b.png --face all --steps 200 --out results/
-  python -m app render results/photo/face0-latents.npy --strength 0.6    re-render in seconds
-  python -m app render results/photo/face0-latents.npy --style all       one image per style
-  python -m app paste --faces results/photo/ --results results/photo/face0-strength0.60.png --out pasted.png
+  python -m app render results/photo/latents.npy --strength 0.6    re-render in seconds
+  python -m app render results/photo/latents.npy --style all       one image per style
+  python -m app paste --faces results/photo/ --results results/photo/toon_00-strength0.60.png --out pasted.png
   python -m app align photo.jpg --out aligned/
   python -m app serve                                         then open the URL it prints
 """
@@ -140,24 +141,17 @@ def face_numbers(choice: str, count: int) -> List[int]:
     return [0 if choice == "largest" else int(choice)]
 
 
-def write_toonify_outputs(folder: Path, photo: Path, projection, rendering, options, toonify) -> None:
-    """Per face: toon, reconstruction, aligned crop, latents; then the pasted photo and result.json, so a
-    user can re-render at another strength (``render``) and paste (``paste``) without projecting again."""
+def write_record(folder: Path, photo: Path, projection, rendering, options, toonify) -> None:
+    """result.json beside the result set: each face's index in the photo, quad and files, the options, the
+    engine and the seconds per stage, so ``paste`` finds the photo and a user sees how the result was made."""
     faces = []
     for position, number in enumerate(face_numbers(options.face, len(projection.faces))):
-        stem = "face%d" % number
-        files = {"toon": stem + "-toon.png", "reconstruction": stem + "-reconstruction.png",
-                 "aligned": stem + "-aligned.png", "latents": stem + "-latents.npy"}
-        Image.fromarray(rendering.toons[position]).save(str(folder / files["toon"]))
-        Image.fromarray(rendering.reconstructions[position]).save(str(folder / files["reconstruction"]))
-        Image.fromarray(projection.aligned[position]).save(str(folder / files["aligned"]))
-        np.save(str(folder / files["latents"]), projection.latents[position].astype(np.float32))
+        files = {kind: face_file(kind, position) for kind in ("toon", "reconstruction", "aligned")}
         faces.append(dict(projection.faces[position].to_json(), index=number,
                           quad=np.round(projection.quads[position], 3).tolist(), files=files))
-    Image.fromarray(rendering.pasted).save(str(folder / "paste.png"))
     seconds = dict(projection.stage_seconds, **rendering.stage_seconds)
     record = {"photo": str(photo), "size": [int(projection.photo.shape[1]), int(projection.photo.shape[0])],
-              "faces": faces, "paste": "paste.png", "options": options.model_dump(include={"face", "steps", "seed",
+              "faces": faces, "paste": PASTE, "options": options.model_dump(include={"face", "steps", "seed",
                                                                                            "strength"}),
               "engine": toonify.engine, "models_dir": str(toonify.settings.models_dir),
               "tiny_models": toonify.tiny, "seconds": {k: round(v, 3) for k, v in seconds.items()}}
@@ -198,9 +192,9 @@ def cmd_toonify_fast(args: argparse.Namespace, options, settings: Settings, batc
             continue
         replaced = folder.exists()
         with result_folder(folder) as staging:
-            for position, number in enumerate(face_numbers(options.face, len(result.toons))):
-                Image.fromarray(result.toons[position]).save(str(staging / ("face%d-toon.png" % number)))
-            Image.fromarray(result.pasted).save(str(staging / "paste.png"))
+            for position, toon in enumerate(result.toons):
+                Image.fromarray(toon).save(str(staging / face_file("toon", position)))
+            Image.fromarray(result.pasted).save(str(staging / PASTE))
         batch.done += 1
         _written(photo, len(result.toons), folder, replaced, " (fast mode, %.2fs)" % sum(result.stage_seconds.values()))
     return batch.finish()
@@ -229,7 +223,8 @@ def cmd_toonify(args: argparse.Namespace, settings: Settings) -> int:
     toonify = load_toonify(args, settings)
     for photo, folder in plan:
         try:
-            projection = toonify.project(photo.read_bytes(), options.projection_options,
+            data = photo.read_bytes()  # read once: projected, then kept in the result set as given
+            projection = toonify.project(data, options.projection_options,
                                          _StepBar("%s (%d steps)" % (photo.name, options.steps)))
             rendering = toonify.render(projection, options.render_options)
         except (ToonifyError, OSError) as exc:
@@ -237,26 +232,15 @@ def cmd_toonify(args: argparse.Namespace, settings: Settings) -> int:
             continue
         replaced = folder.exists()
         with result_folder(folder) as staging:
-            write_toonify_outputs(staging, photo, projection, rendering, options, toonify)
+            for name, contents in result_files(projection, rendering, data):  # the files an API job holds
+                (staging / name).write_bytes(contents)
+            write_record(staging, photo, projection, rendering, options, toonify)
         batch.done += 1
         _written(photo, len(projection.faces), folder, replaced)
     return batch.finish()
 
 
 # -- render ----------------------------------------------------------------------------------------------------
-def read_latents(path: Path) -> np.ndarray:
-    """A face's saved W+ latents ([num_ws, 512], as ``toonify`` writes them) as [1, num_ws, 512]."""
-    try:
-        latents = np.load(str(path), allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise ValueError("not a NumPy .npy file (%s)" % exc) from None
-    if latents.ndim == 3 and latents.shape[0] == 1:
-        latents = latents[0]
-    if latents.ndim != 2 or latents.shape[1] != 512:
-        raise ValueError("expected W+ latents of shape [num_ws, 512]; got %s" % (list(latents.shape),))
-    return latents[None].astype(np.float32)
-
-
 def style_plan(args: argparse.Namespace) -> List[Tuple[str, float]]:
     """(style, strength) for each style --style asks for, from the styles folder's names and settings: known
     before any model loads, so output names can be checked first. Without --strength, each style's default."""
@@ -269,17 +253,22 @@ def style_plan(args: argparse.Namespace) -> List[Tuple[str, float]]:
     return [(name, defaults[name] if args.strength is None else args.strength) for name in names]
 
 
-def render_targets(paths: Sequence[Path], args: argparse.Namespace, plan: Sequence[Tuple[str, float]]
-                   ) -> List[List[Path]]:
-    """Per latents file, per planned style, the image to write: FACE-strengthS.png for the default style and
-    FACE-STYLE-strengthS.png for the others, in --out or beside it; a name that two files would share numbered
-    in command-line order (FACE-strengthS-2.png, …)."""
-    stems = [path.stem[: -len("-latents")] if path.stem.endswith("-latents") else path.stem for path in paths]
-    wanted = [str((Path(args.out) if args.out else path.parent) / (
-        "%s%s-strength%.2f" % (stem, "" if style == DEFAULT_STYLE else "-" + style, strength)))
-        for path, stem in zip(paths, stems) for style, strength in plan]
-    names = [Path(name + ".png") for name in distinct_names(wanted)]
-    return [names[i: i + len(plan)] for i in range(0, len(names), len(plan))]
+def render_targets(loaded: Sequence[Tuple[Path, np.ndarray]], args: argparse.Namespace,
+                   plan: Sequence[Tuple[str, float]]) -> List[List[Tuple[int, Tuple[str, float], Path]]]:
+    """Per latents file, (face, look, image to write) per face and planned style, in --out or beside it, named
+    as the result set names re-renders (toon_00-strength0.60.png, ukiyoe_toon_00-strength0.60.png); a name
+    that two files would share numbered in command-line order (toon_00-strength0.60-2.png, …)."""
+    wanted = [(face, look, str((Path(args.out) if args.out else path.parent) / rerender_file(
+        face, None if look[0] == DEFAULT_STYLE else look[0], look[1])[:-4]))
+        for path, latents in loaded for face in range(len(latents)) for look in plan]
+    names = distinct_names([name for _, _, name in wanted])
+    targets = [(face, look, Path(name + ".png")) for (face, look, _), name in zip(wanted, names)]
+    per_file, first = [], 0
+    for _, latents in loaded:
+        count = len(latents) * len(plan)
+        per_file.append(targets[first: first + count])
+        first += count
+    return per_file
 
 
 def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
@@ -294,11 +283,11 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     loaded = []
     for path in readable_files(args.latents, batch):
         try:
-            loaded.append((path, read_latents(path)))
+            loaded.append((path, parse_latents(path.read_bytes()).astype(np.float32)))
         except ValueError as exc:
             batch.fail(str(path), str(exc))
-    targets = render_targets([path for path, _ in loaded], args, plan)
-    refuse_existing([target for per_file in targets for target in per_file], args.overwrite)
+    targets = render_targets(loaded, args, plan)
+    refuse_existing([target for per_file in targets for _, _, target in per_file], args.overwrite)
     writable = [(path, latents, per_file) for (path, latents), per_file in zip(loaded, targets)
                 if args.out or _writable_beside(path, batch)]
     if not writable:
@@ -310,7 +299,8 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
         if latents.shape[1] != toonify.num_ws:
             batch.fail(str(path), "has %d latent rows; these models take %d" % (latents.shape[1], toonify.num_ws))
             continue
-        rendered = [_render_style(toonify, latents, path, target, look) for target, look in zip(per_file, plan)
+        rendered = [_render_style(toonify, latents[face: face + 1], path, target, look)
+                    for face, look, target in per_file
                     if args.style != ALL_STYLES or look[0] in toonify.styles.names]  # all: the styles that loaded
         if all(rendered):
             batch.done += 1
@@ -520,8 +510,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     toon.add_argument("photos", nargs="+", metavar="PHOTO", help="JPEG, PNG, WebP or HEIC photos")
     toon.add_argument("--out", default="toonify-results",
                       help="output folder; each photo gets a subfolder named after it (a name repeated on the command "
-                           "line: NAME, NAME-2, NAME-3, … in order) with per-face toon, reconstruction, aligned crop "
-                           "and latents, the pasted photo and result.json")
+                           "line: NAME, NAME-2, NAME-3, … in order) holding the files of an API job: per face "
+                           "toon_NN.png, reconstruction_NN.png, aligned_NN.png; paste.png, latents.npy, faces.json, "
+                           "photo.bin; and result.json")
     toon.add_argument("--face", default="largest", help="largest, all, or a face index (0 = the largest)")
     toon.add_argument("--steps", type=int, default=settings.default_steps,
                       help="projection steps; more is closer to the photo (TOONIFY_DEFAULT_STEPS)")
@@ -537,16 +528,18 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
     render = command("render", "re-render saved latents at another toon strength or in other styles (seconds, no "
                                "projection)")
-    render.add_argument("latents", nargs="+", metavar="LATENTS.npy", help="face latents written by toonify")
+    render.add_argument("latents", nargs="+", metavar="LATENTS.npy",
+                        help="latents.npy written by toonify (every face), or one face's (the API's kind=latents "
+                             "download)")
     render.add_argument("--strength", type=float, default=None,
                         help="1.0 = the style's full look, 0.0 = the photo's reconstruction (default: the style's "
                              "default strength, 1.0 unless its NAME.json says otherwise)")
     render.add_argument("--style", default=DEFAULT_STYLE,
                         help="a style of the models folder's styles/ (NAME.pkl), or 'all': one image per style")
     render.add_argument("--out", default=None,
-                        help="output folder (default: beside each latents file); FACE-strengthS.png (other styles: "
-                             "FACE-STYLE-strengthS.png), a name two files share numbered in command-line order: "
-                             "FACE-strengthS-2.png, …")
+                        help="output folder (default: beside each latents file); per face toon_NN-strengthS.png "
+                             "(other styles: STYLE_toon_NN-strengthS.png), a name two files share numbered in "
+                             "command-line order: toon_00-strengthS-2.png, …")
     _add_overwrite_option(render, "replace images already there (otherwise refused before any model loads)")
     _add_model_options(render, settings)
     render.set_defaults(func=cmd_render)

@@ -11,7 +11,9 @@ from typing import Iterator, List, Sequence
 
 from PIL import Image
 
-RESULT_MARKERS = ("result.json", "paste.png")  # what every ``toonify`` result folder holds (both methods)
+from .jobs.results import PASTE
+
+RESULT_MARKERS = ("result.json", PASTE)  # what every ``toonify`` result folder holds (both methods)
 
 
 class UsageError(Exception):

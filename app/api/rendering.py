@@ -31,7 +31,7 @@ from ..encoding import encode_image, media_type
 from ..errors import InvalidOption, ResultNotFound, ResultNotReady, ServerBusy
 from ..faces.repaste import reencode_cost_bytes, reencoded, repaste_cost_bytes, repasted
 from ..jobs.job import LATENTS, PHOTO, Job
-from ..jobs.results import latents_npy
+from ..jobs.results import FACES, PASTE, face_file, latents_npy
 from ..options import OUTPUT_KINDS, RenderOptions, ToonifyOptions
 from ..service import Service
 from ..storage import is_out_of_space, storage_full_from
@@ -61,7 +61,7 @@ RESULT_KINDS = OUTPUT_KINDS + ("latents",)
 def _stored_name(kind: str, face: int) -> str:
     if kind == "latents":
         return LATENTS
-    return "paste.png" if kind == "paste" else "%s_%02d.png" % (kind, face)
+    return PASTE if kind == "paste" else face_file(kind, face)
 
 
 def _check(job: Job, kind: str, face: int) -> str:
@@ -133,7 +133,7 @@ async def face_bytes(on: Renderer, job: Job, kind: str, face: int, look: Look, f
 
 
 def _photo_and_quads(svc: Service, job: Job) -> Tuple[bytes, List[np.ndarray]]:
-    photo_bytes, faces_json = svc.store.read_file(job.id, PHOTO), svc.store.read_file(job.id, "faces.json")
+    photo_bytes, faces_json = svc.store.read_file(job.id, PHOTO), svc.store.read_file(job.id, FACES)
     if photo_bytes is None or faces_json is None:
         raise ResultNotFound("job %s kept no photo to paste onto (expired, or made before photos were "
                                     "kept); send the photo again" % job.id)

@@ -1,8 +1,11 @@
-"""A job's result files (the same names in either store) and reading them back."""
+"""The one result layout: a toonify run's file names and contents, the same whether the service writes them
+into a job's folder (or Redis hash) or ``python -m app toonify`` into its output folder, and the one reader of
+saved latents. The names are the ones stored jobs already hold, so renaming any of them would orphan those."""
 from __future__ import annotations
 
 import io
 import json
+from typing import Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -12,6 +15,20 @@ from ..toonify import Projection, Rendering
 from .job import LATENTS, PHOTO, Job
 from .store import JobStore
 
+PASTE = "paste.png"
+FACES = "faces.json"  # each face's box, landmarks and quad: what pasting at another strength needs
+
+
+def face_file(kind: str, face: int) -> str:
+    """A face's image of one kind (toon, aligned, reconstruction): ``toon_00.png``, ``aligned_01.png``, …"""
+    return "%s_%02d.png" % (kind, face)
+
+
+def rerender_file(face: int, style: Optional[str], strength: float) -> str:
+    """A face's toon re-rendered from its latents, kept beside the result set: ``toon_00-strength0.60.png``;
+    another style's is prefixed with it, as in the API's ``style=all`` ZIP (``ukiyoe_toon_00-strength0.60.png``)."""
+    return "%s%s-strength%.2f.png" % (style + "_" if style else "", face_file("toon", face)[:-4], strength)
+
 
 def npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
@@ -19,20 +36,41 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def write_results(store: JobStore, job_id: str, projection: Projection, rendering: Rendering, photo: bytes) -> None:
-    """Everything a user may download or re-render later, the photo included (pasting toons at another
-    strength needs it; it expires with the rest). Latents go last: their presence marks a result set
-    complete."""
+def result_files(projection: Projection, rendering: Rendering, photo: bytes) -> Iterator[Tuple[str, bytes]]:
+    """(name, contents) of everything a user may download or re-render later, each encoded once, the photo
+    included (pasting toons at another strength needs it). Latents come last: their presence marks a result
+    set complete."""
     for index, (toon, aligned, reconstruction) in enumerate(zip(rendering.toons, projection.aligned,
                                                                 rendering.reconstructions)):
-        store.write_file(job_id, "toon_%02d.png" % index, encode_image(toon))
-        store.write_file(job_id, "aligned_%02d.png" % index, encode_image(aligned))
-        store.write_file(job_id, "reconstruction_%02d.png" % index, encode_image(reconstruction))
-    store.write_file(job_id, "paste.png", encode_image(rendering.pasted))
-    store.write_file(job_id, PHOTO, photo)
+        yield face_file("toon", index), encode_image(toon)
+        yield face_file("aligned", index), encode_image(aligned)
+        yield face_file("reconstruction", index), encode_image(reconstruction)
+    yield PASTE, encode_image(rendering.pasted)
+    yield PHOTO, photo
     faces = [dict(face.to_json(), quad=quad.tolist()) for face, quad in zip(projection.faces, projection.quads)]
-    store.write_file(job_id, "faces.json", json.dumps(faces).encode())
-    store.write_file(job_id, LATENTS, npy_bytes(projection.latents))
+    yield FACES, json.dumps(faces).encode()
+    yield LATENTS, npy_bytes(projection.latents)
+
+
+def write_results(store: JobStore, job_id: str, projection: Projection, rendering: Rendering, photo: bytes) -> None:
+    """A job's result set into its store (it expires with the job)."""
+    for name, data in result_files(projection, rendering, photo):
+        store.write_file(job_id, name, data)
+
+
+def parse_latents(data: bytes) -> np.ndarray:
+    """Saved W+ latents as [faces, num_ws, 512]: a result set's ``latents.npy`` (every face), or one face's
+    [num_ws, 512] (the API's ``kind=latents`` download). ValueError names what is wrong."""
+    try:
+        latents = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ValueError("not a NumPy .npy file (%s)" % exc) from None
+    if latents.ndim == 2:
+        latents = latents[None]
+    if latents.ndim != 3 or latents.shape[0] == 0 or latents.shape[2] != 512:
+        raise ValueError("expected W+ latents of shape [faces, num_ws, 512] or [num_ws, 512]; got %s"
+                         % (list(latents.shape),))
+    return latents
 
 
 def read_latents(store: JobStore, job: Job, face: int) -> np.ndarray:
@@ -40,12 +78,12 @@ def read_latents(store: JobStore, job: Job, face: int) -> np.ndarray:
     data = store.read_file(job.id, LATENTS) if job.status == "succeeded" else None
     if data is None:
         raise ResultNotReady("job %s has no latents (status %s)" % (job.id, job.status))
-    latents = np.load(io.BytesIO(data))
+    latents = parse_latents(data)
     if not 0 <= face < len(latents):
         raise ResultNotFound("job %s has %d face(s); face %d does not exist" % (job.id, len(latents), face))
     return latents[face: face + 1]
 
 
 def latents_npy(store: JobStore, job: Job, face: int) -> bytes:
-    """One face's W+ latents as the CLI saves them (``faceN-latents.npy``): float32 [num_ws, 512]."""
+    """One face's W+ latents as a download: float32 [num_ws, 512] (``render`` of the CLI takes it too)."""
     return npy_bytes(read_latents(store, job, face)[0].astype(np.float32))

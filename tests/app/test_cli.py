@@ -98,13 +98,15 @@ def test_toonify_goes_on_past_bad_photos_and_saves_what_render_continues_from(tm
         for kind in ("toon", "reconstruction", "aligned"):
             assert Image.open(str(folder / face["files"][kind])).size == (64, 64)
     assert Image.open(str(folder / "paste.png")).size == (921, 512)
-    latents = np.load(str(folder / "face1-latents.npy"))
-    assert latents.shape == (10, 512) and latents.dtype == np.float32
+    every = np.load(str(folder / "latents.npy"))
+    assert every.shape == (2, 10, 512) and every.dtype == np.float32
+    latents = every[1]
 
-    rendered = run_cli(["app", "render", str(folder / "face0-latents.npy"), str(folder / "face1-latents.npy"),
-                        "--strength", "0.6", "--engine", engine, "--models", str(tiny_models)])
-    assert rendered.returncode == 0 and "2 of 2 latents file(s) done" in rendered.stdout, rendered.stderr
-    at_06 = np.asarray(Image.open(str(folder / "face1-strength0.60.png")))
+    rendered = run_cli(["app", "render", str(folder / "latents.npy"), "--strength", "0.6", "--engine", engine,
+                        "--models", str(tiny_models)])
+    assert rendered.returncode == 0 and "1 of 1 latents file(s) done" in rendered.stdout, rendered.stderr
+    assert (folder / "toon_00-strength0.60.png").is_file()  # every face of the file, named as the result set's
+    at_06 = np.asarray(Image.open(str(folder / "toon_01-strength0.60.png")))
 
     from app.config import Settings
     from app.toonify import Toonify  # what the service's /jobs/{id}/render calls, here in this process
@@ -112,7 +114,7 @@ def test_toonify_goes_on_past_bad_photos_and_saves_what_render_continues_from(tm
     service = Toonify(Settings(engine=engine, models_dir=tiny_models)).setup()
     np.testing.assert_array_equal(at_06, service.synthesize(latents[None], 0.6)[0])
     at_04 = service.synthesize(latents[None], 0.4)[0]
-    toon = np.asarray(Image.open(str(folder / "face1-toon.png")))  # rendered in a batch of two: ±1 rounding
+    toon = np.asarray(Image.open(str(folder / "toon_01.png")))  # rendered in a batch of two: ±1 rounding
     assert np.abs(at_04.astype(int) - toon).max() <= 1 and (at_04 != toon).mean() <= 0.001
     assert np.abs(at_06.astype(int) - at_04).mean() > 1
 
@@ -124,8 +126,7 @@ def test_toonify_goes_on_past_bad_photos_and_saves_what_render_continues_from(tm
     quads = [np.asarray(face["quad"]) for face in record["faces"]]
     pasted = np.asarray(Image.open(str(folder / "paste.png"))).astype(int)
     assert np.abs(pasted - paste_faces(photo, toons, quads)).mean() < 0.1  # the 0.4 toons are the ones pasted
-    at_10 = [service.synthesize(np.load(str(folder / face["files"]["latents"]))[None], 1.0)[0]
-             for face in record["faces"]]
+    at_10 = [service.synthesize(every[position: position + 1], 1.0)[0] for position in range(len(record["faces"]))]
     assert np.abs(pasted - paste_faces(photo, at_10, quads)).mean() > 0.5
 
 
@@ -182,19 +183,21 @@ def test_same_named_photos_and_latents_get_their_own_results_and_none_is_overwri
     for name, photo, size in (("img", photos[0], (921, 512)), ("img-2", photos[1], (910, 1137))):
         record = json.loads((out / name / "result.json").read_text())
         assert record["photo"] == photo and Image.open(str(out / name / "paste.png")).size == size
-        assert (out / name / "face0-latents.npy").is_file()
+        assert (out / name / "latents.npy").is_file()
 
     again = _probe(["toonify"] + photos + ["--out", str(out), "--steps", "2"] + models)
     assert "%s, %s already there: pass --overwrite to replace" % (out / "img", out / "img-2") in _one_line_error(again)
 
-    latents = [str(out / name / "face0-latents.npy") for name in ("img", "img-2")]
+    latents = [str(out / name / "latents.npy") for name in ("img", "img-2")]
     rendered = run_cli(["app", "render"] + latents + ["--strength", "0.5", "--out", str(tmp_path / "R")] + models)
     assert rendered.returncode == 0 and "2 of 2 latents file(s) done" in rendered.stdout, rendered.stderr
+    assert sorted(p.name for p in (tmp_path / "R").iterdir()) == [  # the largest face of each photo
+        "toon_00-strength0.50-2.png", "toon_00-strength0.50.png"]
     first, second = (np.asarray(Image.open(str(tmp_path / "R" / name)))
-                     for name in ("face0-strength0.50.png", "face0-strength0.50-2.png"))
+                     for name in ("toon_00-strength0.50.png", "toon_00-strength0.50-2.png"))
     assert not np.array_equal(first, second)  # two photos' faces (alike after 2 steps on tiny models), both kept
     again = _probe(["render", latents[0], "--strength", "0.5", "--out", str(tmp_path / "R")] + models)
-    assert "face0-strength0.50.png already there: pass --overwrite" in _one_line_error(again)
+    assert "toon_00-strength0.50.png already there: pass --overwrite" in _one_line_error(again)
 
     # paste reads what toonify wrote: the photo and quads from result.json, its toons or re-rendered faces
     pasted = run_cli(["app", "paste", "--faces", str(out / "img-2"), "--out", str(tmp_path / "p.png")])
@@ -203,7 +206,7 @@ def test_same_named_photos_and_latents_get_their_own_results_and_none_is_overwri
                       for p in (tmp_path / "p.png", out / "img-2" / "paste.png"))
     assert ours.shape == toonifys.shape and np.abs(ours - toonifys).mean() < 0.1
     pasted = run_cli(["app", "paste", photos[1], "--faces", str(out / "img-2" / "result.json"), "--results",
-                      str(tmp_path / "R" / "face0-strength0.50-2.png"), "--out", str(tmp_path / "p.png"),
+                      str(tmp_path / "R" / "toon_00-strength0.50-2.png"), "--out", str(tmp_path / "p.png"),
                       "--overwrite"])
     assert pasted.returncode == 0 and "(replaced)" in pasted.stdout, pasted.stderr
     assert np.abs(np.asarray(Image.open(str(tmp_path / "p.png"))).astype(int) - toonifys).mean() > 0.5
@@ -212,11 +215,11 @@ def test_same_named_photos_and_latents_get_their_own_results_and_none_is_overwri
     assert replaced.returncode == 0 and "(replaced the earlier result)" in replaced.stdout, replaced.stderr
     record = json.loads((out / "img" / "result.json").read_text())
     assert record["photo"] == photos[1] and record["options"]["steps"] == 1
-    assert not (out / "img" / "face1-toon.png").exists()  # replaced whole: nothing left of the two-face result
+    assert not (out / "img" / "toon_01.png").exists()  # replaced whole: nothing left of the two-face result
     assert sorted(p.name for p in out.iterdir()) == ["img", "img-2"]
 
 
-@pytest.mark.parametrize("command", [["toonify", str(PHOTOS / "obama.jpg")], ["render", "face0-latents.npy"],
+@pytest.mark.parametrize("command", [["toonify", str(PHOTOS / "obama.jpg")], ["render", "latents.npy"],
                                      ["align", str(PHOTOS / "obama.jpg")]])
 def test_out_is_checked_before_any_model_loads(tmp_path, tiny_models, command):
     (tmp_path / "file").write_text("not a folder")

@@ -194,7 +194,7 @@ def test_cli_method_fast_writes_the_students_toon(fast_server, engine, tmp_path)
                       "--models", str(models), "--engine", engine])
     assert result.returncode == 0, result.stderr
     assert "fast mode" in result.stdout
-    toon = np.asarray(Image.open(str(tmp_path / "astronaut" / "face0-toon.png")))
+    toon = np.asarray(Image.open(str(tmp_path / "astronaut" / "toon_00.png")))
     photo = decode_image((PHOTOS / "astronaut.png").read_bytes())
     face = FaceDetector(models).usable_faces(photo)[0]
     expected = backend(engine).Student(load_student(models / STUDENT_FILE)).toonify(

@@ -160,10 +160,10 @@ def test_cli_renders_saved_latents_in_a_style_or_all_of_them(server, tmp_path):
     every = run_cli(["app", "render", str(latents), "--style", "all", "--out", str(out)] + models)
     assert every.returncode == 0, every.stderr
     assert "style small refused: the style does not share" in every.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["face0-ada-strength1.00.png", "face0-blended-strength0.80.png",
-                                                     "face0-plain-strength1.00.png", "face0-strength1.00.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["ada_toon_00-strength1.00.png", "blended_toon_00-strength0.80.png",
+                                                     "plain_toon_00-strength1.00.png", "toon_00-strength1.00.png"]
     again = run_cli(["app", "render", str(latents), "--style", "plain", "--out", str(out)] + models)
-    assert again.returncode != 0 and "face0-plain-strength1.00.png" in again.stderr
+    assert again.returncode != 0 and "plain_toon_00-strength1.00.png" in again.stderr
     refused = run_cli(["app", "render", str(latents), "--style", "small", "--out", str(out)] + models)
     assert refused.returncode == 1 and "refused" in refused.stderr
 
