@@ -7,10 +7,8 @@ import hashlib
 import hmac
 import io
 import json
-import threading
 import time
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List
 
 import numpy as np
@@ -20,6 +18,7 @@ from PIL import Image
 from app.api.eta import StepClock
 from app.api.webhooks import WebhookRefused, check_url
 from app.jobs.job import Job
+from tests.app.receiver import Receiver
 from tests.app.server import Server, wait_for
 from tests.conftest import PHOTOS
 
@@ -163,37 +162,6 @@ def test_config_says_defaults_limits_and_test_models(server):
     assert config["defaults"]["steps"] == 20 and config["limits"]["max_steps"] == 2000
     assert config["test_models"] is True and "TEST models" in config["test_models_warning"]
     assert config["auth"] is True and config["webhooks"] is True
-
-
-class Receiver:
-    """A loopback webhook receiver: records each delivery; answers ``fail_first`` times with 500 first."""
-
-    def __init__(self, fail_first: int = 0) -> None:
-        self.calls: List[Dict] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.calls.append({"at": time.monotonic(), "headers": dict(self.headers), "body": body})
-                self.send_response(500 if len(receiver.calls) <= fail_first else 200)
-                self.end_headers()
-
-            def log_message(self, *_args) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d/hook" % self.http.server_address[1]
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-
-    def events(self) -> List[str]:
-        return [json.loads(call["body"])["event"] for call in self.calls]
-
-    def wait(self, count: int, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while len(self.calls) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(self.calls) >= count, self.calls
 
 
 def test_webhooks_are_signed_rate_limited_and_retried_with_backoff(alice):

@@ -18,9 +18,9 @@ from PIL import Image
 from app.jobs.previews import PREVIEW_SHARE, JobPreviews, PreviewClock, preview_file
 from app.jobs.sqlite_store import SCHEMA, SqliteJobStore
 from stylegan2.projection import StepInfo
+from tests.app.receiver import Receiver
 from tests.app.scale import Cluster
 from tests.app.server import Server, wait_for
-from tests.app.test_api_contract import Receiver
 from tests.conftest import PHOTOS
 
 KEY = "preview-key-0123456789"

@@ -9,11 +9,11 @@ import select
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import pytest
 
+from tests.app.receiver import Receiver
 from tests.app.server import Server, wait_for
 from tests.conftest import PHOTOS
 
@@ -38,39 +38,6 @@ def server(engine, tiny_models, tmp_path_factory):
 def client(server):
     with server.client() as http:
         yield http
-
-
-class Receiver:
-    """Answers 200 to every POST; records when each arrived (wall clock, as the job's finished_at)."""
-
-    def __init__(self) -> None:
-        self.calls: List[Dict] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.calls.append({"at": time.time(), "body": json.loads(body)})
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *_args) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d/hook" % self.http.server_address[1]
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-
-    def wait(self, count: int, timeout_s: float = 60) -> List[Dict]:
-        deadline = time.monotonic() + timeout_s
-        while len(self.calls) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert len(self.calls) >= count, self.calls
-        return self.calls
-
-    def close(self) -> None:
-        self.http.shutdown()
-        self.http.server_close()
 
 
 class Hostile:
@@ -153,9 +120,10 @@ def test_slow_receivers_delay_no_other_job_and_a_trickle_is_cut_at_10_s(client):
             "steps": "2", "seed": "52", "webhook": good.url, "webhook_events_filter": "completed"}).json()
         finished = wait_for(client, job["id"])
         call = good.wait(1, timeout_s=30)[0]
+        payload = json.loads(call["body"])
         held = sum(bad.open_count() for bad in silent + [trickle])
-        assert call["body"]["event"] == "completed" and call["body"]["job"]["id"] == job["id"]
-        delay = call["at"] - finished["finished_at"]
+        assert payload["event"] == "completed" and payload["job"]["id"] == job["id"]
+        delay = call["wall"] - finished["finished_at"]
         assert delay < FINISH_TO_CALL_S, "the completed call came %.1f s after the job finished" % delay
         assert held == 5, "the hostile receivers were let go before the job finished: the test proves nothing"
 
@@ -177,13 +145,15 @@ def test_a_cache_hit_with_its_own_webhook_gets_completed(client):
         assert hit["id"] == job["id"]  # the same job answers both creates
         wait_for(client, job["id"])
         for receiver in (first, second):
-            calls = receiver.wait(1, timeout_s=30)
-            assert calls[0]["body"]["event"] == "completed" and calls[0]["body"]["job"]["id"] == job["id"]
+            receiver.wait(1, timeout_s=30)
+            payload = receiver.payloads()[0]
+            assert payload["event"] == "completed" and payload["job"]["id"] == job["id"]
 
         after = client.post("/toonify?async=1", files=_photo(), data=dict(options, webhook=late.url))
         assert after.status_code == 200 and after.json()["id"] == job["id"]  # finished already: completed at once
-        call = late.wait(1, timeout_s=30)[0]
-        assert call["body"]["event"] == "completed" and call["body"]["job"]["status"] == "succeeded"
+        late.wait(1, timeout_s=30)
+        payload = late.payloads()[0]
+        assert payload["event"] == "completed" and payload["job"]["status"] == "succeeded"
         time.sleep(1.0)
         assert [len(r.calls) for r in (first, second, late)] == [1, 1, 1]  # each create its one call
     finally:
