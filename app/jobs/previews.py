@@ -105,7 +105,11 @@ class JobPreviews:
     """One job's live previews: rendered from the batch's latents when the clock says so, then stored with the
     job. A preview that fails is logged and ends the job's previews, never the job."""
 
-    last_cost_s: Optional[float] = None  # what this process's last preview took: a job's first one keeps its share
+    # The least a preview took in this process, its first one aside: a job's first preview keeps its share. The
+    # process's first preview builds graphs and kernels (seconds, once), and one may be slowed by load: remembered,
+    # either would push every later job's previews past its end.
+    last_cost_s: Optional[float] = None
+    warmed_up = False
 
     def __init__(self, store: JobStore, job_id: str, every_s: float, strength: float, synthesize: Synthesize,
                  clock: Callable[[], float] = time.perf_counter) -> None:
@@ -118,7 +122,11 @@ class JobPreviews:
             return
         try:
             self.clock.timed(lambda: self._publish(first_face, info))
-            JobPreviews.last_cost_s = self.clock.cost_s
+            if not JobPreviews.warmed_up:  # the warm-up: its cost says nothing of the next preview's
+                JobPreviews.warmed_up, self.clock.cost_s = True, None
+            else:
+                cost, least = self.clock.cost_s, JobPreviews.last_cost_s
+                JobPreviews.last_cost_s = cost if least is None or cost is None else min(least, cost)
         except Exception:
             log.exception("job %s: a live preview failed; the job goes on without previews", self.job_id)
             self.clock = None

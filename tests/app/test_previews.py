@@ -288,3 +288,32 @@ def test_a_job_table_from_before_previews_gets_the_column(tmp_path):
                    "VALUES ('old', 'succeeded', '{}', 'k', 1.0, 1.0)")
     store = SqliteJobStore(tmp_path)
     assert store.get("old").status == "succeeded" and store.get("old").preview is None
+
+
+def test_the_first_previews_warm_up_and_a_slow_one_do_not_space_out_later_jobs(tmp_path, monkeypatch):
+    monkeypatch.setattr(JobPreviews, "last_cost_s", None)
+    monkeypatch.setattr(JobPreviews, "warmed_up", False)
+    store, clock = SqliteJobStore(tmp_path), _Clock()
+    # seconds per synthesis, two a preview: the process's first preview (3 s) builds graphs; the third (2 s) is slowed
+    costs = iter([1.5, 1.5, 0.005, 0.005, 1.0, 1.0] + [0.005] * 1000)
+
+    def synthesize(latents, strength):
+        clock.now += next(costs)
+        return np.full((1, 64, 64, 3), 200, np.uint8)
+
+    def project(job_id: str) -> int:
+        store.reserve(job_id, 4)
+        store.create(job_id, {}, job_id, [], b"photo")
+        store.claim_next("w")
+        previews, steps = JobPreviews(store, job_id, 0.01, 1.0, synthesize, clock), []
+        for step in range(1, 301):  # 3 s of 10 ms steps: 0.01 / 4 % = a preview every 0.25 s at most
+            clock.now += 0.01
+            previews.after_step(0, StepInfo(step, 300, [0.1], latents=lambda: np.zeros((1, 4, 512), np.float32)))
+            steps.append(store.get(job_id).preview["step"] if store.get(job_id).preview else 0)
+        store.finish(job_id, "succeeded")
+        return len(set(steps) - {0})
+
+    first = project("a")
+    assert first >= 2  # after the 3 s warm-up the next comes 0.25 s on, not 75 s
+    assert JobPreviews.last_cost_s == pytest.approx(0.01)  # the slow 2 s one is not what the process remembers
+    assert project("b") >= 5
