@@ -8,7 +8,9 @@ Each hop's host is resolved once, checked, and the connection goes to the checke
 verifies the certificate against the host name): a second lookup cannot answer differently (DNS rebinding).
 Redirects are followed up to MAX_REDIRECTS times, each one checked again. Everything runs on the event loop
 with asyncio streams and h11 (uvicorn's HTTP/1.1 parser, sans-I/O), so a slow remote costs no thread and
-never blocks the loop; only the DNS lookup runs in a worker thread.
+never blocks the loop; only the DNS lookup runs in a thread, one of DNS_LOOKUPS_AT_ONCE of its own: a lookup
+that hangs keeps its thread until the resolver gives up, long after the 504, so past that many at once a fetch
+is a 503 (never the shared threads every route uses).
 
 Answers: 422 for a URL the server will not fetch, 413 for a photo over the upload limit, 502 when the remote
 cannot be reached or answers anything but the photo, 504 when it is too slow."""
@@ -16,13 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional, Tuple
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 import h11
 from fastapi.concurrency import run_in_threadpool
 
-from ..errors import ImageURLFailed, ImageURLTimedOut, InvalidOption, UploadTooLarge
+from ..errors import ImageURLFailed, ImageURLTimedOut, InvalidOption, ServerBusy, UploadTooLarge
 from .addresses import Address, AddressRefused, checked_addresses, open_checked, target_and_host
 from .inflight import BodyCharge
 
@@ -32,6 +36,10 @@ READ_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 16 * 1024  # the status line and headers of one answer
 REDIRECTS = (301, 302, 303, 307, 308)
 FIELD = "image_url"
+DNS_LOOKUPS_AT_ONCE = 8
+DNS_RETRY_S = 10
+_DNS_THREADS = ThreadPoolExecutor(DNS_LOOKUPS_AT_ONCE, thread_name_prefix="toonify-fetch-dns")
+_DNS_SLOTS = threading.BoundedSemaphore(DNS_LOOKUPS_AT_ONCE)  # held until the lookup ends, not the request
 
 
 def check_image_url(url: str) -> None:
@@ -49,6 +57,20 @@ def _target_and_host(parts: SplitResult) -> Tuple[bytes, bytes]:
         return target_and_host(parts)
     except UnicodeError:
         raise InvalidOption("%s: the host name %r is not valid" % (FIELD, parts.hostname)) from None
+
+
+async def _looked_up(url: str, allow_private: bool) -> List[Address]:
+    """checked_addresses in one of the fetches' own DNS threads, or a 503 when they are all busy."""
+    if not _DNS_SLOTS.acquire(blocking=False):
+        raise ServerBusy("%s: the server is looking up %d photo hosts already; try again in %d s, or upload the "
+                         "file" % (FIELD, DNS_LOOKUPS_AT_ONCE, DNS_RETRY_S), retry_after_s=DNS_RETRY_S)
+    try:
+        lookup = _DNS_THREADS.submit(checked_addresses, url, allow_private, FIELD)
+    except BaseException:
+        _DNS_SLOTS.release()
+        raise
+    lookup.add_done_callback(lambda _: _DNS_SLOTS.release())
+    return await asyncio.wrap_future(lookup)
 
 
 class _Fetch:
@@ -71,7 +93,7 @@ class _Fetch:
     async def follow(self, url: str) -> bytes:
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                addresses = await run_in_threadpool(checked_addresses, url, self.allow_private, FIELD)
+                addresses = await _looked_up(url, self.allow_private)
             except AddressRefused as exc:
                 raise InvalidOption(str(exc)) from None
             parts = urlsplit(url)

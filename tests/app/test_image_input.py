@@ -5,6 +5,7 @@ TOONIFY_FETCH_ALLOW_PRIVATE; a remote that trickles is cut at TOONIFY_FETCH_TIME
 at about TOONIFY_MAX_UPLOAD_BYTES; bad JSON and bad data URLs get 4xx answers that say what to do."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -19,9 +20,9 @@ from PIL import Image
 
 from app.api.addresses import AddressRefused, checked_addresses
 from app.api.json_body import cut_payload, data_url_bytes, json_body_bytes, json_request
-from app.api.remote_image import check_image_url
+from app.api.remote_image import _DNS_SLOTS, DNS_LOOKUPS_AT_ONCE, check_image_url, fetch_image
 from app.config import Settings
-from app.errors import BadRequest, InvalidOption, UnsupportedImage, UploadTooLarge
+from app.errors import BadRequest, InvalidOption, ServerBusy, UnsupportedImage, UploadTooLarge
 from tests.app.server import Server, wait_for
 from tests.conftest import PHOTOS
 
@@ -377,3 +378,25 @@ def test_the_url_guard_names_the_field_and_the_problem(url, words):
 def test_allowing_private_addresses_returns_the_checked_address():
     assert [str(a) for a in checked_addresses("http://127.0.0.1:8/a.jpg", allow_private=True, field="image_url")] \
         == ["127.0.0.1"]
+
+
+def test_photo_host_lookups_have_their_own_bounded_threads(host):
+    """A lookup that hangs keeps its thread until the resolver gives up: past DNS_LOOKUPS_AT_ONCE of them a fetch
+    is a 503 at once, and the threads every other route uses are never taken."""
+    url = host.url + "/photo"
+    held = 0
+    try:
+        while _DNS_SLOTS.acquire(blocking=False):  # as hung lookups would hold them
+            held += 1
+        assert held == DNS_LOOKUPS_AT_ONCE
+        with pytest.raises(ServerBusy, match="looking up %d photo hosts" % DNS_LOOKUPS_AT_ONCE) as busy:
+            asyncio.run(fetch_image(url, 10_000_000, 30, allow_private=True))
+        assert busy.value.retry_after_s
+    finally:
+        for _ in range(held):
+            _DNS_SLOTS.release()
+    assert asyncio.run(fetch_image(url, 10_000_000, 30, allow_private=True)) == PHOTO.read_bytes()
+    taken = [_DNS_SLOTS.acquire(blocking=False) for _ in range(DNS_LOOKUPS_AT_ONCE)]  # a finished lookup gave its back
+    for _ in taken:
+        _DNS_SLOTS.release()
+    assert all(taken)
