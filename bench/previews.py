@@ -20,7 +20,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from app.jobs.previews import JobPreviews
+from app.jobs.previews import JobPreviews, PreviewPace
 from app.jobs.sqlite_store import SqliteJobStore
 from bench.common import report
 from bench.projection import models
@@ -29,10 +29,10 @@ from stylegan2.projection import ProjectorConfig, StepInfo
 from stylegan2.toonifier import Toonifier
 
 
-def _projection(toonifier: Toonifier, store: SqliteJobStore, job_id: str, steps: int, every_s: float
+def _projection(toonifier: Toonifier, store: SqliteJobStore, job_id: str, steps: int, pace: PreviewPace
                 ) -> Tuple[float, int, float]:
     """(wall seconds per step, previews rendered, their time over the steps' time) of one projection of a random
-    face."""
+    face; ``pace``: previews on or off, and what this bench's worker remembers of them, as a worker context."""
     res = toonifier.resolution
     target = np.random.RandomState(0).randint(0, 256, (1, res, res, 3)).astype(np.uint8)
     store.reserve(job_id, 1000)
@@ -44,7 +44,7 @@ def _projection(toonifier: Toonifier, store: SqliteJobStore, job_id: str, steps:
         syntheses.append(strength)
         return toonifier.synthesize(latents, strength)
 
-    previews = JobPreviews(store, job_id, every_s, 1.0, synthesize)
+    previews = JobPreviews(store, job_id, pace, 1.0, synthesize)
     in_previews = []
 
     def on_step(info: StepInfo) -> None:
@@ -73,23 +73,24 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "models").mkdir()
             toonifier = Toonifier(args.engine, models(size, Path(tmp) / "models"))
-            store = SqliteJobStore(Path(tmp) / "data")
-            _projection(toonifier, store, "warm-up", 2, 0.0)  # builds the projector, warms the synthesis
+            store, on = SqliteJobStore(Path(tmp) / "data"), PreviewPace(0.0)  # one worker's memory of costs
+            _projection(toonifier, store, "warm-up", 2, on)  # builds the projector, warms the synthesis
             for every_s in args.every_s:
-                rows.append(_compare(args, size, toonifier, store, every_s))
+                on.every_s = every_s
+                rows.append(_compare(args, size, toonifier, store, on))
     report("previews-%s" % args.engine, rows, ["engine", "size", "steps", "every_s", "off_step_s", "on_step_s",
                                                 "overhead_pct", "share_pct", "previews", "rounds"])
 
 
-def _compare(args: argparse.Namespace, size: str, toonifier: Toonifier, store: SqliteJobStore, every_s: float
+def _compare(args: argparse.Namespace, size: str, toonifier: Toonifier, store: SqliteJobStore, on: PreviewPace
              ) -> Dict[str, object]:
-    engine, steps, rounds = args.engine, args.steps, args.rounds
+    engine, steps, rounds, every_s = args.engine, args.steps, args.rounds, on.every_s
     times: Dict[str, List[float]] = {"off": [], "on": []}
     counts, shares = [], []
     for index in range(rounds):
         for mode in ("off", "on") if index % 2 == 0 else ("on", "off"):
             step_s, count, share = _projection(toonifier, store, "%s-%s-%d" % (mode, every_s, index), steps,
-                                              every_s if mode == "on" else 0.0)
+                                              on if mode == "on" else PreviewPace(0.0))
             times[mode].append(step_s)
             if mode == "on":
                 counts.append(count)

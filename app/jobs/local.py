@@ -12,6 +12,7 @@ from ..metrics import Metrics
 from ..storage import free_bytes, is_out_of_space
 from ..toonify import Toonify
 from .job import Job
+from .previews import PreviewPace
 from .runner import WorkerContext, run_job
 from .sqlite_store import SqliteJobStore
 
@@ -25,7 +26,8 @@ class LocalWorker(threading.Thread):
     def __init__(self, store: SqliteJobStore, toonify: Toonify, metrics: Metrics, min_free_bytes: int = 0) -> None:
         """Jobs wait until ``toonify`` is set up (the service loads it in the background)."""
         super().__init__(name="toonify-worker", daemon=True)
-        self.context = WorkerContext(store, toonify, metrics, "%s-local" % socket.gethostname())
+        self.context = WorkerContext(store, toonify, metrics, "%s-local" % socket.gethostname(),
+                                     PreviewPace(toonify.settings.preview_every_s))
         self.min_free_bytes = min_free_bytes
         self.wake = threading.Event()
         self.stopping = threading.Event()

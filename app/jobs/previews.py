@@ -101,20 +101,37 @@ class PreviewClock:
         self.cost_s = self._since - started
 
 
+class PreviewPace:
+    """How often one worker previews: every ``every_s`` seconds of projection (0: never), and what it remembers
+    of its previews across jobs, the least a preview took, its first one aside (a job's first preview keeps its
+    share). The worker's first preview builds graphs and kernels (seconds, once), and one may be slowed by load:
+    remembered, either would push every later job's previews past its end. Each worker context holds its own
+    (app.jobs.runner.WorkerContext)."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self.last_cost_s: Optional[float] = None
+        self.warmed_up = False
+
+    def remember(self, cost_s: Optional[float]) -> bool:
+        """Keep a preview's cost; False for the warm-up, whose cost says nothing of the next preview's."""
+        if not self.warmed_up:
+            self.warmed_up = True
+            return False
+        least = self.last_cost_s
+        self.last_cost_s = cost_s if least is None or cost_s is None else min(least, cost_s)
+        return True
+
+
 class JobPreviews:
     """One job's live previews: rendered from the batch's latents when the clock says so, then stored with the
     job. A preview that fails is logged and ends the job's previews, never the job."""
 
-    # The least a preview took in this process, its first one aside: a job's first preview keeps its share. The
-    # process's first preview builds graphs and kernels (seconds, once), and one may be slowed by load: remembered,
-    # either would push every later job's previews past its end.
-    last_cost_s: Optional[float] = None
-    warmed_up = False
-
-    def __init__(self, store: JobStore, job_id: str, every_s: float, strength: float, synthesize: Synthesize,
+    def __init__(self, store: JobStore, job_id: str, pace: PreviewPace, strength: float, synthesize: Synthesize,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.store, self.job_id, self.strength, self.synthesize = store, job_id, strength, synthesize
-        self.clock = PreviewClock(every_s, clock, JobPreviews.last_cost_s) if every_s > 0 else None
+        self.pace = pace
+        self.clock = PreviewClock(pace.every_s, clock, pace.last_cost_s) if pace.every_s > 0 else None
         self.faces: Set[int] = set()
 
     def after_step(self, first_face: int, info: StepInfo) -> None:
@@ -122,11 +139,8 @@ class JobPreviews:
             return
         try:
             self.clock.timed(lambda: self._publish(first_face, info))
-            if not JobPreviews.warmed_up:  # the warm-up: its cost says nothing of the next preview's
-                JobPreviews.warmed_up, self.clock.cost_s = True, None
-            else:
-                cost, least = self.clock.cost_s, JobPreviews.last_cost_s
-                JobPreviews.last_cost_s = cost if least is None or cost is None else min(least, cost)
+            if not self.pace.remember(self.clock.cost_s):
+                self.clock.cost_s = None
         except Exception:
             log.exception("job %s: a live preview failed; the job goes on without previews", self.job_id)
             self.clock = None

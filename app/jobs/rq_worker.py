@@ -26,6 +26,7 @@ from ..config import Settings
 from ..errors import JobTimedOut
 from ..metrics import Metrics
 from ..toonify import Toonify
+from .previews import PreviewPace
 from .redis_store import JOBS_QUEUE, RENDER_QUEUE, WORKERS, RedisJobStore
 from .rq_tasks import install
 from .runner import WorkerContext
@@ -114,7 +115,7 @@ def run_worker(settings: Settings, name: str, burst: bool = False, metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, registry=metrics.registry)
-    install(WorkerContext(store, toonify, metrics, name))
+    install(WorkerContext(store, toonify, metrics, name, PreviewPace(settings.preview_every_s)))
     ttl_s = max(4, settings.worker_ttl_s)
     presence = Presence(redis, name, {"engine": toonify.engine, "tiny": toonify.tiny, "models": toonify.model_files,
                                       "resolution": toonify.resolution, "host": socket.gethostname(),

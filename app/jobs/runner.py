@@ -18,7 +18,7 @@ from ..storage import is_out_of_space, storage_full_from
 from ..styles import stored_style
 from ..toonify import Progress, ProjectionCancelled, Toonify
 from .job import UPLOAD, Job
-from .previews import JobPreviews
+from .previews import JobPreviews, PreviewPace
 from .results import write_results
 from .store import JobStore
 
@@ -31,12 +31,14 @@ StoreT = TypeVar("StoreT", bound=JobStore)
 @dataclass(frozen=True)
 class WorkerContext(Generic[StoreT]):
     """What a worker holds for every job it runs: its store (the protocol, or a store's own class where the
-    worker takes jobs in that store's own way), its loaded Toonify, its metrics, its name."""
+    worker takes jobs in that store's own way), its loaded Toonify, its metrics, its name, and its previews' pace
+    (what it remembers of their costs from one job to the next)."""
 
     store: StoreT
     toonify: Toonify
     metrics: Metrics
     name: str
+    previews: PreviewPace
 
 
 class _JobProgress(Progress):
@@ -99,7 +101,7 @@ def run_job(job: Job, worker: WorkerContext[JobStore], should_stop: Optional[Cal
             raise FileNotFoundError(UPLOAD)
         known = [Face.from_json(face) for face in job.faces] or None
         style = stored_style(options.render_options.model_dump())
-        previews = JobPreviews(store, job.id, toonify.settings.preview_every_s, options.render_options.strength,
+        previews = JobPreviews(store, job.id, worker.previews, options.render_options.strength,
                                lambda latents, strength: toonify.synthesize(latents, strength, style))
         progress = _JobProgress(store, job.id, worker.metrics, previews)
         projection = toonify.project(upload, options.projection_options, progress, cancelled, known)

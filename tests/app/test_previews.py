@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.jobs.previews import PREVIEW_SHARE, JobPreviews, PreviewClock, preview_file
+from app.jobs.previews import PREVIEW_SHARE, JobPreviews, PreviewClock, PreviewPace, preview_file
 from app.jobs.sqlite_store import SCHEMA, SqliteJobStore
 from stylegan2.projection import StepInfo
 from tests.app.receiver import Receiver
@@ -250,7 +250,7 @@ def test_a_failing_preview_ends_the_previews_not_the_job(tmp_path):
         raise RuntimeError("the device is busy")
 
     clock = _Clock()
-    previews = JobPreviews(store, "j", 1.0, 0.5, synthesize, clock)
+    previews = JobPreviews(store, "j", PreviewPace(1.0), 0.5, synthesize, clock)
     info = StepInfo(1, 10, [0.1], latents=lambda: np.zeros((1, 4, 512), np.float32))
     for _ in range(500):  # 5 s of 10 ms steps: the first preview fails (and is logged), no other is tried
         clock.now += 0.01
@@ -265,7 +265,7 @@ def test_previews_are_stored_with_the_job_and_cleared_for_a_new_run(tmp_path):
     store.claim_next("w")
     clock = _Clock()
     faces = np.full((2, 64, 64, 3), 200, np.uint8)
-    previews = JobPreviews(store, "j", 1.0, 1.0, lambda latents, strength: faces, clock)
+    previews = JobPreviews(store, "j", PreviewPace(1.0), 1.0, lambda latents, strength: faces, clock)
     for step in range(1, 151):  # 10 ms steps: one preview after 1 s
         clock.now += 0.01
         previews.after_step(0, StepInfo(step, 150, [0.1, 0.2], latents=lambda: np.zeros((2, 4, 512), np.float32)))
@@ -290,10 +290,8 @@ def test_a_job_table_from_before_previews_gets_the_column(tmp_path):
     assert store.get("old").status == "succeeded" and store.get("old").preview is None
 
 
-def test_the_first_previews_warm_up_and_a_slow_one_do_not_space_out_later_jobs(tmp_path, monkeypatch):
-    monkeypatch.setattr(JobPreviews, "last_cost_s", None)
-    monkeypatch.setattr(JobPreviews, "warmed_up", False)
-    store, clock = SqliteJobStore(tmp_path), _Clock()
+def test_the_first_previews_warm_up_and_a_slow_one_do_not_space_out_later_jobs(tmp_path):
+    store, clock, pace = SqliteJobStore(tmp_path), _Clock(), PreviewPace(0.01)  # one worker's, across its jobs
     # seconds per synthesis, two a preview: the process's first preview (3 s) builds graphs; the third (2 s) is slowed
     costs = iter([1.5, 1.5, 0.005, 0.005, 1.0, 1.0] + [0.005] * 1000)
 
@@ -305,7 +303,7 @@ def test_the_first_previews_warm_up_and_a_slow_one_do_not_space_out_later_jobs(t
         store.reserve(job_id, 4)
         store.create(job_id, {}, job_id, [], b"photo")
         store.claim_next("w")
-        previews, steps = JobPreviews(store, job_id, 0.01, 1.0, synthesize, clock), []
+        previews, steps = JobPreviews(store, job_id, pace, 1.0, synthesize, clock), []
         for step in range(1, 301):  # 3 s of 10 ms steps: 0.01 / 4 % = a preview every 0.25 s at most
             clock.now += 0.01
             previews.after_step(0, StepInfo(step, 300, [0.1], latents=lambda: np.zeros((1, 4, 512), np.float32)))
@@ -315,5 +313,5 @@ def test_the_first_previews_warm_up_and_a_slow_one_do_not_space_out_later_jobs(t
 
     first = project("a")
     assert first >= 2  # after the 3 s warm-up the next comes 0.25 s on, not 75 s
-    assert JobPreviews.last_cost_s == pytest.approx(0.01)  # the slow 2 s one is not what the process remembers
+    assert pace.last_cost_s == pytest.approx(0.01)  # the slow 2 s one is not what the worker remembers
     assert project("b") >= 5
