@@ -277,7 +277,7 @@ class Toonify:
                keep_photo: bool = True) -> Rendering:
         """The toons in ``options.style`` (the default one for 'all': a job stores one set of images) at
         ``options.strength``, the reconstructions, and the photo with the toons pasted back. (``output`` and
-        ``format`` choose among and encode these images; app.api.rendering, app.cli.) ``keep_photo=False``:
+        ``format`` choose among and encode these images; app.rendering, app.cli.) ``keep_photo=False``:
         paste onto the projection's photo itself, for a caller that needs the photo no more (a job): one
         full-size copy of it fewer."""
         stages = _Stages(progress)

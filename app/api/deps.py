@@ -11,13 +11,13 @@ from typing_extensions import Annotated
 
 from ..errors import NotFound
 from ..jobs.job import Job
+from ..rendering import Renderer
 from ..service import Service
 from .auth import NO_OWNER, Auth
 from .budget import MemoryBudget
 from .fast import FastService
 from .jobindex import RedisJobIndex, SqliteJobIndex
 from .middleware import OWNER_SCOPE_KEY
-from .rendering import Renderer
 from .streams import JobWatcher
 from .views import job_owner, job_view
 

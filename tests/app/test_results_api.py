@@ -388,19 +388,19 @@ def test_an_archive_that_does_not_fit_in_tmpdir_is_507(engine, tiny_models, tmp_
 def test_archives_at_once_are_bounded_and_a_dropped_one_gives_its_slot_back():
     import gc
 
-    from app.api.rendering import ARCHIVES_AT_ONCE, _SpooledZip
     from app.errors import ServerBusy
+    from app.rendering import ARCHIVES_AT_ONCE, SpooledZip
 
-    held = [_SpooledZip(0.0) for _ in range(ARCHIVES_AT_ONCE)]
+    held = [SpooledZip(0.0) for _ in range(ARCHIVES_AT_ONCE)]
     with pytest.raises(ServerBusy, match="archives already") as busy:
-        _SpooledZip(0.0)
+        SpooledZip(0.0)
     assert busy.value.retry_after_s
     held.pop().close()  # streamed to the end
-    held.append(_SpooledZip(0.0))
+    held.append(SpooledZip(0.0))
     held.pop()  # a response that was never streamed (the client left first) is dropped
     gc.collect()
-    held.append(_SpooledZip(0.0))
+    held.append(SpooledZip(0.0))
     for spool in held:
         spool.close()
         spool.close()  # at most once
-    assert [_SpooledZip(0.0).close() for _ in range(ARCHIVES_AT_ONCE + 1)]
+    assert [SpooledZip(0.0).close() for _ in range(ARCHIVES_AT_ONCE + 1)]
