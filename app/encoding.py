@@ -7,6 +7,7 @@ import numpy as np
 from PIL import Image
 
 ENCODINGS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
+_EXTENSIONS = {"jpeg": "jpg"}  # image formats whose usual extension is not their name
 
 
 def encode_image(rgb: np.ndarray, fmt: str = "png", quality: int = 92) -> bytes:
@@ -29,3 +30,8 @@ def encode_pil(image: Image.Image, fmt: str = "png", quality: int = 92) -> bytes
 
 def media_type(fmt: str) -> str:
     return ENCODINGS[fmt][1]
+
+
+def extension(fmt: str) -> str:
+    """The file extension of an image format (png, jpeg, webp) or a file type (zip, npy)."""
+    return _EXTENSIONS.get(fmt, fmt)

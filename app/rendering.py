@@ -7,7 +7,7 @@ wraps them in responses.
 image per face (``toon_00.png``, ``toon_01.png``, …). ``style=all`` gives every style's images, each name
 prefixed with its style (``cartoon_toon_00.png``, ``ukiyoe_toon_00.png``, …, ``cartoon_paste.png``). A job's
 archive is every result of it in one ZIP, written member by member to a temporary file to be streamed from it.
-Work on a full-size photo (a re-paste, a re-encode) holds its cost from the decode budget (app.api.budget)."""
+Work on a full-size photo (a re-paste, a re-encode) holds its cost from the decode budget (app.budget)."""
 from __future__ import annotations
 
 import io
@@ -24,9 +24,8 @@ from typing import IO, AsyncIterator, Iterator, List, NamedTuple, Optional, Tupl
 import numpy as np
 from fastapi.concurrency import run_in_threadpool
 
-from .api.budget import MemoryBudget, run_within
-from .api.filenames import extension
-from .encoding import encode_image
+from .budget import MemoryBudget, run_within
+from .encoding import encode_image, extension
 from .errors import InvalidOption, ResultNotFound, ResultNotReady, ServerBusy
 from .faces.repaste import reencode_cost_bytes, reencoded, repaste_cost_bytes, repasted
 from .jobs.job import LATENTS, PHOTO, Job

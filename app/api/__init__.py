@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
+from ..budget import MemoryBudget
 from ..composition import create_service
 from ..config import FORM_OVERHEAD_BYTES, Settings
 from ..errors import (
@@ -27,7 +28,6 @@ from ..errors import (
 from ..jobs.redis_store import REDIS_DOWN
 from ..storage import is_out_of_space, storage_full_from
 from .auth import Auth, RedactSecrets
-from .budget import MemoryBudget
 from .errors import error_response
 from .fast import FastService
 from .jobindex import create_job_index

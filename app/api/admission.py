@@ -14,13 +14,13 @@ from typing import List, Optional, Tuple
 
 from fastapi.concurrency import run_in_threadpool
 
+from ..budget import MemoryBudget, run_within
 from ..errors import QueueFull, TooManyFaces
 from ..faces.decode import decode_cost_bytes, decode_reduced
 from ..faces.detect import DETECT_SIDE, Face, select_faces
 from ..jobs.job import IdempotencyKey, Job, new_job_id
 from ..options import ToonifyOptions
 from ..service import Service
-from .budget import MemoryBudget, run_within
 
 
 def scale_face(face: Face, scale: float) -> Face:

@@ -9,12 +9,12 @@ from typing import Dict, Union
 from fastapi import Depends, Request
 from typing_extensions import Annotated
 
+from ..budget import MemoryBudget
 from ..errors import NotFound
 from ..jobs.job import Job
 from ..rendering import Renderer
 from ..service import Service
 from .auth import NO_OWNER, Auth
-from .budget import MemoryBudget
 from .fast import FastService
 from .jobindex import RedisJobIndex, SqliteJobIndex
 from .middleware import OWNER_SCOPE_KEY

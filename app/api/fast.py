@@ -10,13 +10,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.responses import Response
 
 from ..config import Settings
-from ..encoding import encode_image, media_type
+from ..encoding import encode_image, extension, media_type
 from ..errors import QueueFull, ToonifyError
 from ..faces.detect import FaceDetector
 from ..fast import FastMode
 from ..metrics import STAGE_BUCKETS
 from ..options import ToonifyOptions
-from .filenames import disposition, download_name, extension, look_parts
+from .filenames import disposition, download_name, look_parts
 
 
 class FastService:

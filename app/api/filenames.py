@@ -12,13 +12,7 @@ import re
 from typing import Dict, List, Optional, Sequence
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-_EXTENSIONS = {"jpeg": "jpg"}  # image formats whose usual extension is not their name
 STYLED_KINDS = ("toon", "paste")  # results that depend on the style and strength
-
-
-def extension(fmt: str) -> str:
-    """The file extension of an image format (png, jpeg, webp) or a file type (zip, npy)."""
-    return _EXTENSIONS.get(fmt, fmt)
 
 
 def look_parts(kind: str, style: str, strength: Optional[float]) -> List[str]:

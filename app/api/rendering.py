@@ -10,7 +10,7 @@ from starlette.responses import Response, StreamingResponse
 
 from stylegan2.styles import ALL_STYLES
 
-from ..encoding import media_type
+from ..encoding import extension, media_type
 from ..jobs.job import Job
 from ..jobs.results import latents_npy
 from ..options import ToonifyOptions
@@ -28,7 +28,7 @@ from ..rendering import (
     zip_bytes,
 )
 from ..styles import StyleCatalog
-from .filenames import disposition, download_name, extension, look_parts
+from .filenames import disposition, download_name, look_parts
 
 NPY_TYPE = "application/octet-stream"  # NumPy's .npy has no registered media type
 

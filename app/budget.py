@@ -10,7 +10,7 @@ from typing import AsyncIterator, Callable, TypeVar
 
 from fastapi.concurrency import run_in_threadpool
 
-from ..memory import return_freed_memory
+from .memory import return_freed_memory
 
 T = TypeVar("T")
 
