@@ -31,7 +31,7 @@ from .config import Settings
 from .errors import DeviceOutOfMemory
 from .faces.align import align_face
 from .faces.decode import ImageLimits, decode_image
-from .faces.detect import Face, FaceDetector, select_faces
+from .faces.detect import DETECT_SIDE, Face, FaceDetector, select_faces
 from .faces.paste import paste_faces
 from .memory import return_freed_memory
 from .options import ProjectionOptions, RenderOptions
@@ -108,6 +108,25 @@ class _Stages:
             self.progress.timed(self._name, self.seconds[self._name])
             self._name = ""
         return self.seconds
+
+
+def placed_faces(rgb: np.ndarray, found: List[Face], detector: FaceDetector) -> List[Face]:
+    """Faces the API found when it accepted the job, with landmarks on the full-size photo ``rgb``. The API
+    decodes at most DETECT_SIDE pixels on the long side (app.api.admission): a photo no larger than that was
+    decoded there at full size, by the same decoder, so its landmarks are the very ones the predictor would
+    place again here (dlib's are whole pixels, stored exactly) and are used as they are, provided they all lie
+    on this photo (a decode that disagreed, in size or orientation, would show there). A larger photo was
+    detected on a reduced copy: its landmarks are placed again on the full-size photo within the face's box,
+    as the original algorithm does."""
+    height, width = rgb.shape[:2]
+
+    def on_photo(face: Face) -> bool:
+        points = np.asarray(face.landmarks)
+        return points.shape == (68, 2) and bool(np.all((points >= 0) & (points < [width, height])))
+
+    if max(height, width) <= DETECT_SIDE and all(on_photo(face) for face in found):
+        return list(found)
+    return [Face(face.rect, face.score, detector.landmarks(rgb, face.rect)) for face in found]
 
 
 class Toonify:
@@ -209,9 +228,9 @@ class Toonify:
     # -- project ---------------------------------------------------------------------------------------------
     def project(self, photo: bytes, options: ProjectionOptions, progress: Progress = SILENT,
                 cancel: Optional[CancelCheck] = None, faces: Optional[List[Face]] = None) -> Projection:
-        """Photo bytes → the chosen faces in W+. ``faces``: faces already chosen on a reduced copy (the API
-        detects when it accepts a job); their landmarks are placed again on the full-size photo. Raises the
-        typed errors of app.errors, and ProjectionCancelled."""
+        """Photo bytes → the chosen faces in W+. ``faces``: faces already chosen (the API detects when it
+        accepts a job), used as placed_faces() says. Raises the typed errors of app.errors, and
+        ProjectionCancelled."""
         resolution, detector = self.resolution, self.detector  # a RuntimeError before setup(), which makes both
         stages = _Stages(progress)
         stages.start("decoding", "decode")
@@ -221,7 +240,7 @@ class Toonify:
         if faces is None:
             faces = select_faces(detector.usable_faces(rgb), options.face)
         else:
-            faces = [Face(face.rect, face.score, detector.landmarks(rgb, face.rect)) for face in faces]
+            faces = placed_faces(rgb, faces, detector)
         stages.start("aligning", "align")
         aligned = [align_face(rgb, face.landmarks, resolution) for face in faces]
         return_freed_memory()

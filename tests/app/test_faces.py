@@ -1,14 +1,18 @@
 """Real dlib detection on real photos: genuine faces only, landmarks like the original's."""
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from app.api.admission import scale_face
 from app.errors import NoFaceFound
-from app.faces.decode import decode_image
-from app.faces.detect import FaceDetector, plausibility_problems
+from app.faces.decode import decode_image, decode_reduced
+from app.faces.detect import DETECT_SIDE, Face, FaceDetector, plausibility_problems
+from app.toonify import placed_faces
 from tests.app.collage import collage, found, turned
 from tests.conftest import FIXTURES, PHOTOS
 
@@ -94,3 +98,50 @@ def test_landmarks_alignment_cannot_use_are_rejected(change, problem):
     sheared one whose eye line is far from perpendicular to the mouth: each named."""
     problems = plausibility_problems(*change(*_obama()))
     assert any(problem in text for text in problems), problems
+
+
+class _Counted:
+    """The real landmark predictor, counting its calls."""
+
+    def __init__(self, predictor) -> None:
+        self.predictor, self.calls = predictor, 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.predictor(*args)
+
+
+def _admitted(detector, data: bytes):
+    """The faces as the API's admission finds them (app.api.admission.detect) and a job stores them (JSON)."""
+    reduced, scale = decode_reduced(data, DETECT_SIDE)
+    return [Face.from_json(scale_face(face, scale).to_json()) for face in detector.usable_faces(reduced)]
+
+
+def test_the_worker_uses_admissions_landmarks_when_admission_decoded_the_full_photo(detector, monkeypatch):
+    data = (PHOTOS / "two-faces.jpg").read_bytes()
+    found, rgb = _admitted(detector, data), decode_image(data)
+    assert max(rgb.shape[:2]) <= DETECT_SIDE and len(found) == 2
+    counted = _Counted(detector._predictor)
+    monkeypatch.setattr(detector, "_predictor", counted)
+    placed = placed_faces(rgb, found, detector)
+    assert counted.calls == 0
+    again = [detector.landmarks(rgb, face.rect) for face in found]  # what the worker used to do
+    assert counted.calls == 2
+    for face, landmarks in zip(placed, again):
+        np.testing.assert_array_equal(face.landmarks, landmarks)  # the same landmarks, so the same crops
+
+
+def test_a_larger_photo_or_a_disagreeing_decode_gets_its_landmarks_placed_again(detector, monkeypatch):
+    photo = Image.open(str(PHOTOS / "two-faces.jpg"))
+    larger = io.BytesIO()
+    photo.resize((photo.width * 3, photo.height * 3), Image.BILINEAR).save(larger, "PNG")  # 2763 px > DETECT_SIDE
+    found, rgb = _admitted(detector, larger.getvalue()), decode_image(larger.getvalue())
+    small = (PHOTOS / "two-faces.jpg").read_bytes()
+    found_small, turned_small = _admitted(detector, small), np.ascontiguousarray(decode_image(small).transpose(1, 0, 2))
+    counted = _Counted(detector._predictor)
+    monkeypatch.setattr(detector, "_predictor", counted)
+    placed = placed_faces(rgb, found, detector)
+    assert counted.calls == 2  # found on a reduced copy: placed again on the full-size photo
+    assert max(np.abs(a.landmarks - b.landmarks).max() for a, b in zip(placed, found)) > 0
+    placed_faces(turned_small, found_small, detector)
+    assert counted.calls == 4  # a decode turned the other way (921 × 512 seen as 512 × 921): placed again
