@@ -29,7 +29,7 @@ from .encoding import encode_image, extension
 from .errors import InvalidOption, ResultNotFound, ResultNotReady, ServerBusy
 from .faces.repaste import reencode_cost_bytes, reencoded, repaste_cost_bytes, repasted
 from .jobs.job import LATENTS, PHOTO, Job
-from .jobs.results import FACES, PASTE, face_file, latents_npy
+from .jobs.results import FACES, PASTE, face_file, keep_file, latents_npy, transcode_file
 from .options import OUTPUT_KINDS, RenderOptions
 from .service import Service
 from .storage import is_out_of_space, storage_full_from
@@ -89,12 +89,20 @@ def stored_file(svc: Service, job: Job, kind: str, face: int) -> bytes:
     return data
 
 
-async def _in_format(budget: MemoryBudget, png: bytes, fmt: str) -> bytes:
-    """A stored PNG in the format asked for: PNGs are served as stored, others re-encoded within the budget."""
+async def stored_in_format(on: Renderer, job: Job, kind: str, face: int, fmt: str) -> bytes:
+    """A stored PNG result in the format asked for: PNGs as stored; another format encoded once, within the
+    budget, and kept beside the PNG (app.jobs.results.transcode_file), so that the next request reads it."""
     if fmt == "png":
-        return png
+        return await run_in_threadpool(stored_file, on.svc, job, kind, face)
+    kept_name = transcode_file(_check(job, kind, face), fmt)
+    kept = await run_in_threadpool(on.svc.store.read_file, job.id, kept_name)
+    if kept is not None:
+        return kept
+    png = await run_in_threadpool(stored_file, on.svc, job, kind, face)
     cost = await run_in_threadpool(reencode_cost_bytes, png, fmt)
-    return await run_within(budget, cost, reencoded, png, fmt)
+    data = await run_within(on.budget, cost, reencoded, png, fmt)
+    await run_in_threadpool(keep_file, on.svc.store, job.id, kept_name, data)
+    return data
 
 
 class Look(NamedTuple):
@@ -118,13 +126,20 @@ def look_for(job: Job, catalog: StyleCatalog, style: str, requested: Optional[fl
     return Look(style, own.strength if style == own.style else catalog.default_strength(style))
 
 
-async def face_bytes(on: Renderer, job: Job, kind: str, face: int, look: Look, fmt: str) -> bytes:
-    """A face's result image encoded as ``fmt``; a toon in another style or strength than the job's is
-    re-rendered."""
+async def faces_bytes(on: Renderer, job: Job, kind: str, faces: List[int], look: Look, fmt: str) -> List[bytes]:
+    """Each face's result image encoded as ``fmt``; toons in another style or strength than the job's are
+    re-rendered, all in one go."""
     if kind == "toon" and look != rendered_as(job):
-        await run_in_threadpool(check_result, on.svc, job, kind, face)
-        return await run_in_threadpool(encode_image, await on.svc.render(job, face, look.strength, look.style), fmt)
-    return await _in_format(on.budget, await run_in_threadpool(stored_file, on.svc, job, kind, face), fmt)
+        for face in faces:
+            await run_in_threadpool(check_result, on.svc, job, kind, face)
+        toons = await on.svc.render(job, faces, look.strength, look.style)  # one re-render for every face
+        return [await run_in_threadpool(encode_image, toon, fmt) for toon in toons]
+    return [await stored_in_format(on, job, kind, face, fmt) for face in faces]
+
+
+async def face_bytes(on: Renderer, job: Job, kind: str, face: int, look: Look, fmt: str) -> bytes:
+    """One face's result image encoded as ``fmt``."""
+    return (await faces_bytes(on, job, kind, [face], look, fmt))[0]
 
 
 def _photo_and_quads(svc: Service, job: Job) -> Tuple[bytes, List[np.ndarray]]:
@@ -139,9 +154,9 @@ async def pasted_bytes(on: Renderer, job: Job, look: Look, fmt: str) -> bytes:
     """The photo with every face of the job pasted back as ``look``, encoded as ``fmt``: the full-size decode,
     paste and encode hold their cost from the decode budget, as an upload's decode does."""
     if look == rendered_as(job):
-        return await _in_format(on.budget, await run_in_threadpool(stored_file, on.svc, job, "paste", 0), fmt)
+        return await stored_in_format(on, job, "paste", 0, fmt)
     await run_in_threadpool(check_result, on.svc, job, "paste", 0)
-    toons = [await on.svc.render(job, face, look.strength, look.style) for face in range(len(job.faces))]
+    toons = list(await on.svc.render(job, list(range(len(job.faces))), look.strength, look.style))
     photo, quads = await run_in_threadpool(_photo_and_quads, on.svc, job)
     cost = await run_in_threadpool(repaste_cost_bytes, photo, fmt, on.svc.limits)
     return await run_within(on.budget, cost, repasted, photo, toons, quads, fmt, on.svc.limits)
@@ -160,7 +175,8 @@ async def named_images(on: Renderer, job: Job, kind: str, faces: List[int], look
     ext = extension(fmt)
     if kind == "paste":
         return [("paste.%s" % ext, await pasted_bytes(on, job, look, fmt))]
-    return [("%s_%02d.%s" % (kind, face, ext), await face_bytes(on, job, kind, face, look, fmt)) for face in faces]
+    images = await faces_bytes(on, job, kind, faces, look, fmt)
+    return [("%s_%02d.%s" % (kind, face, ext), data) for face, data in zip(faces, images)]
 
 
 async def every_style_images(on: Renderer, job: Job, kind: str, faces: List[int], requested: Optional[float],
@@ -248,9 +264,10 @@ async def fill_archive(on: Renderer, job: Job, spool: SpooledZip, looks: List[Tu
         for name, data in images:
             await run_in_threadpool(spool.add, prefix + name, data)
 
-    for face in range(len(job.faces)):
-        for prefix, look in looks:
-            await add(await named_images(on, job, "toon", [face], look, fmt), prefix)
+    faces = list(range(len(job.faces)))
+    for prefix, look in looks:  # each look's toons in one re-render
+        await add(await named_images(on, job, "toon", faces, look, fmt), prefix)
+    for face in faces:
         for kind in ("aligned", "reconstruction"):
             await add(await named_images(on, job, kind, [face], looks[0][1], fmt))
         await add([("latents_%02d.npy" % face, await run_in_threadpool(latents_npy, on.svc.store, job, face))])

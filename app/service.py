@@ -76,8 +76,9 @@ class Service:
         if self.draining.is_set():
             raise ShuttingDown("the server is restarting; try again shortly", retry_after_s=10)
 
-    async def render(self, job: Job, face: int, strength: float, style: str) -> np.ndarray:
-        """One face of a succeeded job in ``style`` at ``strength``, from its latents: uint8 [R, R, 3]."""
+    async def render(self, job: Job, faces: List[int], strength: float, style: str) -> np.ndarray:
+        """Some faces of a succeeded job in ``style`` at ``strength``, from their latents, in one synthesis (one
+        round trip in Redis mode): uint8 [len(faces), R, R, 3]."""
         raise NotImplementedError
 
     def style_catalog(self) -> StyleCatalog:
@@ -179,10 +180,10 @@ class LocalService(Service):
             raise NotReady(reason + "; try again shortly", retry_after_s=5)
         check_free_space(self.settings.data_dir, self.settings.min_free_bytes)
 
-    async def render(self, job: Job, face: int, strength: float, style: str) -> np.ndarray:
+    async def render(self, job: Job, faces: List[int], strength: float, style: str) -> np.ndarray:
         toonify = self._loaded_toonify()
-        latents = read_latents(self.store, job, face)
-        return (await run_in_threadpool(toonify.synthesize, latents, strength, style))[0]
+        latents = read_latents(self.store, job, faces)
+        return await run_in_threadpool(toonify.synthesize, latents, strength, style)
 
     def style_catalog(self) -> StyleCatalog:
         return self.toonify.styles
@@ -219,9 +220,9 @@ class RedisService(Service):
                upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
         return self.store.create(job_id, options, cache_key, faces, upload, idempotency)
 
-    async def render(self, job: Job, face: int, strength: float, style: str) -> np.ndarray:
-        read_latents(self.store, job, face)  # a clear 409/404 here rather than a failed task on a worker
-        task = await run_in_threadpool(self.store.enqueue_render, job.id, face, strength, style, RENDER_WAIT_S)
+    async def render(self, job: Job, faces: List[int], strength: float, style: str) -> np.ndarray:
+        read_latents(self.store, job, faces)  # a clear 409/404 here rather than a failed task on a worker
+        task = await run_in_threadpool(self.store.enqueue_render, job.id, faces, strength, style, RENDER_WAIT_S)
         deadline = time.monotonic() + RENDER_WAIT_S
         while time.monotonic() < deadline:
             status = await run_in_threadpool(task.get_status, True)

@@ -356,7 +356,7 @@ async def job_render(on: RendererDep, choice: Annotated[StyleChoice, Depends(sty
     if choice.style == ALL_STYLES:
         return await every_style(on, job, "toon", [face], strength, format)
     look = Look(choice.style_of(job), strength)
-    rgb = await on.svc.render(job, face, look.strength, look.style)
+    rgb = (await on.svc.render(job, [face], look.strength, look.style))[0]
     return image_response(await run_in_threadpool(encode_image, rgb, format), format, job,
                           image_name(job, "toon", face, look, format))
 

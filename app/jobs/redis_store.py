@@ -395,8 +395,9 @@ class RedisJobStore:
         return sorted(found, key=lambda worker: worker["name"])
 
     # -- re-renders -----------------------------------------------------------------------------------
-    def enqueue_render(self, job_id: str, face: int, strength: float, style: str, timeout_s: int) -> RQJob:
-        """A re-render runs on a worker (the API holds no models); it is dropped if no worker starts it in time."""
-        return self.render_queue.enqueue_call(TASKS + "render_face", args=(job_id, face, strength, style),
+    def enqueue_render(self, job_id: str, faces: List[int], strength: float, style: str, timeout_s: int) -> RQJob:
+        """A re-render of some faces of a job, one task for all of them, runs on a worker (the API holds no
+        models); it is dropped if no worker starts it in time."""
+        return self.render_queue.enqueue_call(TASKS + "render_faces", args=(job_id, faces, strength, style),
                                               timeout=timeout_s, ttl=timeout_s, result_ttl=timeout_s,
                                               failure_ttl=timeout_s)

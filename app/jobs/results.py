@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -28,6 +28,25 @@ def rerender_file(face: int, style: Optional[str], strength: float) -> str:
     """A face's toon re-rendered from its latents, kept beside the result set: ``toon_00-strength0.60.png``;
     another style's is prefixed with it, as in the API's ``style=all`` ZIP (``ukiyoe_toon_00-strength0.60.png``)."""
     return "%s%s-strength%.2f.png" % (style + "_" if style else "", face_file("toon", face)[:-4], strength)
+
+
+def transcode_file(stored: str, fmt: str) -> str:
+    """A stored PNG result kept in another format beside it, encoded once on the first request for it:
+    ``paste.jpeg``, ``toon_00.webp``."""
+    return "%s.%s" % (stored[: -len(".png")], fmt)
+
+
+def keep_file(store: JobStore, job_id: str, name: str, data: bytes) -> None:
+    """A file made from a job's results after it finished (a transcode), kept with them, whole or not at all
+    (the store's write_file), and gone with the job: a write that raced with the job's deletion or expiry is
+    taken back. Best effort: one that cannot be written (a full disk, the job's folder gone) is made again
+    next time."""
+    try:
+        store.write_file(job_id, name, data)
+    except OSError:
+        return
+    if store.get(job_id) is None:
+        store.delete_files(job_id)
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -73,17 +92,18 @@ def parse_latents(data: bytes) -> np.ndarray:
     return latents
 
 
-def read_latents(store: JobStore, job: Job, face: int) -> np.ndarray:
-    """The W+ latents [1, num_ws, 512] of one face of a succeeded job."""
+def read_latents(store: JobStore, job: Job, faces: Sequence[int]) -> np.ndarray:
+    """The W+ latents [len(faces), num_ws, 512] of some faces of a succeeded job, in that order."""
     data = store.read_file(job.id, LATENTS) if job.status == "succeeded" else None
     if data is None:
         raise ResultNotReady("job %s has no latents (status %s)" % (job.id, job.status))
     latents = parse_latents(data)
-    if not 0 <= face < len(latents):
-        raise ResultNotFound("job %s has %d face(s); face %d does not exist" % (job.id, len(latents), face))
-    return latents[face: face + 1]
+    for face in faces:
+        if not 0 <= face < len(latents):
+            raise ResultNotFound("job %s has %d face(s); face %d does not exist" % (job.id, len(latents), face))
+    return latents[list(faces)]
 
 
 def latents_npy(store: JobStore, job: Job, face: int) -> bytes:
     """One face's W+ latents as a download: float32 [num_ws, 512] (``render`` of the CLI takes it too)."""
-    return npy_bytes(read_latents(store, job, face)[0].astype(np.float32))
+    return npy_bytes(read_latents(store, job, [face])[0].astype(np.float32))

@@ -3,7 +3,7 @@ Toonify) once at start, so each job reuses the models already on the GPU."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import numpy as np
 
@@ -41,14 +41,20 @@ def process_job(job_id: str) -> str:
     return run_job(job, ctx)
 
 
-def render_face(job_id: str, face: int, strength: float, style: str = DEFAULT_STYLE) -> np.ndarray:
-    """Re-render one face of a succeeded job at another toon strength or in another style: uint8 [R, R, 3]
-    (``style`` defaults for renders enqueued before styles existed)."""
+def render_faces(job_id: str, faces: List[int], strength: float, style: str) -> np.ndarray:
+    """Re-render some faces of a succeeded job at another toon strength or in another style, in one synthesis:
+    uint8 [len(faces), R, R, 3] (one round trip for a paste or an archive of every face)."""
     ctx = context()
     job = ctx.store.get(job_id)
     if job is None:
         raise LookupError("job %s is gone" % job_id)
-    return ctx.toonify.synthesize(read_latents(ctx.store, job, face), strength, style)[0]
+    return ctx.toonify.synthesize(read_latents(ctx.store, job, faces), strength, style)
+
+
+def render_face(job_id: str, face: int, strength: float, style: str = DEFAULT_STYLE) -> np.ndarray:
+    """One face, uint8 [R, R, 3]: what an API of the previous release enqueues while workers are upgraded
+    first (``style`` defaults for renders enqueued before styles existed)."""
+    return render_faces(job_id, [face], strength, style)[0]
 
 
 def job_failed(rq_job: Any, _connection: Any, exc_type: type, _exc: BaseException, _traceback: Any) -> None:
