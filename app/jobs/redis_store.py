@@ -27,7 +27,7 @@ from rq.job import Job as RQJob
 
 from ..config import Settings
 from ..errors import IdempotencyConflict
-from .job import LATENTS, PREVIEW_PREFIX, RESERVATION_TTL_S, UPLOAD, IdempotencyKey, Job, JobCounts
+from .job import LATENTS, PHOTO, PREVIEW_PREFIX, RESERVATION_TTL_S, UPLOAD, IdempotencyKey, Job, JobCounts
 
 PREFIX = "toonify:"
 JOBS_QUEUE = "toonify"
@@ -89,6 +89,13 @@ end
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
+return 1
+"""
+_KEEP_UPLOAD = """
+local photo = redis.call('HGET', KEYS[1], ARGV[1])
+if not photo then return redis.call('HEXISTS', KEYS[1], ARGV[2]) end
+redis.call('HSET', KEYS[1], ARGV[2], photo)
+redis.call('HDEL', KEYS[1], ARGV[1])
 return 1
 """
 _CANCEL = """
@@ -196,6 +203,7 @@ class RedisJobStore:
         self._preview = redis.register_script(_PREVIEW)
         self._finish = redis.register_script(_FINISH)
         self._cancel = redis.register_script(_CANCEL)
+        self._keep_upload = redis.register_script(_KEEP_UPLOAD)
         self._requeue = redis.register_script(_REQUEUE)
 
     @classmethod
@@ -361,6 +369,11 @@ class RedisJobStore:
 
     def has_file(self, job_id: str, name: str) -> bool:
         return bool(self.redis.hexists(files_key(job_id), name))
+
+    def keep_upload(self, job_id: str) -> None:
+        """Moved inside Redis: the photo's bytes do not travel to the worker and back."""
+        if not self._keep_upload(keys=[files_key(job_id)], args=[UPLOAD, PHOTO]):
+            raise FileNotFoundError(UPLOAD)
 
     # -- the queue as a whole -------------------------------------------------------------------------
     def queue_depth(self) -> int:

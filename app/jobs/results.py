@@ -72,9 +72,12 @@ def result_files(projection: Projection, rendering: Rendering, photo: bytes) -> 
 
 
 def write_results(store: JobStore, job_id: str, projection: Projection, rendering: Rendering, photo: bytes) -> None:
-    """A job's result set into its store (it expires with the job)."""
+    """A job's result set into its store (it expires with the job); the photo is the upload, kept where it is."""
     for name, data in result_files(projection, rendering, photo):
-        store.write_file(job_id, name, data)
+        if name == PHOTO:
+            store.keep_upload(job_id)
+        else:
+            store.write_file(job_id, name, data)
 
 
 def parse_latents(data: bytes) -> np.ndarray:

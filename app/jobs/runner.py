@@ -17,7 +17,7 @@ from ..options import ToonifyOptions
 from ..storage import is_out_of_space, storage_full_from
 from ..styles import stored_style
 from ..toonify import Progress, ProjectionCancelled, Toonify
-from .job import UPLOAD, Job
+from .job import PHOTO, UPLOAD, Job
 from .previews import JobPreviews, PreviewPace
 from .results import write_results
 from .store import JobStore
@@ -97,6 +97,8 @@ def run_job(job: Job, worker: WorkerContext[JobStore], should_stop: Optional[Cal
     out_of_space: Optional[BaseException] = None
     try:
         upload = store.read_file(job.id, UPLOAD)
+        if upload is None:  # a run after one that kept the upload as the photo already
+            upload = store.read_file(job.id, PHOTO)
         if upload is None:
             raise FileNotFoundError(UPLOAD)
         known = [Face.from_json(face) for face in job.faces] or None

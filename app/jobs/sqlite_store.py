@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sqlite3
 import threading
@@ -14,7 +15,17 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from ..errors import IdempotencyConflict
 from ..storage import SpaceReserve, is_out_of_space, storage_full_from, write_atomically
-from .job import LATENTS, PREVIEW_FILES, RESERVATION_TTL_S, UPLOAD, IdempotencyKey, Job, JobCounts, worker_lost_message
+from .job import (
+    LATENTS,
+    PHOTO,
+    PREVIEW_FILES,
+    RESERVATION_TTL_S,
+    UPLOAD,
+    IdempotencyKey,
+    Job,
+    JobCounts,
+    worker_lost_message,
+)
 
 log = logging.getLogger("toonify.store")
 ORPHAN_AGE_S = 300  # a folder without a row this old is left over from a failed create or delete
@@ -275,6 +286,14 @@ class SqliteJobStore:
 
     def has_file(self, job_id: str, name: str) -> bool:
         return (self.job_dir(job_id) / name).is_file()
+
+    def keep_upload(self, job_id: str) -> None:
+        folder = self.job_dir(job_id)
+        try:
+            os.replace(str(folder / UPLOAD), str(folder / PHOTO))
+        except FileNotFoundError:
+            if not (folder / PHOTO).is_file():
+                raise
 
     def cancel(self, job_id: str) -> Optional[Job]:
         now = time.time()

@@ -80,6 +80,11 @@ class JobStore(Protocol):
     def has_file(self, job_id: str, name: str) -> bool:
         """Whether one of the job's files is there, without reading it."""
 
+    def keep_upload(self, job_id: str) -> None:
+        """The upload becomes the result set's photo (PHOTO), moved, never written again: a photo is stored
+        once. A job whose photo was kept already (a run after one that got that far) keeps it;
+        FileNotFoundError when there is neither."""
+
     # -- the queue as a whole -------------------------------------------------------------------------
     def queue_depth(self) -> int:
         """Jobs queued or running."""

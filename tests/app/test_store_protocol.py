@@ -7,9 +7,11 @@ import inspect
 
 import pytest
 
-from app.jobs.redis_store import RedisJobStore
+from app.jobs.job import PHOTO, UPLOAD
+from app.jobs.redis_store import RedisJobStore, connect
 from app.jobs.sqlite_store import SqliteJobStore
 from app.jobs.store import JobStore
+from tests.app.scale import RedisServer
 
 CONTRACT = sorted(name for name, value in vars(JobStore).items()
                   if inspect.isfunction(value) and not name.startswith("_"))
@@ -28,3 +30,39 @@ def test_store_implements_the_contract_method(store, name):
     assert inspect.signature(method) == inspect.signature(getattr(JobStore, name)), (
         "%s.%s%s differs from JobStore.%s%s" % (store.__name__, name, inspect.signature(method), name,
                                                 inspect.signature(getattr(JobStore, name))))
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def a_store(request, tmp_path):
+    if request.param == "sqlite":
+        yield SqliteJobStore(tmp_path)
+        return
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield RedisJobStore(connect(server.url), result_ttl_s=600, job_timeout_s=60, job_attempts=3)
+    finally:
+        server.stop()
+
+
+def test_the_upload_is_kept_as_the_photo_once_and_not_written_again(a_store):
+    """A photo is stored once: its upload is moved to the result set's name (a rename on disk, inside Redis),
+    and a run after one that moved it finds it there."""
+    a_store.reserve("j", 4)
+    a_store.create("j", {}, "key", [], b"the photo")
+    before = _where(a_store, "j", UPLOAD)
+    a_store.keep_upload("j")
+    assert (a_store.read_file("j", UPLOAD), a_store.read_file("j", PHOTO)) == (None, b"the photo")
+    assert _where(a_store, "j", PHOTO) == before  # the same file, moved (on disk: the same inode)
+    a_store.keep_upload("j")  # kept already
+    assert a_store.read_file("j", PHOTO) == b"the photo"
+    a_store.delete_files("j")
+    with pytest.raises(FileNotFoundError):
+        a_store.keep_upload("j")
+
+
+def _where(store, job_id: str, name: str):
+    """Which stored copy a file is: its inode on disk; in Redis, its bytes (nothing travels to tell copies apart,
+    so the test for Redis is that UPLOAD is gone and PHOTO holds it)."""
+    if isinstance(store, SqliteJobStore):
+        return (store.job_dir(job_id) / name).stat().st_ino
+    return store.read_file(job_id, name)
