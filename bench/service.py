@@ -1,5 +1,6 @@
-"""Service overhead with tiny models: requests/s and p50/p99 for /healthz and for cached /toonify hits under
-32 concurrent clients, and a full job's wall time vs calling the pipeline directly.
+"""Service overhead with tiny models: requests/s and p50/p99 for /healthz, for cached /toonify hits and for a
+finished job's pasted photo downloaded as JPEG (a stored PNG in another format) under 32 concurrent clients,
+and a full job's wall time vs calling the pipeline directly.
 
     python -m bench.service [--engine torch] [--requests 640] [--steps 50]
 """
@@ -61,12 +62,16 @@ def main() -> None:
             files = {"image": ("a.png", photo, "image/png")}
             with httpx.Client(base_url=server.url, timeout=300) as client:
                 started = time.perf_counter()
-                assert client.post("/toonify", files=files, data={"steps": str(args.steps)}).status_code == 200
+                answer = client.post("/toonify", files=files, data={"steps": str(args.steps)})
                 job_s = time.perf_counter() - started
+                assert answer.status_code == 200
+            pasted = "/jobs/%s/result?kind=paste&format=jpeg" % answer.headers["X-Toonify-Job"]
             rows.append(dict(load(lambda c: c.get("/healthz"), server.url, args.requests), endpoint="/healthz"))
             hit = load(lambda c: c.post("/toonify", files=files, data={"steps": str(args.steps)}), server.url,
                        args.requests // 4)
             rows.append(dict(hit, endpoint="/toonify (cached)"))
+            jpeg = load(lambda c: c.get(pasted), server.url, args.requests // 4)
+            rows.append(dict(jpeg, endpoint="GET paste as JPEG"))
         finally:
             server.stop()
         toonify = Toonify(Settings(engine=args.engine, models_dir=models)).setup()
