@@ -2,6 +2,7 @@
 thread, never on the event loop."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ from .views import as_requested
 from .webhooks import refuse_bad_url
 
 router = APIRouter()
-CHECK_S = 0.2  # how often a waiting request checks that its client is still there and the server not draining
+DRAIN_CHECK_S = 1.0  # how often a waiting request checks whether the server is shutting down
 CLIENT_CLOSED = 499  # nginx's status for "the client closed the request"; nobody reads it, metrics count it
 
 
@@ -83,6 +84,16 @@ async def answer_wanted(
                   idempotency_key)
 
 
+async def _disconnected(request: Request) -> None:
+    """Returns when the client goes away: once the body is read, the ASGI server's receive() waits for that
+    alone (no polling)."""
+    try:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+    except Exception:  # the connection broke some other way: gone too
+        return
+
+
 async def _wait_while_connected(request: Request, caller: Caller, watcher: JobWatcher, job: Job) -> Optional[Job]:
     """Wait for a synchronous request's job, told of its changes by the watcher (no store read of its own). None
     when the client went away (its job is cancelled with TOONIFY_CANCEL_ABANDONED=1, else it runs on and an
@@ -90,20 +101,25 @@ async def _wait_while_connected(request: Request, caller: Caller, watcher: JobWa
     the restart."""
     svc = caller.svc
     deadline = time.monotonic() + svc.settings.sync_timeout_s
+    gone = asyncio.ensure_future(_disconnected(request))
     subscription = watcher.subscribe(job.id, stream=False)
     try:
         while not job.finished and time.monotonic() < deadline:
             if svc.draining.is_set():
                 raise ShuttingDown("the server is restarting; job %s continues after the restart: poll /jobs/%s"
                                    % (job.id, job.id), retry_after_s=30, job_id=job.id)
-            if await request.is_disconnected():
+            changed = asyncio.ensure_future(subscription.next(DRAIN_CHECK_S))
+            await asyncio.wait((changed, gone), return_when=asyncio.FIRST_COMPLETED)
+            if gone.done():
+                changed.cancel()
                 if svc.settings.cancel_abandoned:
                     await run_in_threadpool(svc.store.cancel, job.id)
                 return None
-            if await subscription.next(CHECK_S) is GONE:
+            if changed.result() is GONE:
                 return await run_in_threadpool(caller.job, job.id)  # deleted meanwhile: its 404
             job = subscription.job or job
     finally:
+        gone.cancel()
         watcher.unsubscribe(subscription)
     return job
 

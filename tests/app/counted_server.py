@@ -1,6 +1,7 @@
 """``python -m tests.app.counted_server serve ...``: the service exactly as ``python -m app`` runs it, except that
-every job read of its store (the real store's ``get``, wrapped, in any thread) is counted and the count written
-to the file named by COUNTED_READS_FILE every WRITE_EVERY_S, for tests that show what a load costs the store."""
+the job reads of its store (the real store's ``get``, wrapped, in any thread) and the job changes (its write
+paths, wrapped likewise) are counted, and both counts written to the file named by COUNTED_READS_FILE
+("reads changes") every WRITE_EVERY_S, for tests that show what a load costs the store."""
 from __future__ import annotations
 
 import os
@@ -14,29 +15,32 @@ from app.jobs.redis_store import RedisJobStore
 from app.jobs.sqlite_store import SqliteJobStore
 
 WRITE_EVERY_S = 0.05
-_reads = 0
+CHANGES = ("claim_next", "progress", "publish_preview", "finish", "requeue", "cancel", "delete")
+_counts = {"get": 0, "change": 0}
 _lock = threading.Lock()
 
 
-def _counted(read: Callable[..., Any]) -> Callable[..., Any]:
-    def get(self: Any, job_id: str) -> Any:
-        global _reads
+def _counted(call: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    def counted(*args: Any, **kwargs: Any) -> Any:
         with _lock:
-            _reads += 1
-        return read(self, job_id)
+            _counts[kind] += 1
+        return call(*args, **kwargs)
 
-    return get
+    return counted
 
 
 def _write_count(path: Path) -> None:
     while True:
-        path.with_suffix(".tmp").write_text(str(_reads))
+        path.with_suffix(".tmp").write_text("%d %d" % (_counts["get"], _counts["change"]))
         os.replace(str(path.with_suffix(".tmp")), str(path))
         time.sleep(WRITE_EVERY_S)
 
 
 if __name__ == "__main__":
-    SqliteJobStore.get = _counted(SqliteJobStore.get)  # type: ignore[method-assign]
-    RedisJobStore.get = _counted(RedisJobStore.get)  # type: ignore[method-assign]
+    for store in (SqliteJobStore, RedisJobStore):
+        store.get = _counted(store.get, "get")  # type: ignore[method-assign]
+        for name in CHANGES:
+            if hasattr(store, name):
+                setattr(store, name, _counted(getattr(store, name), "change"))
     threading.Thread(target=_write_count, args=(Path(os.environ["COUNTED_READS_FILE"]),), daemon=True).start()
     run()
