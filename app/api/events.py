@@ -60,7 +60,8 @@ async def _stream(watcher: JobWatcher, subscription: Subscription, seen: int,
             else:
                 current = event_id(view["updated_at"])
                 if current > seen:
-                    yield "id: %d\nevent: job\ndata: %s\n\n" % (current, json.dumps(as_requested(view, render)))
+                    data = subscription.text if render is None else json.dumps(as_requested(view, render))
+                    yield "id: %d\nevent: job\ndata: %s\n\n" % (current, data)
                     seen = current
                 preview = view.get("preview")
                 if preview is not None and _shown(preview) != shown:  # no id: it belongs to the job event's state

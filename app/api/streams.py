@@ -12,6 +12,7 @@ subscriber reconnected). Streams cost the event loop nothing while idle, and the
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
@@ -24,7 +25,7 @@ from ..jobs.store import JobStore
 
 log = logging.getLogger("toonify")
 KEEP_ALIVE_S = 15.0
-GAP_S = 0.2  # between two reads: a job that changes faster is read at most 1/GAP_S times a second
+GAP_S = 0.5  # between two reads: a job that changes faster is read (and its streams sent) twice a second
 SAFETY_S = 5.0
 RETRY_S = 1.0  # after a failed read (the store briefly unreachable)
 View = Dict[str, Any]
@@ -33,16 +34,17 @@ GONE: View = {}  # the job was deleted or expired
 
 class Subscription:
     """One watcher's mailbox: only the newest view is kept (a slow client skips states, never piles them up),
-    with the job it was made from."""
+    with the job it was made from and its JSON (encoded once for every stream, in the reading thread)."""
 
     def __init__(self, job_id: str, stream: bool) -> None:
         self.job_id, self.stream = job_id, stream
         self.latest: Optional[View] = None
         self.job: Optional[Job] = None  # None once the job is gone
+        self.text = ""  # the latest view as JSON
         self.changed = asyncio.Event()
 
-    def put(self, job: Optional[Job], view: View) -> None:
-        self.job, self.latest = job, view
+    def put(self, held: "Held") -> None:
+        self.job, self.latest, self.text = held.job, held.view, held.text
         self.changed.set()
 
     async def next(self, timeout_s: float) -> Optional[View]:
@@ -61,6 +63,7 @@ class Held(NamedTuple):
     state: Tuple
     job: Optional[Job]
     view: View
+    text: str
 
 
 def _state(view: View) -> Tuple:
@@ -104,7 +107,7 @@ class JobWatcher:
         if held is None:
             self._mark(frozenset((job_id,)))
         else:
-            subscription.put(held.job, held.view)
+            subscription.put(held)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -136,18 +139,18 @@ class JobWatcher:
             job = self.store.get(job_id)
             if job is not None:
                 view = self.view_of(job)
-                read[job_id] = Held(_state(view), job, view)
+                read[job_id] = Held(_state(view), job, view, json.dumps(view))
         return read
 
     def _publish(self, job_ids: List[str], read: Dict[str, Held]) -> None:
         for job_id in job_ids:
             subs = self._subscriptions.get(job_id)
-            now = read.get(job_id, Held(_state(GONE), None, GONE))
+            now = read.get(job_id, Held(_state(GONE), None, GONE, "{}"))
             held = self._held.get(job_id)
             if subs and (held is None or held.state != now.state):
                 self._held[job_id] = now
                 for subscription in subs:
-                    subscription.put(now.job, now.view)
+                    subscription.put(now)
 
     async def _run(self) -> None:
         while True:
