@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from contextlib import suppress
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
 from fastapi.concurrency import run_in_threadpool
@@ -153,11 +155,13 @@ class JobWatcher:
                     subscription.put(now)
 
     async def _run(self) -> None:
+        safety_at = time.monotonic() + SAFETY_S
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), SAFETY_S)
-            except asyncio.TimeoutError:
+            with suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(safety_at - time.monotonic(), 0))
+            if time.monotonic() >= safety_at:  # every SAFETY_S, however busy other jobs keep the feed
                 self._mark(EVERYTHING)
+                safety_at = time.monotonic() + SAFETY_S
             self._wake.clear()
             job_ids = [job_id for job_id in self._dirty if job_id in self._subscriptions]
             self._dirty.clear()
