@@ -39,7 +39,7 @@ from .routes import router
 from .shutdown import AnswerCutOffRequests, OpenRequests
 from .signing_secret import secret_loader
 from .streams import JobWatcher
-from .views import job_owner, job_views
+from .views import job_owner, job_view
 from .webhooks import WebhookSender
 
 log = logging.getLogger("toonify")
@@ -106,8 +106,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
             with suppress(QueueUnavailable):
                 await run_in_threadpool(auth.load)
         app.state.watcher = JobWatcher(
-            lambda ids: job_views(svc.store, ids, lambda job, url: auth.sign(job_owner(job), job.id, url),
-                                  lambda: svc.style_catalog().names),
+            svc.store, lambda job: job_view(job, svc.store, lambda url: auth.sign(job_owner(job), job.id, url),
+                                            lambda: svc.style_catalog().names),
             settings.max_streams)
         app.state.watcher.start()
         svc.start()

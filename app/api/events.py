@@ -2,10 +2,10 @@
 it (the job's last-change time in µs), the stream opens with ``retry:``, and a client that reconnects with
 ``Last-Event-ID`` gets only newer states (a finished job it has fully seen answers 204, which tells an
 ``EventSource`` to stop reconnecting). States are snapshots: a resumed client gets the latest, not each
-step it missed. No stream polls the store itself: the one JobWatcher (app.api.streams) reads every watched
-job once per round and hands each stream the newest view. While a job projects, a ``preview`` event follows
-the state that brought a new live preview (app.jobs.previews): ``{"id", "step", "total", "faces": [{"face",
-"toon", "reconstruction"}]}``, links to its images."""
+step it missed. No stream reads the store itself: the one JobWatcher (app.api.streams) reads a watched job
+once per change the store's feed announces and hands each stream the newest view. While a job projects, a
+``preview`` event follows the state that brought a new live preview (app.jobs.previews): ``{"id", "step",
+"total", "faces": [{"face", "toon", "reconstruction"}]}``, links to its images."""
 from __future__ import annotations
 
 import json
@@ -60,7 +60,8 @@ async def _stream(watcher: JobWatcher, subscription: Subscription, seen: int,
             else:
                 current = event_id(view["updated_at"])
                 if current > seen:
-                    yield "id: %d\nevent: job\ndata: %s\n\n" % (current, json.dumps(as_requested(view, render)))
+                    data = subscription.text if render is None else json.dumps(as_requested(view, render))
+                    yield "id: %d\nevent: job\ndata: %s\n\n" % (current, data)
                     seen = current
                 preview = view.get("preview")
                 if preview is not None and _shown(preview) != shown:  # no id: it belongs to the job event's state

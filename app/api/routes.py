@@ -53,12 +53,13 @@ from .rendering import (
     result_response,
 )
 from .schemas import FacesFound, Health, JobFace, JobList, Limits, ServerConfig, StyleList
+from .streams import GONE, JobWatcher
 from .style_choice import StyleChoice, look_choice, style_choice
 from .views import as_requested
 from .webhooks import refuse_bad_url
 
 router = APIRouter()
-POLL_S = 0.2
+DRAIN_CHECK_S = 1.0  # how often a waiting request checks whether the server is shutting down
 CLIENT_CLOSED = 499  # nginx's status for "the client closed the request"; nobody reads it, metrics count it
 
 
@@ -83,22 +84,43 @@ async def answer_wanted(
                   idempotency_key)
 
 
-async def _wait_while_connected(request: Request, caller: Caller, job: Job) -> Optional[Job]:
-    """Wait for a synchronous request's job. None when the client went away (its job is cancelled with
-    TOONIFY_CANCEL_ABANDONED=1, else it runs on and an identical request gets its result). When the server
-    is shutting down, answer now: the job goes on after the restart."""
+async def _disconnected(request: Request) -> None:
+    """Returns when the client goes away: once the body is read, the ASGI server's receive() waits for that
+    alone (no polling)."""
+    try:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+    except Exception:  # the connection broke some other way: gone too
+        return
+
+
+async def _wait_while_connected(request: Request, caller: Caller, watcher: JobWatcher, job: Job) -> Optional[Job]:
+    """Wait for a synchronous request's job, told of its changes by the watcher (no store read of its own). None
+    when the client went away (its job is cancelled with TOONIFY_CANCEL_ABANDONED=1, else it runs on and an
+    identical request gets its result). When the server is shutting down, answer now: the job goes on after
+    the restart."""
     svc = caller.svc
     deadline = time.monotonic() + svc.settings.sync_timeout_s
-    while not job.finished and time.monotonic() < deadline:
-        if svc.draining.is_set():
-            raise ShuttingDown("the server is restarting; job %s continues after the restart: poll /jobs/%s"
-                               % (job.id, job.id), retry_after_s=30, job_id=job.id)
-        if await request.is_disconnected():
-            if svc.settings.cancel_abandoned:
-                await run_in_threadpool(svc.store.cancel, job.id)
-            return None
-        await asyncio.sleep(POLL_S)
-        job = await run_in_threadpool(caller.job, job.id)
+    gone = asyncio.ensure_future(_disconnected(request))
+    subscription = watcher.subscribe(job.id, stream=False)
+    try:
+        while not job.finished and time.monotonic() < deadline:
+            if svc.draining.is_set():
+                raise ShuttingDown("the server is restarting; job %s continues after the restart: poll /jobs/%s"
+                                   % (job.id, job.id), retry_after_s=30, job_id=job.id)
+            changed = asyncio.ensure_future(subscription.next(DRAIN_CHECK_S))
+            await asyncio.wait((changed, gone), return_when=asyncio.FIRST_COMPLETED)
+            if gone.done():
+                changed.cancel()
+                if svc.settings.cancel_abandoned:
+                    await run_in_threadpool(svc.store.cancel, job.id)
+                return None
+            if changed.result() is GONE:
+                return await run_in_threadpool(caller.job, job.id)  # deleted meanwhile: its 404
+            job = subscription.job or job
+    finally:
+        gone.cancel()
+        watcher.unsubscribe(subscription)
     return job
 
 
@@ -215,7 +237,7 @@ async def toonify(
         view = as_requested(await run_in_threadpool(caller.view, job), options.render_options)
         return JSONResponse(view, status_code=status,
                             headers=dict(location, **{"Preference-Applied": "respond-async"}))
-    job = await _wait_while_connected(request, caller, job)
+    job = await _wait_while_connected(request, caller, watcher, job)
     if job is None:
         return Response(status_code=CLIENT_CLOSED)
     if job.status == "failed":

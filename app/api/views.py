@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from statistics import median
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from ..jobs.job import Job
 from ..jobs.previews import PREVIEW_KINDS, preview_link
@@ -26,14 +26,6 @@ def job_owner(job: Job) -> str:
 
 
 StyleNames = Optional[Callable[[], Sequence[str]]]  # asked only for a succeeded job (redis: a call to Redis)
-
-
-def job_views(store: JobStore, job_ids: List[str], sign: Callable[[Job, str], str],
-              styles: StyleNames = None) -> Dict[str, Dict[str, Any]]:
-    """The views of the jobs that exist (one blocking call for the event-stream poller)."""
-    jobs = [store.get(job_id) for job_id in job_ids]
-    return {job.id: job_view(job, store, lambda url, job=job: sign(job, url), styles)
-            for job in jobs if job is not None}
 
 
 def as_requested(view: Dict[str, Any], render: Optional[RenderOptions]) -> Dict[str, Any]:

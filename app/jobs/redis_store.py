@@ -27,6 +27,7 @@ from rq.job import Job as RQJob
 
 from ..config import Settings
 from ..errors import IdempotencyConflict
+from .feed import RedisChangeFeed
 from .job import LATENTS, PHOTO, PREVIEW_PREFIX, RESERVATION_TTL_S, UPLOAD, IdempotencyKey, Job, JobCounts
 
 PREFIX = "toonify:"
@@ -37,11 +38,15 @@ RESERVED = PREFIX + "reserved"  # sorted set: places held for uploads being chec
 DURATIONS = PREFIX + "durations"  # the last 20 successful run times, for ETAs and Retry-After
 COUNTS = PREFIX + "job-counts"  # "worker\x1foutcome\x1freason" → finished jobs
 WORKERS = PREFIX + "worker:"  # + name → the worker's presence (JSON), expires unless renewed
+CHANGES = PREFIX + "changes"  # pub/sub: the key of each job whose state changed (app.jobs.feed)
+JOB_PREFIX = PREFIX + "job:"
 TASKS = "app.jobs.rq_tasks."
 SEPARATOR = "\x1f"
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)  # the API answers these with queue_unavailable
 RETRIES = 4  # of a call that failed to connect: a restarting Redis answers again within about 1.5 s
 
+# the last line of every script that changed the job in KEYS[1]
+_ANNOUNCE = "redis.call('PUBLISH', '%s', KEYS[1])\n" % CHANGES
 _CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'queued' and status ~= 'running' then return 0 end
@@ -49,7 +54,7 @@ redis.call('HSET', KEYS[1], 'status', 'running', 'stage', 'starting', 'step', 0,
            'worker', ARGV[1], 'started_at', ARGV[2], 'updated_at', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HDEL', KEYS[1], 'timings', 'preview')
-return 1
+""" + _ANNOUNCE + """return 1
 """
 _RESERVE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
@@ -63,13 +68,13 @@ redis.call('HSET', KEYS[1], 'stage', ARGV[1], 'updated_at', ARGV[4])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'step', ARGV[2]) end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'total', ARGV[3]) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'timings', ARGV[5]) end
-return 1
+""" + _ANNOUNCE + """return 1
 """
 _PREVIEW = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', KEYS[1], 'preview', ARGV[1], 'updated_at', ARGV[2])
-return 1
+""" + _ANNOUNCE + """return 1
 """
 _FINISH = """
 redis.call('HDEL', KEYS[2], ARGV[7])
@@ -89,7 +94,7 @@ end
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
-return 1
+""" + _ANNOUNCE + """return 1
 """
 _KEEP_UPLOAD = """
 local photo = redis.call('HGET', KEYS[1], ARGV[1])
@@ -106,13 +111,13 @@ redis.call('HSET', KEYS[1], 'status', 'cancelled', 'stage', 'cancelled', 'update
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('DEL', KEYS[2])
-return 1
+""" + _ANNOUNCE + """return 1
 """
 _REQUEUE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'stage', 'queued', 'step', 0, 'updated_at', ARGV[1])
 redis.call('HDEL', KEYS[1], 'timings', 'preview')
-return 1
+""" + _ANNOUNCE + """return 1
 """
 
 
@@ -154,7 +159,7 @@ def connect(url: str, timeout_s: Optional[float] = None, **options: Any) -> Redi
 
 
 def job_key(job_id: str) -> str:
-    return PREFIX + "job:" + job_id
+    return JOB_PREFIX + job_id
 
 
 def files_key(job_id: str) -> str:
@@ -205,6 +210,7 @@ class RedisJobStore:
         self._cancel = redis.register_script(_CANCEL)
         self._keep_upload = redis.register_script(_KEEP_UPLOAD)
         self._requeue = redis.register_script(_REQUEUE)
+        self.changes = RedisChangeFeed(redis, CHANGES, JOB_PREFIX)
 
     @classmethod
     def from_settings(cls, settings: Settings, **connection: Any) -> "RedisJobStore":
@@ -238,6 +244,7 @@ class RedisJobStore:
                 pipe.zadd(ACTIVE, {job_id: now})
                 pipe.zrem(RESERVED, job_id)
                 pipe.set(cache_pointer(cache_key), job_id, ex=self._pointer_ttl_s)
+                pipe.publish(CHANGES, job_key(job_id))
             self._name(pipe, idempotency, found or job_id)
             return found
 
@@ -354,6 +361,7 @@ class RedisJobStore:
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(job_key(job_id), files_key(job_id))
             pipe.zrem(ACTIVE, job_id)
+            pipe.publish(CHANGES, job_key(job_id))
             pipe.execute()
 
     def purge_expired(self, ttl_s: float, now: Optional[float] = None) -> List[str]:

@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from ..errors import IdempotencyConflict
 from ..storage import SpaceReserve, is_out_of_space, storage_full_from, write_atomically
+from .feed import SQLITE_SCHEMA, SqliteChangeFeed
 from .job import (
     LATENTS,
     PHOTO,
@@ -85,8 +86,8 @@ class SqliteJobStore:
         self.data_dir = Path(data_dir)
         self.jobs_dir = self.data_dir / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.data_dir / "jobs.sqlite3"), check_same_thread=False,
-                                   isolation_level=None, timeout=30)
+        database = self.data_dir / "jobs.sqlite3"
+        self._db = sqlite3.connect(str(database), check_same_thread=False, isolation_level=None, timeout=30)
         self._lock = threading.Lock()
         self.space_reserve = SpaceReserve(self.data_dir / "space-reserve.bin")
         self.space_reserve.ensure()
@@ -95,6 +96,8 @@ class SqliteJobStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
             self._migrate()
+            self._db.executescript(SQLITE_SCHEMA)
+        self.changes = SqliteChangeFeed(database)
 
     def _migrate(self) -> None:
         """Columns added since a database was made (CREATE TABLE IF NOT EXISTS leaves an old table as it is)."""
@@ -169,6 +172,8 @@ class SqliteJobStore:
             raise
         if found is not None:
             shutil.rmtree(str(folder), ignore_errors=True)
+        else:
+            self.changes.nudge()
         return self.get(found or job_id)  # type: ignore[return-value]
 
     def _answering(self, db: sqlite3.Connection, cache_key: str, idempotency: Optional[IdempotencyKey]
@@ -238,7 +243,10 @@ class SqliteJobStore:
                            "updated_at = ? "
                            "WHERE id = ?",
                            (worker, now, now, row[0]))
-        return self.get(row[0]) if row is not None else None
+        if row is None:
+            return None
+        self.changes.nudge()
+        return self.get(row[0])
 
     def progress(self, job_id: str, stage: str, step: Optional[int] = None, total: Optional[int] = None,
                  timings: Optional[Dict[str, float]] = None) -> None:
@@ -246,16 +254,21 @@ class SqliteJobStore:
         self._query("UPDATE jobs SET stage = ?, step = COALESCE(?, step), total = COALESCE(?, total), "
                     "timings = COALESCE(?, timings), updated_at = ? WHERE id = ? AND status = 'running'",
                     (stage, step, total, None if timings is None else json.dumps(timings), time.time(), job_id))
+        self.changes.nudge()
 
     def publish_preview(self, job_id: str, preview: Dict[str, Any], files: Dict[str, bytes]) -> None:
-        """Only on a running job; a job that stopped meanwhile (a cancel deletes its folder) keeps no preview."""
+        """Only on a running job; a job that stopped meanwhile (a cancel deletes its folder) keeps no preview: the
+        record's UPDATE says whether it still ran."""
         if not self._running(job_id):
             return
         for name, data in files.items():
             self.write_file(job_id, name, data)
-        self._query("UPDATE jobs SET preview = ?, updated_at = ? WHERE id = ? AND status = 'running'",
-                    (json.dumps(preview), time.time(), job_id))
-        if not self._running(job_id):
+        with self._lock:
+            recorded = self._db.execute("UPDATE jobs SET preview = ?, updated_at = ? WHERE id = ? AND "
+                                        "status = 'running'", (json.dumps(preview), time.time(), job_id)).rowcount
+        if recorded:
+            self.changes.nudge()
+        else:
             self._drop_previews(job_id)
 
     def _running(self, job_id: str) -> bool:
@@ -271,6 +284,7 @@ class SqliteJobStore:
         self._must_write("UPDATE jobs SET status = ?, stage = ?, error_code = ?, error_message = ?, updated_at = ?, "
                     "finished_at = ? WHERE id = ? AND status NOT IN ('cancelled')",
                     (status, status, error_code, error_message, now, now, job_id))
+        self.changes.nudge()
         upload = self.job_dir(job_id) / UPLOAD
         if upload.exists():
             upload.unlink()  # privacy: the photo is not kept once the job is over
@@ -299,6 +313,7 @@ class SqliteJobStore:
         now = time.time()
         self._must_write("UPDATE jobs SET status = 'cancelled', stage = 'cancelled', updated_at = ?, finished_at = ? "
                     "WHERE id = ? AND status IN ('queued', 'running')", (now, now, job_id))
+        self.changes.nudge()
         return self.get(job_id)
 
     def delete_files(self, job_id: str) -> None:
@@ -312,6 +327,7 @@ class SqliteJobStore:
         """Files first (frees space for the database write), then the row, whatever became of the files."""
         self.delete_files(job_id)
         self._must_write("DELETE FROM jobs WHERE id = ?", (job_id,))
+        self.changes.nudge()
 
     def requeue(self, job_id: str) -> None:
         """A running job goes back to the queue without using up an attempt: the server, not the job, failed
@@ -320,6 +336,7 @@ class SqliteJobStore:
                     "timings = '{}', preview = NULL, attempts = MAX(attempts - 1, 0), updated_at = ? "
                     "WHERE id = ? AND status = 'running'",
                     (time.time(), job_id))
+        self.changes.nudge()
 
     def remove_orphans(self, min_age_s: float = ORPHAN_AGE_S) -> List[str]:
         """Job folders that have no row (a create or delete that failed half-way), older than ``min_age_s``."""
@@ -348,6 +365,7 @@ class SqliteJobStore:
                             "updated_at = ? WHERE id = ?", (now, job_id))
             else:
                 self.finish(job_id, "failed", "worker_lost", worker_lost_message(attempts))
+        self.changes.nudge()
         return [row[0] for row in rows]
 
     def queue_depth(self) -> int:

@@ -12,10 +12,13 @@ from typing import Any, Dict, List, Optional
 
 from typing_extensions import Protocol
 
+from .feed import ChangeFeed
 from .job import IdempotencyKey, Job, JobCounts
 
 
 class JobStore(Protocol):
+    changes: ChangeFeed  # every state change of a job, announced from the store's own write paths
+
     # -- the job's life -------------------------------------------------------------------------------
     def reserve(self, job_id: str, limit: int) -> bool:
         """Hold one of ``limit`` places in the queue for a job about to be created; False when it is full."""

@@ -43,10 +43,11 @@ class Server:
         self.env.update({"TOONIFY_" + k.upper(): str(v) for k, v in settings.items()})
         self.log = data.parent / ("server-%d.log" % self.port)
         self.process: Optional[subprocess.Popen] = None
+        self.entry = "app"  # the module run with ``serve`` (tests.app.counted_server counts the store's reads)
 
     def spawn(self) -> "Server":
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", self.entry, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=str(REPO), env=self.env, stdout=open(str(self.log), "ab"), stderr=subprocess.STDOUT)
         return self
 
