@@ -14,7 +14,7 @@ delivery is sent, from the job as it is then (for ``completed``, its final state
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import FrozenSet, List
+from typing import Callable, FrozenSet, List
 
 from typing_extensions import Protocol
 
@@ -52,7 +52,10 @@ def delivery_from_id(delivery_id: str, attempts: int) -> Delivery:
 
 
 class Outbox(Protocol):
-    """The deliveries a store has queued, as the webhook sender (app.webhooks.sender) takes and settles them."""
+    """The deliveries a store has queued, as the webhook sender (app.webhooks.sender) takes and settles them.
+    ``on_queued`` is called after this process queued one (the sender sets it to wake itself)."""
+
+    on_queued: Callable[[], None]
 
     def take_due(self, limit: int, now: float) -> List[Delivery]:
         """Up to ``limit`` deliveries due at ``now`` (oldest first), each leased for LEASE_S."""

@@ -15,7 +15,9 @@ Attempts are bounded twice: at most PER_DESTINATION (one) at once to one host:po
 answers stalls only its own deliveries (which go in order, retries aside), and at most MAX_SENDING in all, so
 sockets stay bounded. Slow receivers can delay others only when MAX_SENDING / PER_DESTINATION distinct
 host:ports are held at once. A delivery waits for its destination's turn before it takes one of the
-MAX_SENDING slots, so waiting holds no shared slot. A process holds at most MAX_HELD deliveries; the rest wait
+MAX_SENDING slots, so waiting holds no shared slot. The DNS check takes one of the process's bounded lookup
+threads (app.addresses.LOOKUPS, shared with photo fetches); when hung lookups hold them all, the attempt fails
+at once and is retried after its back-off. A process holds at most MAX_HELD deliveries; the rest wait
 in the outbox, which costs no memory here.
 
 Receivers verify ``X-Toonify-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body keyed with

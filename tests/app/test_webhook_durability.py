@@ -13,8 +13,9 @@ from tests.app.server import Server, wait_for
 from tests.conftest import PHOTOS
 
 HOOKS = {"webhook_secret": "webhook-secret-durable", "webhook_allow_private": "1"}
-STEPS = "150"  # long enough to be killed mid-run
+STEPS = "30"  # long enough to be killed mid-run (killed at step 2)
 LEASE_AND_MARGIN_S = 90  # a delivery a dead process held is due again within its lease (30 s)
+JOB_S = 600  # a 30-step run on a loaded machine (about 2 s a step seen with four test suites at once)
 
 
 def _create(client, receiver: Receiver) -> str:
@@ -55,7 +56,7 @@ def test_completed_arrives_after_the_api_is_killed_mid_job_and_restarted(engine,
     server.start()  # a new process on the same port and data dir
     try:
         with server.client() as client:
-            finished = wait_for(client, job_id, timeout_s=240)
+            finished = wait_for(client, job_id, timeout_s=JOB_S)
         assert finished["status"] == "succeeded" and finished["attempts"] == 2
         assert _completed_call(receiver, job_id)["status"] == "succeeded"
     finally:
@@ -75,7 +76,7 @@ def test_redis_mode_the_other_api_process_sends_completed_when_the_accepting_one
             _running(client, job_id)
             cluster.api.kill()
             assert client.get("/jobs/%s" % job_id).json()["status"] == "running"  # the killed one saw no end
-            finished = wait_for(client, job_id, timeout_s=240)
+            finished = wait_for(client, job_id, timeout_s=JOB_S)
         assert finished["status"] == "succeeded"
         assert _completed_call(receiver, job_id)["status"] == "succeeded"
     finally:

@@ -6,29 +6,16 @@ import time
 
 import pytest
 
-from app.jobs.redis_store import RedisJobStore, connect
 from app.jobs.sqlite_store import SqliteJobStore
 from app.jobs.webhook_outbox import LEASE_S, Webhook
-from tests.app.scale import RedisServer
 
 ALL = frozenset({"start", "progress", "completed"})
 LATER = 3600.0  # past every due time and lease of these tests
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        return SqliteJobStore(tmp_path, webhook_progress_interval_s=0)
-    client = connect(request.getfixturevalue("redis_server").url)
-    client.flushall()
-    return RedisJobStore(client, result_ttl_s=600, job_timeout_s=60, job_attempts=3, webhook_progress_interval_s=0)
+@pytest.fixture(autouse=True)
+def every_progress(store):
+    store.webhook_progress_interval_s = 0  # each new step may queue a progress call
 
 
 def _claim(store, job_id: str) -> None:
@@ -64,7 +51,8 @@ def test_a_subscription_to_a_finished_or_cancelled_job_queues_completed_at_once(
     store.create("gone", {}, "key-gone", [], b"photo")
     store.subscribe("gone", Webhook("http://c/", frozenset({"start", "completed"})))
     store.cancel("gone")
-    assert _due(store, time.time() + LATER) == [("done", "http://late/", "completed", 0), ("gone", "http://c/", "completed", 0)]
+    assert _due(store, time.time() + LATER) == [("done", "http://late/", "completed", 0),
+                                                ("gone", "http://c/", "completed", 0)]
 
 
 def test_a_taken_delivery_is_leased_retried_later_and_removed(store):
