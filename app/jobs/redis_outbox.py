@@ -34,8 +34,9 @@ local function queue_webhooks(hooks, outbox, job, event, now, only)
   return queued
 end
 """
-# KEYS: job, its webhooks, the outbox. ARGV: job id, URL, its events (",a,b,"), now.
+# KEYS: job, its webhooks, the outbox. ARGV: job id, URL, its events (",a,b,"), now. Nothing for a job that is gone.
 SUBSCRIBE = QUEUE_WEBHOOKS + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local had = redis.call('HGET', KEYS[2], ARGV[2]) or ''
 redis.call('HSET', KEYS[2], ARGV[2], had .. ARGV[3])
 local ttl = redis.call('TTL', KEYS[1])

@@ -50,14 +50,16 @@ def queue_progress(db: sqlite3.Connection, job_id: str, now: float, interval_s: 
 def subscribe(db: sqlite3.Connection, job_id: str, webhook: Webhook, now: float) -> int:
     """Inside a transaction: ``webhook`` receives the job's events from now on (a URL subscribed already gets
     the events added), and at once the event the job's state already implies: ``start`` for a running job,
-    ``completed`` for a finished one. How many deliveries were queued."""
+    ``completed`` for a finished one. How many deliveries were queued (none for a job that is gone)."""
+    job = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if job is None:
+        return 0
     row = db.execute("SELECT events FROM webhooks WHERE job = ? AND url = ?", (job_id, webhook.url)).fetchone()
     had = frozenset(row[0].strip(",").split(",")) if row is not None else frozenset()
     db.execute("INSERT OR REPLACE INTO webhooks (job, url, events, progress_at) VALUES (?, ?, ?, "
                "COALESCE((SELECT progress_at FROM webhooks WHERE job = ? AND url = ?), 0))",
                (job_id, webhook.url, events_text(had | webhook.events), job_id, webhook.url))
-    (status,) = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    event = "completed" if status in FINISHED else "start" if status == "running" else None
+    event = "completed" if job[0] in FINISHED else "start" if job[0] == "running" else None
     if event is None or event not in webhook.events:
         return 0
     return db.execute("INSERT OR IGNORE INTO webhook_outbox (id, job, due_at) VALUES (?, ?, ?)",

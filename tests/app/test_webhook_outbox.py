@@ -71,3 +71,13 @@ def test_a_taken_delivery_is_leased_retried_later_and_removed(store):
     assert (again.id, again.attempts) == (taken.id, 1)
     store.outbox.remove(again)
     assert store.outbox.take_due(10, LATER + now) == []
+
+
+def test_a_subscription_to_a_job_that_is_gone_keeps_nothing(store):
+    store.subscribe("never", Webhook("http://a/", ALL))
+    store.create("j", {}, "key", [], b"photo")
+    store.delete("j")
+    store.subscribe("j", Webhook("http://a/", ALL))
+    store.create("j", {}, "key", [], b"photo")  # the same id again: no subscription left over
+    _claim(store, "j")
+    assert _due(store, time.time() + LATER) == []
