@@ -114,7 +114,8 @@ class SqliteJobStore:
                 yield self._db
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # a full disk can fail the COMMIT after SQLite rolled back itself
+                    self._db.execute("ROLLBACK")
                 raise
 
     def _must_write(self, sql: str, args: tuple = (),
