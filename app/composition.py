@@ -21,5 +21,5 @@ def create_service(settings: Settings) -> Service:
         store = RedisJobStore.from_settings(settings, timeout_s=settings.redis_timeout_s)
         return RedisService(settings, store, detector)
     folder_lock = DataFolderLock.acquire(settings.data_dir, settings.port)  # before the store touches a job
-    return LocalService(settings, SqliteJobStore(settings.data_dir), Toonify(settings, detector), detector,
-                        folder_lock)
+    store = SqliteJobStore(settings.data_dir, settings.webhook_progress_interval_s)
+    return LocalService(settings, store, Toonify(settings, detector), detector, folder_lock)

@@ -27,6 +27,7 @@ from ..errors import (
 )
 from ..jobs.redis_store import REDIS_DOWN
 from ..storage import is_out_of_space, storage_full_from
+from ..webhooks.sender import WebhookSender
 from .auth import Auth, RedactSecrets
 from .errors import error_response
 from .fast import FastService
@@ -40,7 +41,7 @@ from .shutdown import AnswerCutOffRequests, OpenRequests
 from .signing_secret import secret_loader
 from .streams import JobWatcher
 from .views import job_owner, job_view
-from .webhooks import WebhookSender
+from .webhooks import body_renderer
 
 log = logging.getLogger("toonify")
 PURGE_EVERY_S = 60
@@ -57,7 +58,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                                  settings.open_metrics)
     app.state.fast = FastService(settings, svc.metrics.registry, svc.detector)
     app.state.job_index = create_job_index(svc.store, settings.data_dir, settings.result_ttl_s)
-    app.state.webhooks = WebhookSender(svc.store, settings)
+    app.state.webhooks = WebhookSender(svc.store.outbox, body_renderer(svc.store), settings)
     open_requests = OpenRequests()
     app.include_router(router)
     install_docs(app, settings)

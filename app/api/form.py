@@ -5,13 +5,14 @@ wrong result."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import FrozenSet, List, Mapping, Optional, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 from pydantic import ValidationError
 from starlette.requests import Request
 
 from ..config import Settings
 from ..errors import InvalidOption, MissingImage, TooManyFiles, UnsupportedMediaType
+from ..jobs.webhook_outbox import Webhook as WebhookRequest
 from ..options import ToonifyOptions
 from .middleware import FORM_SCOPE_KEY
 from .multipart_guard import FormPart as Part
@@ -21,12 +22,6 @@ WEBHOOK_EVENTS = ("start", "progress", "completed")
 PHOTO_FIELDS = ("image", "image_url")
 OTHER_FIELDS = ("method", "webhook", "webhook_events_filter")
 METHODS = ("project", "fast")
-
-
-@dataclass(frozen=True)
-class WebhookRequest:
-    url: str
-    events: FrozenSet[str]
 
 
 @dataclass(frozen=True)

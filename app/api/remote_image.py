@@ -1,5 +1,5 @@
 """A photo fetched from a URL a client named (``image_url``, or a URL as the JSON body's ``image``), under the
-limits of an upload: the same SSRF guard as webhooks (app.api.addresses), a byte cap while the body streams
+limits of an upload: the same SSRF guard as webhooks (app.addresses), a byte cap while the body streams
 (TOONIFY_MAX_UPLOAD_BYTES, checked against Content-Length first), and one deadline for the whole fetch
 (TOONIFY_FETCH_TIMEOUT_S: DNS, connect, headers, body and every redirect), so a server that trickles is cut off
 in time.
@@ -8,9 +8,8 @@ Each hop's host is resolved once, checked, and the connection goes to the checke
 verifies the certificate against the host name): a second lookup cannot answer differently (DNS rebinding).
 Redirects are followed up to MAX_REDIRECTS times, each one checked again. Everything runs on the event loop
 with asyncio streams and h11 (uvicorn's HTTP/1.1 parser, sans-I/O), so a slow remote costs no thread and
-never blocks the loop; only the DNS lookup runs in a thread, one of DNS_LOOKUPS_AT_ONCE of its own: a lookup
-that hangs keeps its thread until the resolver gives up, long after the 504, so past that many at once a fetch
-is a 503 (never the shared threads every route uses).
+never blocks the loop; only the DNS lookup runs in a thread, one of the bounded lookups of app.addresses
+(never the shared threads every route uses): past that many at once a fetch is a 503.
 
 Answers: 422 for a URL the server will not fetch, 413 for a photo over the upload limit, 502 when the remote
 cannot be reached or answers anything but the photo, 504 when it is too slow."""
@@ -18,16 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional, Tuple
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 import h11
 from fastapi.concurrency import run_in_threadpool
 
+from ..addresses import LOOKUPS, Address, AddressRefused, LookupsBusy, open_checked, target_and_host
 from ..errors import ImageURLFailed, ImageURLTimedOut, InvalidOption, ServerBusy, UploadTooLarge
-from .addresses import Address, AddressRefused, checked_addresses, open_checked, target_and_host
 from .inflight import BodyCharge
 
 MAX_REDIRECTS = 3
@@ -36,10 +33,7 @@ READ_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 16 * 1024  # the status line and headers of one answer
 REDIRECTS = (301, 302, 303, 307, 308)
 FIELD = "image_url"
-DNS_LOOKUPS_AT_ONCE = 8
 DNS_RETRY_S = 10
-_DNS_THREADS = ThreadPoolExecutor(DNS_LOOKUPS_AT_ONCE, thread_name_prefix="toonify-fetch-dns")
-_DNS_SLOTS = threading.BoundedSemaphore(DNS_LOOKUPS_AT_ONCE)  # held until the lookup ends, not the request
 
 
 def check_image_url(url: str) -> None:
@@ -60,17 +54,12 @@ def _target_and_host(parts: SplitResult) -> Tuple[bytes, bytes]:
 
 
 async def _looked_up(url: str, allow_private: bool) -> List[Address]:
-    """checked_addresses in one of the fetches' own DNS threads, or a 503 when they are all busy."""
-    if not _DNS_SLOTS.acquire(blocking=False):
-        raise ServerBusy("%s: the server is looking up %d photo hosts already; try again in %d s, or upload the "
-                         "file" % (FIELD, DNS_LOOKUPS_AT_ONCE, DNS_RETRY_S), retry_after_s=DNS_RETRY_S)
+    """checked_addresses in one of the bounded DNS threads, or a 503 when they are all busy."""
     try:
-        lookup = _DNS_THREADS.submit(checked_addresses, url, allow_private, FIELD)
-    except BaseException:
-        _DNS_SLOTS.release()
-        raise
-    lookup.add_done_callback(lambda _: _DNS_SLOTS.release())
-    return await asyncio.wrap_future(lookup)
+        return await LOOKUPS.checked(url, allow_private, FIELD)
+    except LookupsBusy as exc:
+        raise ServerBusy("%s: %s; try again in %d s, or upload the file" % (FIELD, exc, DNS_RETRY_S),
+                         retry_after_s=DNS_RETRY_S) from None
 
 
 class _Fetch:

@@ -222,11 +222,10 @@ async def toonify(
         svc.metrics.cache_hits.inc()
     else:
         job = await admit(svc, on.budget, options, cache_key, data, idempotency)
-    webhook = form.webhook
+    if form.webhook is not None:  # before the answer: a create that got its answer has its subscription
+        await run_in_threadpool(svc.store.subscribe, job.id, form.webhook)
     del form, data  # the job holds the photo now: the upload's bytes in flight go to other requests
     release_body(request.scope)
-    if webhook is not None:
-        request.app.state.webhooks.subscribe(job.id, webhook.url, webhook.events)
     await run_in_threadpool(caller.index.add, who, job.id, job.created_at)
     location = {"Location": "/jobs/%s" % job.id}
     if answer.streams:

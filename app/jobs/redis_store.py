@@ -29,6 +29,8 @@ from ..config import Settings
 from ..errors import IdempotencyConflict
 from .feed import RedisChangeFeed
 from .job import LATENTS, PHOTO, PREVIEW_PREFIX, RESERVATION_TTL_S, UPLOAD, IdempotencyKey, Job, JobCounts
+from .redis_outbox import OUTBOX, QUEUE_WEBHOOKS, SUBSCRIBE, RedisOutbox, webhooks_key
+from .webhook_outbox import Webhook, events_text
 
 PREFIX = "toonify:"
 JOBS_QUEUE = "toonify"
@@ -47,12 +49,14 @@ RETRIES = 4  # of a call that failed to connect: a restarting Redis answers agai
 
 # the last line of every script that changed the job in KEYS[1]
 _ANNOUNCE = "redis.call('PUBLISH', '%s', KEYS[1])\n" % CHANGES
-_CLAIM = """
+_CLAIM = QUEUE_WEBHOOKS + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'queued' and status ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'stage', 'starting', 'step', 0, 'total', 0,
            'worker', ARGV[1], 'started_at', ARGV[2], 'updated_at', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if redis.call('HINCRBY', KEYS[1], 'attempts', 1) == 1 then
+  queue_webhooks(KEYS[2], KEYS[3], ARGV[3], 'start', ARGV[2])
+end
 redis.call('HDEL', KEYS[1], 'timings', 'preview')
 """ + _ANNOUNCE + """return 1
 """
@@ -62,10 +66,15 @@ if redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 return 1
 """
-_PROGRESS = """
+_PROGRESS = QUEUE_WEBHOOKS + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'stage', ARGV[1], 'updated_at', ARGV[4])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'step', ARGV[2]) end
+if ARGV[2] ~= '' and tonumber(ARGV[2]) > 0 and redis.call('EXISTS', KEYS[2]) == 1
+   and tonumber(ARGV[4]) - tonumber(redis.call('HGET', KEYS[2], '') or '0') >= tonumber(ARGV[7]) then
+  redis.call('HSET', KEYS[2], '', ARGV[4])
+  queue_webhooks(KEYS[2], KEYS[3], ARGV[6], 'progress', ARGV[4])
+end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'total', ARGV[3]) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'timings', ARGV[5]) end
 """ + _ANNOUNCE + """return 1
@@ -76,7 +85,7 @@ for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', KEYS[1], 'preview', ARGV[1], 'updated_at', ARGV[2])
 """ + _ANNOUNCE + """return 1
 """
-_FINISH = """
+_FINISH = QUEUE_WEBHOOKS + """
 redis.call('HDEL', KEYS[2], ARGV[7])
 if ARGV[2] ~= 'succeeded' then
   for _, name in ipairs(redis.call('HKEYS', KEYS[2])) do
@@ -94,6 +103,8 @@ end
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
+queue_webhooks(KEYS[5], KEYS[6], ARGV[1], 'completed', ARGV[5])
+redis.call('EXPIRE', KEYS[5], ARGV[6])
 """ + _ANNOUNCE + """return 1
 """
 _KEEP_UPLOAD = """
@@ -103,7 +114,7 @@ redis.call('HSET', KEYS[1], ARGV[2], photo)
 redis.call('HDEL', KEYS[1], ARGV[1])
 return 1
 """
-_CANCEL = """
+_CANCEL = QUEUE_WEBHOOKS + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'queued' and status ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'stage', 'cancelled', 'updated_at', ARGV[2],
@@ -111,6 +122,8 @@ redis.call('HSET', KEYS[1], 'status', 'cancelled', 'stage', 'cancelled', 'update
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('DEL', KEYS[2])
+queue_webhooks(KEYS[4], KEYS[5], ARGV[1], 'completed', ARGV[2])
+redis.call('EXPIRE', KEYS[4], ARGV[3])
 """ + _ANNOUNCE + """return 1
 """
 _REQUEUE = """
@@ -195,11 +208,17 @@ def job_from_hash(job_id: str, fields: Dict[bytes, bytes]) -> Job:
 
 
 class RedisJobStore:
-    """The job store of the scaled-out service: the JobStore contract (app.jobs.store), plus delivery."""
+    """The job store of the scaled-out service: the JobStore contract (app.jobs.store), plus delivery and the
+    webhook ``outbox`` (app.jobs.redis_outbox). ``webhook_progress_interval_s``: at most one ``progress``
+    webhook per job this often."""
 
-    def __init__(self, redis: Redis, result_ttl_s: int, job_timeout_s: int, job_attempts: int) -> None:
+    def __init__(self, redis: Redis, result_ttl_s: int, job_timeout_s: int, job_attempts: int,
+                 webhook_progress_interval_s: float = 5.0) -> None:
         self.redis = redis
         self.result_ttl_s, self.job_timeout_s, self.job_attempts = result_ttl_s, job_timeout_s, job_attempts
+        self.webhook_progress_interval_s = webhook_progress_interval_s
+        self.outbox = RedisOutbox(redis)
+        self._subscribe = redis.register_script(SUBSCRIBE)
         self.jobs_queue = Queue(JOBS_QUEUE, connection=redis)
         self.render_queue = Queue(RENDER_QUEUE, connection=redis)
         self._reserve = redis.register_script(_RESERVE)
@@ -216,7 +235,7 @@ class RedisJobStore:
     def from_settings(cls, settings: Settings, **connection: Any) -> "RedisJobStore":
         """The store at TOONIFY_REDIS_URL, with the TTL, timeout and attempts of the settings."""
         return cls(connect(settings.redis_url, **connection), settings.result_ttl_s, settings.job_timeout_s,
-                   settings.job_attempts)
+                   settings.job_attempts, settings.webhook_progress_interval_s)
 
     # -- the job's life -------------------------------------------------------------------------------
     def create(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
@@ -314,17 +333,25 @@ class RedisJobStore:
         found = self.redis.transaction(find, value_from_callable=True)
         return self.get(found) if found is not None else None
 
+    def subscribe(self, job_id: str, webhook: Webhook) -> None:
+        """One script (app.jobs.redis_outbox.SUBSCRIBE)."""
+        if self._subscribe(keys=[job_key(job_id), webhooks_key(job_key(job_id)), OUTBOX],
+                           args=[job_id, webhook.url, events_text(webhook.events), repr(time.time())]):
+            self.outbox.on_queued()
+
     def claim(self, job_id: str, worker: str) -> Optional[Job]:
         """Start a run of a queued job, or a new run of one whose last worker died; None if it is over."""
-        if not self._claim(keys=[job_key(job_id)], args=[worker, repr(time.time())]):
+        if not self._claim(keys=[job_key(job_id), webhooks_key(job_key(job_id)), OUTBOX],
+                           args=[worker, repr(time.time()), job_id]):
             return None
         return self.get(job_id)
 
     def progress(self, job_id: str, stage: str, step: Optional[int] = None, total: Optional[int] = None,
                  timings: Optional[Dict[str, float]] = None) -> None:
-        self._progress(keys=[job_key(job_id)], args=[stage, "" if step is None else step,
-                                                     "" if total is None else total, repr(time.time()),
-                                                     "" if timings is None else json.dumps(timings)])
+        self._progress(keys=[job_key(job_id), webhooks_key(job_key(job_id)), OUTBOX],
+                       args=[stage, "" if step is None else step, "" if total is None else total, repr(time.time()),
+                             "" if timings is None else json.dumps(timings), job_id,
+                             self.webhook_progress_interval_s])
 
     def publish_preview(self, job_id: str, preview: Dict[str, Any], files: Dict[str, bytes]) -> None:
         """Files and record in one script: no preview lands on a job that is no longer running (a cancelled
@@ -337,7 +364,8 @@ class RedisJobStore:
                error_message: Optional[str] = None) -> None:
         """Only a running job finishes (not a cancelled one, nor one finished already). The upload goes
         either way, the live previews unless it succeeded, and the results expire after the TTL."""
-        self._finish(keys=[job_key(job_id), files_key(job_id), ACTIVE, DURATIONS],
+        self._finish(keys=[job_key(job_id), files_key(job_id), ACTIVE, DURATIONS, webhooks_key(job_key(job_id)),
+                           OUTBOX],
                      args=[job_id, status, error_code or "", error_message or "", repr(time.time()),
                            self.result_ttl_s, UPLOAD, PREVIEW_PREFIX])
 
@@ -346,8 +374,8 @@ class RedisJobStore:
         self._requeue(keys=[job_key(job_id)], args=[repr(time.time())])
 
     def cancel(self, job_id: str) -> Optional[Job]:
-        self._cancel(keys=[job_key(job_id), files_key(job_id), ACTIVE], args=[job_id, repr(time.time()),
-                                                                              self.result_ttl_s])
+        self._cancel(keys=[job_key(job_id), files_key(job_id), ACTIVE, webhooks_key(job_key(job_id)), OUTBOX],
+                     args=[job_id, repr(time.time()), self.result_ttl_s])
         return self.get(job_id)
 
     def is_cancelled(self, job_id: str) -> bool:
@@ -359,7 +387,7 @@ class RedisJobStore:
 
     def delete(self, job_id: str) -> None:
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(job_key(job_id), files_key(job_id))
+            pipe.delete(job_key(job_id), files_key(job_id), webhooks_key(job_key(job_id)))
             pipe.zrem(ACTIVE, job_id)
             pipe.publish(CHANGES, job_key(job_id))
             pipe.execute()

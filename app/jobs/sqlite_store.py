@@ -11,10 +11,11 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from ..errors import IdempotencyConflict
 from ..storage import SpaceReserve, is_out_of_space, storage_full_from, write_atomically
+from . import sqlite_outbox
 from .feed import SQLITE_SCHEMA, SqliteChangeFeed
 from .job import (
     LATENTS,
@@ -27,6 +28,8 @@ from .job import (
     JobCounts,
     worker_lost_message,
 )
+from .sqlite_outbox import SqliteOutbox, queue_event, queue_progress, subscribe
+from .webhook_outbox import Webhook
 
 log = logging.getLogger("toonify.store")
 ORPHAN_AGE_S = 300  # a folder without a row this old is left over from a failed create or delete
@@ -72,7 +75,7 @@ CREATE TABLE IF NOT EXISTS job_counts (
     count INTEGER NOT NULL,
     PRIMARY KEY (worker, outcome, reason)
 );
-"""
+""" + sqlite_outbox.SCHEMA
 # The columns a Job is read from, by name: a migrated table has its added columns in the order they were added.
 COLUMNS = ("id, status, stage, step, total, options, cache_key, faces, attempts, error_code, error_message, worker, "
            "created_at, started_at, updated_at, finished_at, timings, preview")
@@ -80,10 +83,12 @@ COLUMNS = ("id, status, stage, step, total, options, cache_key, faces, attempts,
 
 class SqliteJobStore:
     """The single-machine store: the JobStore contract (app.jobs.store), plus what the in-process worker
-    needs (claim_next, requeue_interrupted, the files on disk)."""
+    needs (claim_next, requeue_interrupted, the files on disk), and its webhook ``outbox``.
+    ``webhook_progress_interval_s``: at most one ``progress`` webhook per subscription this often."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, webhook_progress_interval_s: float = 5.0) -> None:
         self.data_dir = Path(data_dir)
+        self.webhook_progress_interval_s = webhook_progress_interval_s
         self.jobs_dir = self.data_dir / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         database = self.data_dir / "jobs.sqlite3"
@@ -98,6 +103,7 @@ class SqliteJobStore:
             self._migrate()
             self._db.executescript(SQLITE_SCHEMA)
         self.changes = SqliteChangeFeed(database)
+        self.outbox = SqliteOutbox(self._query, self._transaction)
 
     def _migrate(self) -> None:
         """Columns added since a database was made (CREATE TABLE IF NOT EXISTS leaves an old table as it is)."""
@@ -122,18 +128,26 @@ class SqliteJobStore:
                 yield self._db
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # a full disk can fail the COMMIT after SQLite rolled back itself
+                    self._db.execute("ROLLBACK")
                 raise
 
-    def _must_write(self, sql: str, args: tuple = ()) -> None:
-        """A write that must be recorded even on a full disk: the space reserve is given up for it."""
+    def _must_write(self, sql: str, args: tuple = (),
+                    then: Optional[Callable[[sqlite3.Connection], Any]] = None) -> Any:
+        """A write that must be recorded even on a full disk: the space reserve is given up for it. ``then``
+        runs in the same transaction when the write changed a row (the webhook events it causes); its result
+        is returned."""
+        def write() -> Any:
+            with self._transaction() as db:
+                return then(db) if db.execute(sql, args).rowcount and then is not None else None
+
         try:
-            self._query(sql, args)
+            return write()
         except sqlite3.OperationalError as exc:
             if not (is_out_of_space(exc) and self.space_reserve.release()):
                 raise
             log.warning("the disk is full: the space reserve was released to record a job's state")
-            self._query(sql, args)
+            return write()
 
     def _row(self, row: tuple) -> Job:
         (id_, status, stage, step, total, options, cache_key, faces, attempts, error_code, error_message, worker,
@@ -232,11 +246,19 @@ class SqliteJobStore:
                 self._name(db, idempotency, found)
         return self.get(found) if found is not None else None
 
+    def subscribe(self, job_id: str, webhook: Webhook) -> None:
+        with self._transaction() as db:
+            queued = subscribe(db, job_id, webhook, time.time())
+        if queued:
+            self.outbox.on_queued()
+
     def claim_next(self, worker: str) -> Optional[Job]:
         """Atomically move the oldest queued job to running."""
         now = time.time()
         with self._transaction() as db:
-            row = db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1").fetchone()
+            row = db.execute("SELECT id, attempts FROM jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1"
+                             ).fetchone()
+            started = row is not None and row[1] == 0 and queue_event(db, row[0], "start", now)
             if row is not None:
                 db.execute("UPDATE jobs SET status = 'running', stage = 'starting', step = 0, total = 0, "
                            "timings = '{}', preview = NULL, attempts = attempts + 1, worker = ?, started_at = ?, "
@@ -246,15 +268,25 @@ class SqliteJobStore:
         if row is None:
             return None
         self.changes.nudge()
+        if started:
+            self.outbox.on_queued()
         return self.get(row[0])
 
     def progress(self, job_id: str, stage: str, step: Optional[int] = None, total: Optional[int] = None,
                  timings: Optional[Dict[str, float]] = None) -> None:
-        """Stage changes keep the last step/total, so a finished job still says how far it projected."""
-        self._query("UPDATE jobs SET stage = ?, step = COALESCE(?, step), total = COALESCE(?, total), "
-                    "timings = COALESCE(?, timings), updated_at = ? WHERE id = ? AND status = 'running'",
-                    (stage, step, total, None if timings is None else json.dumps(timings), time.time(), job_id))
-        self.changes.nudge()
+        """Stage changes keep the last step/total, so a finished job still says how far it projected. A new
+        step queues a ``progress`` webhook when the last was at least the interval ago."""
+        now = time.time()
+        with self._transaction() as db:
+            changed = db.execute("UPDATE jobs SET stage = ?, step = COALESCE(?, step), total = COALESCE(?, total), "
+                                 "timings = COALESCE(?, timings), updated_at = ? WHERE id = ? AND status = 'running'",
+                                 (stage, step, total, None if timings is None else json.dumps(timings), now,
+                                  job_id)).rowcount
+            queued = changed and step and queue_progress(db, job_id, now, self.webhook_progress_interval_s)
+        if changed:
+            self.changes.nudge()
+        if queued:
+            self.outbox.on_queued()
 
     def publish_preview(self, job_id: str, preview: Dict[str, Any], files: Dict[str, bytes]) -> None:
         """Only on a running job; a job that stopped meanwhile (a cancel deletes its folder) keeps no preview: the
@@ -281,15 +313,20 @@ class SqliteJobStore:
     def finish(self, job_id: str, status: str, error_code: Optional[str] = None,
                error_message: Optional[str] = None) -> None:
         now = time.time()
-        self._must_write("UPDATE jobs SET status = ?, stage = ?, error_code = ?, error_message = ?, updated_at = ?, "
-                    "finished_at = ? WHERE id = ? AND status NOT IN ('cancelled')",
-                    (status, status, error_code, error_message, now, now, job_id))
+        self._end("UPDATE jobs SET status = ?, stage = ?, error_code = ?, error_message = ?, updated_at = ?, "
+                  "finished_at = ? WHERE id = ? AND status NOT IN ('cancelled')",
+                  (status, status, error_code, error_message, now, now, job_id), job_id, now)
         self.changes.nudge()
         upload = self.job_dir(job_id) / UPLOAD
         if upload.exists():
             upload.unlink()  # privacy: the photo is not kept once the job is over
         if status != "succeeded":
             self._drop_previews(job_id)  # nor its previews (a likeness of the face) when it has no result
+
+    def _end(self, sql: str, args: tuple, job_id: str, now: float) -> None:
+        """A write that ends the job, and its ``completed`` webhooks queued in the same transaction."""
+        if self._must_write(sql, args, lambda db: queue_event(db, job_id, "completed", now)):
+            self.outbox.on_queued()
 
     def write_file(self, job_id: str, name: str, data: bytes) -> None:
         write_atomically(self.job_dir(job_id) / name, data)
@@ -311,8 +348,8 @@ class SqliteJobStore:
 
     def cancel(self, job_id: str) -> Optional[Job]:
         now = time.time()
-        self._must_write("UPDATE jobs SET status = 'cancelled', stage = 'cancelled', updated_at = ?, finished_at = ? "
-                    "WHERE id = ? AND status IN ('queued', 'running')", (now, now, job_id))
+        self._end("UPDATE jobs SET status = 'cancelled', stage = 'cancelled', updated_at = ?, finished_at = ? "
+                  "WHERE id = ? AND status IN ('queued', 'running')", (now, now, job_id), job_id, now)
         self.changes.nudge()
         return self.get(job_id)
 

@@ -14,10 +14,12 @@ from typing_extensions import Protocol
 
 from .feed import ChangeFeed
 from .job import IdempotencyKey, Job, JobCounts
+from .webhook_outbox import Outbox, Webhook
 
 
 class JobStore(Protocol):
     changes: ChangeFeed  # every state change of a job, announced from the store's own write paths
+    outbox: Outbox  # the webhook deliveries its state changes queued (app.jobs.webhook_outbox)
 
     # -- the job's life -------------------------------------------------------------------------------
     def reserve(self, job_id: str, limit: int) -> bool:
@@ -39,6 +41,11 @@ class JobStore(Protocol):
         """The job that already answers a create: the one its Idempotency-Key names while that job exists
         (IdempotencyConflict when the key came with another request), else a live job, or a succeeded one with
         its files, made from the same photo and projection options (the key then names it)."""
+
+    def subscribe(self, job_id: str, webhook: Webhook) -> None:
+        """``webhook`` receives the job's events from now on (kept with the job; a URL subscribed already
+        gets the events added) and, in the same atomic step, the one its state implies already: ``start`` for
+        a running job, ``completed`` for a finished one (a create answered by an earlier job)."""
 
     def progress(self, job_id: str, stage: str, step: Optional[int] = None, total: Optional[int] = None,
                  timings: Optional[Dict[str, float]] = None) -> None:

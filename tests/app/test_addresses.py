@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from app.api.addresses import embedded_ipv4, is_public
+from app.addresses import embedded_ipv4, is_public
 from app.api.webhooks import WebhookRefused, check_url
 
 REFUSED = {

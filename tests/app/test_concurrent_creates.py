@@ -18,9 +18,7 @@ from PIL import Image
 
 from app.errors import IdempotencyConflict
 from app.jobs.job import IdempotencyKey
-from app.jobs.redis_store import RedisJobStore, connect
-from app.jobs.sqlite_store import SqliteJobStore
-from tests.app.scale import Cluster, RedisServer
+from tests.app.scale import Cluster
 from tests.app.server import Server
 from tests.conftest import PHOTOS
 
@@ -138,22 +136,6 @@ def test_concurrent_identical_creates_without_a_key_share_one_job(deployment):
 
 
 # -- the stores themselves ----------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        return SqliteJobStore(tmp_path)
-    client = connect(request.getfixturevalue("redis_server").url)
-    client.flushall()
-    return RedisJobStore(client, result_ttl_s=600, job_timeout_s=60, job_attempts=3)
-
-
 def _reserve_and_create(store, cache_key: str, key: Optional[IdempotencyKey]):
     """What admission does: a reservation per create, given back when another job answers it."""
     job_id = uuid.uuid4().hex

@@ -13,7 +13,6 @@ from PIL import Image
 from app.api.jobindex import RedisJobIndex, SqliteJobIndex
 from app.api.page import EXAMPLES
 from app.jobs.redis_store import connect
-from tests.app.scale import RedisServer
 from tests.app.server import Server, wait_for
 from tests.conftest import PHOTOS, REPO
 
@@ -100,13 +99,6 @@ def test_icon_and_example_photos_are_served_without_a_key(request, server_name):
         assert Image.open(io.BytesIO(photo.content)).width <= 512
     for other in ("README.md", "..%2F..%2Fpage.py", "nope.jpg"):
         assert client.get("/examples/" + other).status_code == 404
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])

@@ -18,9 +18,9 @@ from typing import Dict, List
 import pytest
 from PIL import Image
 
-from app.api.addresses import AddressRefused, checked_addresses
+from app.addresses import LOOKUPS, AddressRefused, checked_addresses
 from app.api.json_body import cut_payload, data_url_bytes, json_body_bytes, json_request
-from app.api.remote_image import _DNS_SLOTS, DNS_LOOKUPS_AT_ONCE, check_image_url, fetch_image
+from app.api.remote_image import check_image_url, fetch_image
 from app.config import Settings
 from app.errors import BadRequest, InvalidOption, ServerBusy, UnsupportedImage, UploadTooLarge
 from tests.app.server import Server, wait_for
@@ -381,22 +381,22 @@ def test_allowing_private_addresses_returns_the_checked_address():
 
 
 def test_photo_host_lookups_have_their_own_bounded_threads(host):
-    """A lookup that hangs keeps its thread until the resolver gives up: past DNS_LOOKUPS_AT_ONCE of them a fetch
+    """A lookup that hangs keeps its thread until the resolver gives up: past LOOKUPS.threads of them a fetch
     is a 503 at once, and the threads every other route uses are never taken."""
     url = host.url + "/photo"
     held = 0
     try:
-        while _DNS_SLOTS.acquire(blocking=False):  # as hung lookups would hold them
+        while LOOKUPS.slots.acquire(blocking=False):  # as hung lookups would hold them
             held += 1
-        assert held == DNS_LOOKUPS_AT_ONCE
-        with pytest.raises(ServerBusy, match="looking up %d photo hosts" % DNS_LOOKUPS_AT_ONCE) as busy:
+        assert held == LOOKUPS.threads
+        with pytest.raises(ServerBusy, match="looking up %d hosts" % LOOKUPS.threads) as busy:
             asyncio.run(fetch_image(url, 10_000_000, 30, allow_private=True))
         assert busy.value.retry_after_s
     finally:
         for _ in range(held):
-            _DNS_SLOTS.release()
+            LOOKUPS.slots.release()
     assert asyncio.run(fetch_image(url, 10_000_000, 30, allow_private=True)) == PHOTO.read_bytes()
-    taken = [_DNS_SLOTS.acquire(blocking=False) for _ in range(DNS_LOOKUPS_AT_ONCE)]  # a finished lookup gave its back
+    taken = [LOOKUPS.slots.acquire(blocking=False) for _ in range(LOOKUPS.threads)]  # a finished lookup gave its back
     for _ in taken:
-        _DNS_SLOTS.release()
+        LOOKUPS.slots.release()
     assert all(taken)

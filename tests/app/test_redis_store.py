@@ -7,14 +7,6 @@ from rq import Queue
 
 from app.jobs.job import LATENTS, UPLOAD
 from app.jobs.redis_store import JOBS_QUEUE, DeadlineRetry, RedisJobStore, connect, files_key, job_key
-from tests.app.scale import RedisServer
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

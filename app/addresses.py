@@ -11,6 +11,8 @@ import asyncio
 import ipaddress
 import socket
 import ssl
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional, Tuple, Union
 from urllib.parse import SplitResult, quote, urlsplit
 
@@ -21,6 +23,7 @@ NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: an operato
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated (RFC 4291), still routed by some stacks
 URL_PUNCTUATION = "/?&=%:@!$'()*+,;[]"  # kept as they are in a request target (percent escapes included)
 _TLS: List[ssl.SSLContext] = []  # made on first use: loading the CA store costs tens of milliseconds
+LOOKUPS_AT_ONCE = 16
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> Optional[ipaddress.IPv4Address]:
@@ -87,6 +90,36 @@ def checked_addresses(url: str, allow_private: bool, field: str) -> List[Address
                 raise AddressRefused("%s: %s resolves to a private or local address (%s); use a public URL"
                                      % (field, parts.hostname, address))
     return addresses
+
+
+class LookupsBusy(Exception):
+    """All the lookup threads are taken (by lookups that hang, most likely)."""
+
+
+class BoundedLookups:
+    """checked_addresses for the event loop, in threads of its own, at most ``threads`` at once: a lookup that
+    hangs keeps its thread until the resolver gives up (long after its caller's deadline), so past that many
+    a lookup is refused at once (LookupsBusy) rather than queued or given a shared thread. One instance serves
+    every caller of the process (photo fetches and webhooks)."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.slots = threading.BoundedSemaphore(threads)  # held until the lookup ends, not its caller
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="toonify-dns")
+
+    async def checked(self, url: str, allow_private: bool, field: str) -> List[Address]:
+        if not self.slots.acquire(blocking=False):
+            raise LookupsBusy("the server is looking up %d hosts already" % self.threads)
+        try:
+            lookup = self._executor.submit(checked_addresses, url, allow_private, field)
+        except BaseException:
+            self.slots.release()
+            raise
+        lookup.add_done_callback(lambda _: self.slots.release())
+        return await asyncio.wrap_future(lookup)
+
+
+LOOKUPS = BoundedLookups(LOOKUPS_AT_ONCE)
 
 
 def target_and_host(parts: SplitResult) -> Tuple[bytes, bytes]:
