@@ -56,10 +56,12 @@ def test_async_job_reports_increasing_steps_and_serves_results(client):
     assert response.status_code == 202
     job_id = response.json()["id"]
     assert response.headers["location"] == "/jobs/%s" % job_id
-    steps = []
+    steps, kind = [], None
     with client.stream("GET", "/jobs/%s/events" % job_id) as events:
         for line in events.iter_lines():
-            if line.startswith("data:"):
+            if line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:") and kind == "job":  # not a live preview's event
                 view = json.loads(line[5:])
                 steps.append(view["step"])
                 if view["status"] == "succeeded":
