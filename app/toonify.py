@@ -282,7 +282,7 @@ class Toonify:
         full-size copy of it fewer."""
         stages = _Stages(progress)
         stages.start("synthesizing", "synthesize")
-        toons = list(self.synthesize(projection.latents, options.strength, stored_style(options.model_dump())))
+        toons = list(self.synthesize(projection.latents, options.strength, stored_style(options)))
         reconstructions = list(self.synthesize(projection.latents, 0.0))
         stages.start("pasting", "paste")
         pasted = paste_faces(projection.photo, toons, projection.quads, in_place=not keep_photo)

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
+from ..budget import MemoryBudget
 from ..composition import create_service
 from ..config import FORM_OVERHEAD_BYTES, Settings
 from ..errors import (
@@ -27,7 +28,6 @@ from ..errors import (
 from ..jobs.redis_store import REDIS_DOWN
 from ..storage import is_out_of_space, storage_full_from
 from .auth import Auth, RedactSecrets
-from .budget import MemoryBudget
 from .errors import error_response
 from .fast import FastService
 from .jobindex import create_job_index
@@ -39,7 +39,7 @@ from .routes import router
 from .shutdown import AnswerCutOffRequests, OpenRequests
 from .signing_secret import secret_loader
 from .streams import JobWatcher
-from .views import job_owner, job_views
+from .views import job_views
 from .webhooks import WebhookSender
 
 log = logging.getLogger("toonify")
@@ -106,7 +106,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
             with suppress(QueueUnavailable):
                 await run_in_threadpool(auth.load)
         app.state.watcher = JobWatcher(
-            lambda ids: job_views(svc.store, ids, lambda job, url: auth.sign(job_owner(job), job.id, url),
+            lambda ids: job_views(svc.store, ids, lambda job, url: auth.sign(job.owner, job.id, url),
                                   lambda: svc.style_catalog().names),
             settings.max_streams)
         app.state.watcher.start()

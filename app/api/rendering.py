@@ -7,7 +7,7 @@ as a ZIP with one image per face (``toon_00.png``, ``toon_01.png``, …). ``styl
 style's images, each name prefixed with its style (``cartoon_toon_00.png``, ``ukiyoe_toon_00.png``, …,
 ``cartoon_paste.png``). ``GET /jobs/{id}/archive`` answers every result of the job in one ZIP, written member by
 member to a temporary file and streamed from it. Work on a full-size photo (a re-paste, a re-encode) holds its
-cost from the decode budget (app.api.budget). Every answer names its file (app.api.filenames)."""
+cost from the decode budget (app.budget). Every answer names its file (app.api.filenames)."""
 from __future__ import annotations
 
 import io
@@ -27,16 +27,16 @@ from starlette.responses import Response, StreamingResponse
 
 from stylegan2.styles import ALL_STYLES
 
+from ..budget import MemoryBudget, run_within
 from ..encoding import encode_image, media_type
 from ..errors import InvalidOption, ResultNotFound, ResultNotReady, ServerBusy
 from ..faces.repaste import reencode_cost_bytes, reencoded, repaste_cost_bytes, repasted
 from ..jobs.job import LATENTS, PHOTO, Job
 from ..jobs.results import FACES, PASTE, face_file, latents_npy
-from ..options import OUTPUT_KINDS, RenderOptions, ToonifyOptions
+from ..options import OUTPUT_KINDS, ToonifyOptions
 from ..service import Service
 from ..storage import is_out_of_space, storage_full_from
 from ..styles import StyleCatalog, stored_style
-from .budget import MemoryBudget, run_within
 from .filenames import disposition, download_name, extension, look_parts
 
 NamedImages = List[Tuple[str, bytes]]
@@ -111,7 +111,7 @@ class Look(NamedTuple):
 
 def rendered_as(job: Job) -> Look:
     """The style and strength the job's stored toons were rendered in."""
-    return Look(stored_style(job.options), RenderOptions.of(job.options).strength)
+    return Look(stored_style(job.options), job.options.strength)
 
 
 def look_for(job: Job, catalog: StyleCatalog, style: str, requested: Optional[float]) -> Look:

@@ -191,7 +191,7 @@ class WebhookSender:
         for sub in subs:
             events = self._events_for(sub, job) if job is not None else []
             if events and view is None:
-                view = job_view(job, self.store)
+                view = job_view(job, self.store).as_json()
             for event in events:
                 self._enqueue(Delivery(sub.url, event, json.dumps({"event": event, "job": view}).encode()))
             if job is None or job.finished:

@@ -1,6 +1,6 @@
 """A finished job's photo with its toons pasted back, and a stored result in another format, made for the API
 with one full-size image at a time — and what each costs at its peak, from the header alone, so that the API
-holds it from the decode budget (app.api.budget) before it starts, as it does for an upload."""
+holds it from the decode budget (app.budget) before it starts, as it does for an upload."""
 from __future__ import annotations
 
 import io

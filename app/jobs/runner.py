@@ -7,13 +7,14 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Generic, Optional, TypeVar
 
+import numpy as np
+
 from stylegan2.projection import StepInfo
 
 from ..errors import ToonifyError
 from ..faces.detect import Face
 from ..memory import return_freed_memory
 from ..metrics import Metrics
-from ..options import ToonifyOptions
 from ..storage import is_out_of_space, storage_full_from
 from ..styles import stored_style
 from ..toonify import Progress, ProjectionCancelled, Toonify
@@ -83,7 +84,7 @@ def run_job(job: Job, worker: WorkerContext[JobStore], should_stop: Optional[Cal
     re-queues the job (StorageFull is raised after, so the worker can wait for space). Errors that occur
     while recording the outcome propagate: the worker settles the job later."""
     store, toonify = worker.store, worker.toonify
-    options = ToonifyOptions(**job.options)
+    options = job.runnable_options()
 
     def stopping() -> bool:
         return bool(should_stop and should_stop())
@@ -97,8 +98,9 @@ def run_job(job: Job, worker: WorkerContext[JobStore], should_stop: Optional[Cal
         upload = store.read_file(job.id, UPLOAD)
         if upload is None:
             raise FileNotFoundError(UPLOAD)
-        known = [Face.from_json(face) for face in job.faces] or None
-        style = stored_style(options.render_options.model_dump())
+        known = [Face(list(face.rect), face.score, np.asarray(face.landmarks, dtype=np.float64))
+                 for face in job.faces] or None
+        style = stored_style(options)
         previews = JobPreviews(store, job.id, toonify.settings.preview_every_s, options.render_options.strength,
                                lambda latents, strength: toonify.synthesize(latents, strength, style))
         progress = _JobProgress(store, job.id, worker.metrics, previews)

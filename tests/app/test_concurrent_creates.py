@@ -17,9 +17,10 @@ import pytest
 from PIL import Image
 
 from app.errors import IdempotencyConflict
-from app.jobs.job import IdempotencyKey
+from app.jobs.job import IdempotencyKey, NewJob
 from app.jobs.redis_store import RedisJobStore, connect
 from app.jobs.sqlite_store import SqliteJobStore
+from app.options import ToonifyOptions
 from tests.app.scale import Cluster, RedisServer
 from tests.app.server import Server
 from tests.conftest import PHOTOS
@@ -159,7 +160,7 @@ def _reserve_and_create(store, cache_key: str, key: Optional[IdempotencyKey]):
     job_id = uuid.uuid4().hex
     assert store.reserve(job_id, 100)
     try:
-        job = store.create(job_id, {}, cache_key, [], b"photo", key)
+        job = store.create(job_id, NewJob("", ToonifyOptions(), cache_key, []), b"photo", key)
     except IdempotencyConflict as conflict:
         store.release(job_id)
         return conflict
