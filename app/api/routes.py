@@ -254,8 +254,7 @@ async def list_styles(svc: ServiceDep) -> StyleList:
     return StyleList.model_validate((await run_in_threadpool(svc.style_catalog)).to_json())
 
 
-@router.get("/jobs", summary="The caller's jobs (per API key; on a server without keys, every job), newest first",
-)
+@router.get("/jobs", summary="The caller's jobs (per API key; on a server without keys, every job), newest first")
 async def list_jobs(caller: CallerDep, limit: Annotated[AsciiInt, Query(ge=1, le=100)] = 20,
                     before: Annotated[Optional[AsciiFloat], Query(description="the 'next' link's cursor")] = None
                     ) -> JobList:

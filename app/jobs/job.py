@@ -137,9 +137,10 @@ class Job:
         return self.status in TERMINAL
 
     def runnable_options(self) -> ToonifyOptions:
-        """The options to run the job with; a ValueError for a job this version cannot read."""
+        """The options to run the job with; a ValueError for a job this version cannot read (the worker logs it
+        with the job's id and fails the job)."""
         if self.unreadable is not None:
-            raise ValueError("job %s: %s" % (self.id, self.unreadable))
+            raise ValueError(self.unreadable)
         return self.options
 
 
