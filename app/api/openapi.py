@@ -148,7 +148,10 @@ def _document_errors(path: str, method: str, operation: Dict[str, Any]) -> None:
 
 
 def build_openapi(app: FastAPI, settings: Settings) -> Dict[str, Any]:
-    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    # one schema per model: the API's models are answers only (FastAPI 0.103 would name the 202's JobView
+    # "JobView-Input")
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
+                         separate_input_output_schemas=False)
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for model in (ErrorBody, WebhookPayload):  # named in the error tables and the callback, not by a route

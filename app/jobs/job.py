@@ -67,8 +67,6 @@ def faces_to_json(faces: Sequence[AdmittedFace]) -> str:
     return json.dumps([face.to_json() for face in faces])
 
 
-
-
 def options_from_json(text: str) -> Tuple[ToonifyOptions, Optional[str]]:
     """A job's stored options, validated once here, and why they cannot be read (None: they can). A job stored
     by a newer or a broken version keeps its row; it shows the default options and fails when a worker takes it
