@@ -63,10 +63,6 @@ class AdmittedFace:
         return {"rect": list(self.rect), "score": self.score, "landmarks": [list(point) for point in self.landmarks]}
 
 
-def faces_to_json(faces: Sequence[AdmittedFace]) -> str:
-    return json.dumps([face.to_json() for face in faces])
-
-
 def options_from_json(text: str) -> Tuple[ToonifyOptions, Optional[str]]:
     """A job's stored options, validated once here, and why they cannot be read (None: they can). A job stored
     by a newer or a broken version keeps its row; it shows the default options and fails when a worker takes it
@@ -90,6 +86,10 @@ class NewJob:
     options: ToonifyOptions
     cache_key: str
     faces: List[AdmittedFace]
+
+    def faces_json(self) -> str:
+        """The faces as a store holds them (what ``Job.stored`` reads)."""
+        return json.dumps([face.to_json() for face in self.faces])
 
 
 @dataclass

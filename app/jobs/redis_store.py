@@ -27,17 +27,7 @@ from rq.job import Job as RQJob
 
 from ..config import Settings
 from ..errors import IdempotencyConflict
-from .job import (
-    LATENTS,
-    PREVIEW_PREFIX,
-    RESERVATION_TTL_S,
-    UPLOAD,
-    IdempotencyKey,
-    Job,
-    JobCounts,
-    NewJob,
-    faces_to_json,
-)
+from .job import LATENTS, PREVIEW_PREFIX, RESERVATION_TTL_S, UPLOAD, IdempotencyKey, Job, JobCounts, NewJob
 
 PREFIX = "toonify:"
 JOBS_QUEUE = "toonify"
@@ -223,7 +213,7 @@ class RedisJobStore:
         now = time.time()
         fields = {"status": "queued", "stage": "queued", "step": 0, "total": 0, "attempts": 0, "owner": new.owner,
                   "options": new.options.model_dump_json(), "cache_key": new.cache_key,
-                  "faces": faces_to_json(new.faces),
+                  "faces": new.faces_json(),
                   "created_at": repr(now), "updated_at": repr(now)}
         retry = Retry(max=self.job_attempts - 1) if self.job_attempts > 1 else None
 

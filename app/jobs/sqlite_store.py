@@ -23,7 +23,6 @@ from .job import (
     Job,
     JobCounts,
     NewJob,
-    faces_to_json,
     worker_lost_message,
 )
 
@@ -162,7 +161,7 @@ class SqliteJobStore:
                                "created_at = excluded.created_at, updated_at = excluded.updated_at "
                                "WHERE status = 'reserved'",
                                (job_id, new.owner, new.options.model_dump_json(), new.cache_key,
-                                faces_to_json(new.faces), now, now))
+                                new.faces_json(), now, now))
                 self._name(db, idempotency, found or job_id)
         except Exception as exc:
             shutil.rmtree(str(folder), ignore_errors=True)
