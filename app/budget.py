@@ -1,5 +1,5 @@
 """The decode memory budget (TOONIFY_DECODE_MEMORY_MB): what the API may spend at once on full- or
-reduced-size copies of photos, whoever makes them — an upload decoded for detection (app.api.admission), a
+reduced-size copies of photos, whoever makes them — an upload decoded for detection (app.admission), a
 re-paste or a re-encode of a finished job's images (app.rendering). Each holds what its work costs at its
 peak, read beforehand from the image header, until the work is done and the memory is back with the system."""
 from __future__ import annotations

@@ -7,7 +7,6 @@ so the enums, ranges and defaults are documented once."""
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
 
 from pydantic import BaseModel, BeforeValidator, Field, field_validator
 from typing_extensions import Annotated, Literal, get_args
@@ -97,11 +96,6 @@ class RenderOptions(BaseModel):
     @classmethod
     def _format(cls, value: object) -> object:
         return value.lower().replace("jpg", "jpeg") if isinstance(value, str) else value
-
-    @classmethod
-    def of(cls, options: Mapping[str, Any]) -> "RenderOptions":
-        """The render options in a job's recorded options (what its stored results were rendered with)."""
-        return cls(**{name: options[name] for name in cls.model_fields if name in options})
 
 
 class ToonifyOptions(RenderOptions, ProjectionOptions):

@@ -30,7 +30,7 @@ from .errors import InvalidOption, ResultNotFound, ResultNotReady, ServerBusy
 from .faces.repaste import reencode_cost_bytes, reencoded, repaste_cost_bytes, repasted
 from .jobs.job import LATENTS, PHOTO, Job
 from .jobs.results import FACES, PASTE, face_file, keep_file, latents_npy, transcode_file
-from .options import OUTPUT_KINDS, RenderOptions
+from .options import OUTPUT_KINDS
 from .service import Service
 from .storage import is_out_of_space, storage_full_from
 from .styles import StyleCatalog, stored_style
@@ -114,7 +114,7 @@ class Look(NamedTuple):
 
 def rendered_as(job: Job) -> Look:
     """The style and strength the job's stored toons were rendered in."""
-    return Look(stored_style(job.options), RenderOptions.of(job.options).strength)
+    return Look(stored_style(job.options), job.options.strength)
 
 
 def look_for(job: Job, catalog: StyleCatalog, style: str, requested: Optional[float]) -> Look:

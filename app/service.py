@@ -23,7 +23,7 @@ from .errors import InternalError, ModelsFailed, NotReady, ShuttingDown
 from .faces.decode import ImageLimits
 from .faces.detect import FaceDetector
 from .jobs.folder_lock import DataFolderLock
-from .jobs.job import IdempotencyKey, Job
+from .jobs.job import IdempotencyKey, Job, NewJob
 from .jobs.local import LocalWorker
 from .jobs.redis_store import REDIS_DOWN, RedisJobStore
 from .jobs.results import read_latents
@@ -66,8 +66,7 @@ class Service:
     def stop(self) -> None:
         """Stop background work."""
 
-    def submit(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
-               upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
+    def submit(self, job_id: str, new: NewJob, upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
         """The reserved job, created (JobStore.create) — or the job that already answers the request."""
         raise NotImplementedError
 
@@ -158,10 +157,9 @@ class LocalService(Service):
     def models_loading(self) -> bool:
         return self.load_error is None and not self.toonify.ready
 
-    def submit(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
-               upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
+    def submit(self, job_id: str, new: NewJob, upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
         check_free_space(self.settings.data_dir, self.settings.min_free_bytes)
-        job = self.store.create(job_id, options, cache_key, faces, upload, idempotency)
+        job = self.store.create(job_id, new, upload, idempotency)
         self.workers.wake()
         return job
 
@@ -216,9 +214,8 @@ class RedisService(Service):
         self.redis = store.redis
         self.metrics.count_jobs_from(self.store.job_counts)
 
-    def submit(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
-               upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
-        return self.store.create(job_id, options, cache_key, faces, upload, idempotency)
+    def submit(self, job_id: str, new: NewJob, upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
+        return self.store.create(job_id, new, upload, idempotency)
 
     async def render(self, job: Job, faces: List[int], strength: float, style: str) -> np.ndarray:
         read_latents(self.store, job, faces)  # a clear 409/404 here rather than a failed task on a worker

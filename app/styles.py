@@ -5,7 +5,7 @@ travels as JSON from a Redis worker to the API, which loads no models."""
 from __future__ import annotations
 
 import base64
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping
 
 import numpy as np
 from PIL import Image
@@ -14,6 +14,7 @@ from stylegan2.styles import ALL_STYLES, DEFAULT_STYLE, LoadedStyles
 
 from .encoding import encode_image
 from .errors import InvalidOption
+from .options import RenderOptions
 
 THUMBNAIL_PX = 96
 Synthesize = Callable[[np.ndarray, float, str], np.ndarray]
@@ -71,8 +72,7 @@ DEFAULT_CATALOG = StyleCatalog([{"name": DEFAULT_STYLE, "display_name": "Cartoon
                                  "default_strength": 1.0, "blended_at_load": False, "thumbnail": None}], [])
 
 
-def stored_style(options: Mapping[str, Any]) -> str:
-    """The style a job's stored results were rendered in (jobs from before styles, and style=all requests,
-    store the default toon)."""
-    style: Optional[str] = options.get("style")
-    return DEFAULT_STYLE if style in (None, ALL_STYLES) else str(style)
+def stored_style(options: RenderOptions) -> str:
+    """The style a job's stored results were rendered in (jobs from before styles read as the default toon;
+    style=all requests store it)."""
+    return DEFAULT_STYLE if options.every_style else options.style

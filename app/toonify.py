@@ -112,7 +112,7 @@ class _Stages:
 
 def placed_faces(rgb: np.ndarray, found: List[Face], detector: FaceDetector) -> List[Face]:
     """Faces the API found when it accepted the job, with landmarks on the full-size photo ``rgb``. The API
-    decodes at most DETECT_SIDE pixels on the long side (app.api.admission): a photo no larger than that was
+    decodes at most DETECT_SIDE pixels on the long side (app.admission): a photo no larger than that was
     decoded there at full size, by the same decoder, so its landmarks are the very ones the predictor would
     place again here (dlib's are whole pixels, stored exactly) and are used as they are, provided they all lie
     on this photo (a decode that disagreed, in size or orientation, would show there). A larger photo was
@@ -301,7 +301,7 @@ class Toonify:
         full-size copy of it fewer."""
         stages = _Stages(progress)
         stages.start("synthesizing", "synthesize")
-        toons = list(self.synthesize(projection.latents, options.strength, stored_style(options.model_dump())))
+        toons = list(self.synthesize(projection.latents, options.strength, stored_style(options)))
         reconstructions = list(self.synthesize(projection.latents, 0.0))
         stages.start("pasting", "paste")
         pasted = paste_faces(projection.photo, toons, projection.quads, in_place=not keep_photo)

@@ -20,8 +20,10 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from app.jobs.job import NewJob
 from app.jobs.previews import JobPreviews, PreviewPace
 from app.jobs.sqlite_store import SqliteJobStore
+from app.options import ToonifyOptions
 from bench.common import report
 from bench.projection import models
 from stylegan2.engines import ENGINES
@@ -36,7 +38,7 @@ def _projection(toonifier: Toonifier, store: SqliteJobStore, job_id: str, steps:
     res = toonifier.resolution
     target = np.random.RandomState(0).randint(0, 256, (1, res, res, 3)).astype(np.uint8)
     store.reserve(job_id, 1000)
-    store.create(job_id, {}, job_id, [], b"")
+    store.create(job_id, NewJob("", ToonifyOptions(), job_id, []), b"")
     store.claim_next("bench")
     syntheses = []
 

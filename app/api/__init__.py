@@ -40,7 +40,7 @@ from .routes import router
 from .shutdown import AnswerCutOffRequests, OpenRequests
 from .signing_secret import secret_loader
 from .streams import JobWatcher
-from .views import job_owner, job_view
+from .views import job_view
 from .webhooks import body_renderer
 
 log = logging.getLogger("toonify")
@@ -107,8 +107,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
             with suppress(QueueUnavailable):
                 await run_in_threadpool(auth.load)
         app.state.watcher = JobWatcher(
-            svc.store, lambda job: job_view(job, svc.store, lambda url: auth.sign(job_owner(job), job.id, url),
-                                            lambda: svc.style_catalog().names),
+            svc.store, lambda job: job_view(job, svc.store, lambda url: auth.sign(job.owner, job.id, url),
+                                            lambda: svc.style_catalog().names).as_json(),
             settings.max_streams)
         app.state.watcher.start()
         svc.start()

@@ -4,14 +4,14 @@ instead of reaching into ``app.state``. The getters are ``async`` so that FastAP
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Union
+from typing import Union
 
 from fastapi import Depends, Request
 from typing_extensions import Annotated
 
 from ..budget import MemoryBudget
 from ..errors import NotFound
-from ..jobs.job import Job
+from ..jobs.job import Job, JobStatus
 from ..rendering import Renderer
 from ..service import Service
 from .auth import NO_OWNER, Auth
@@ -19,7 +19,7 @@ from .fast import FastService
 from .jobindex import RedisJobIndex, SqliteJobIndex
 from .middleware import OWNER_SCOPE_KEY
 from .streams import JobWatcher
-from .views import job_owner, job_view
+from .views import JobView, job_view
 
 JobIndex = Union[SqliteJobIndex, RedisJobIndex]
 
@@ -82,12 +82,12 @@ class Caller:
     def job(self, job_id: str) -> Job:
         """The job, if it exists and belongs to the requester's API key (another key's jobs are 404 too)."""
         job = self.svc.store.get(job_id)
-        if job is None or job.status == "reserved" or (self.auth.enabled and job_owner(job) != self.owner):
+        if job is None or job.status == JobStatus.RESERVED or (self.auth.enabled and job.owner != self.owner):
             raise NotFound("no job %s (unknown, deleted, or expired after its TTL)" % job_id)
         return job
 
-    def view(self, job: Job) -> Dict:
-        return job_view(job, self.svc.store, lambda url: self.auth.sign(job_owner(job), job.id, url),
+    def view(self, job: Job) -> JobView:
+        return job_view(job, self.svc.store, lambda url: self.auth.sign(job.owner, job.id, url),
                         lambda: self.svc.style_catalog().names)
 
 

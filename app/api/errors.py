@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Dict
 
+from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
 from ..errors import ShuttingDown, ToonifyError, Unauthorized
+
+
+class ErrorBody(BaseModel):
+    """Every error: a stable code to branch on and a sentence that says what to do."""
+
+    code: str = Field(..., description="e.g. no_face, invalid_option, queue_full, unauthorized, not_found")
+    message: str = Field(..., description="what went wrong and what to do, for people")
+
 
 STATUS_BY_CODE: Dict[str, int] = {
     "empty_upload": 400,

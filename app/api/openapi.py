@@ -1,11 +1,12 @@
 """The OpenAPI document a client generator can use, and the docs pages that show it without the internet.
 
-FastAPI derives paths and parameters from the routes; this module adds what it cannot see: the two bodies of
-``POST /toonify`` (a multipart form and JSON, both from the options model), the response bodies as schemas,
-every error status each route answers (as ``ErrorBody``, replacing FastAPI's ``HTTPValidationError``, which
-this API never sends) and the bearer scheme. ``/docs`` (Swagger UI 5, Apache-2.0) and ``/redoc`` (ReDoc, MIT)
-load only files this server serves, vendored under ``static/`` (PyPI's swagger-ui-bundle for Python 3.7 ships
-Swagger UI 4, which cannot read OpenAPI 3.1)."""
+FastAPI derives paths, parameters and response bodies from the routes and their response models; this module
+adds what it cannot see: the two bodies of ``POST /toonify`` (a multipart form and JSON, both from the options
+model, parsed by hand to bound them), its webhook callback, every error status each route answers (as
+``ErrorBody``, replacing FastAPI's ``HTTPValidationError``, which this API never sends), its binary answers
+and the bearer scheme. ``/docs`` (Swagger UI 5, Apache-2.0) and ``/redoc`` (ReDoc, MIT) load only files this
+server serves, vendored under ``static/`` (PyPI's swagger-ui-bundle for Python 3.7 ships Swagger UI 4, which
+cannot read OpenAPI 3.1)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,7 +18,9 @@ from starlette.responses import FileResponse, HTMLResponse
 
 from ..config import Settings
 from ..errors import NotFound
-from .schemas import ErrorBody, JobList, JobView, ServerConfig, WebhookPayload, form_schema, json_schema
+from ..options import ToonifyOptions
+from .errors import ErrorBody
+from .views import WebhookPayload
 
 STATIC = Path(__file__).parent / "static"
 ASSETS = {"swagger-ui.css": ("swagger-ui", "text/css"), "swagger-ui-bundle.js": ("swagger-ui", "text/javascript"),
@@ -57,9 +60,60 @@ ERRORS_BY_ROUTE: Dict[Tuple[str, str], Tuple[int, ...]] = {
     ("/config", "get"): (),
     ("/readyz", "get"): (503,),
 }
-IMAGE_TYPES = {"image/png": {"schema": {"type": "string", "format": "binary"}},
-               "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-               "image/webp": {"schema": {"type": "string", "format": "binary"}}}
+
+
+PHOTO_FORMATS = "JPEG, PNG, WebP, HEIC, BMP, TIFF, GIF"
+
+
+def _request_fields(default_steps: int, max_steps: int) -> Dict[str, Any]:
+    """The options model plus the other fields both bodies of ``POST /toonify`` take. Every default is valid on
+    a default server, so that Swagger UI's "Try it out" (which fills in defaults, or samples where there are
+    none, such as https://example.com/ for a URI) sends a request that works: no webhook, no URL."""
+    schema = ToonifyOptions.model_json_schema()
+    schema["properties"]["steps"].update(default=default_steps, maximum=max_steps)
+    return dict(
+        schema["properties"],
+        method={"type": "string", "enum": ["project", "fast"], "default": "project",
+                "description": "project: the faithful projection; fast: the distilled student, if the server "
+                               "has one (answers at once, no job)"},
+        webhook={"type": "string", "maxLength": 2000, "default": "",
+                 "description": "http(s) URL that receives the job's events as signed JSON POSTs (only when the "
+                                "server sets TOONIFY_WEBHOOK_SECRET: GET /config says 'webhooks'); empty: none"},
+        webhook_events_filter={"type": "array", "items": {"type": "string",
+                                                          "enum": ["start", "progress", "completed"]},
+                               "default": [], "description": "which events to send (repeat the field or separate "
+                                                             "with commas); default: all"},
+    )
+
+
+def form_schema(default_steps: int, max_steps: int) -> Dict[str, Any]:
+    """The multipart form of ``POST /toonify``: the photo as a file, or its URL, and the other fields."""
+    return {"title": "ToonifyForm", "type": "object", "additionalProperties": False,
+            "description": "send the photo as the file 'image' or its URL in 'image_url' (one of them)",
+            "properties": dict(
+                image={"type": "string", "format": "binary", "description": "the photo (%s)" % PHOTO_FORMATS},
+                image_url={"type": "string", "maxLength": 2000, "default": "",
+                           "description": "instead of 'image': an http(s) URL the server fetches the photo from "
+                                          "(public addresses only; within the upload's size limit and "
+                                          "TOONIFY_FETCH_TIMEOUT_S)"},
+                **_request_fields(default_steps, max_steps))}
+
+
+def json_schema(default_steps: int, max_steps: int) -> Dict[str, Any]:
+    """The JSON body of ``POST /toonify``, as Cog/Replicate and BentoML clients send it."""
+    fields = _request_fields(default_steps, max_steps)
+    fields["webhook_events_filter"] = dict(fields["webhook_events_filter"], description="which events to send; "
+                                                                                       "default: all")
+    return {"title": "ToonifyJSON", "type": "object", "additionalProperties": False, "required": ["image"],
+            "properties": dict(
+                image={"type": "string", "example": "https://example.org/photo.jpg",
+                       "description": "the photo: a data URL (data:image/jpeg;base64,…, at most the upload size "
+                                      "limit once decoded) or an http(s) URL the server fetches it from (as "
+                                      "'image_url' in the form)"},
+                **fields)}
+
+
+BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
 def _ref(name: str) -> Dict[str, str]:
@@ -76,10 +130,8 @@ def _toonify_operation(operation: Dict[str, Any]) -> None:
     operation["responses"]["200"] = {
         "description": "the result image (face=all with output other than paste: application/zip with one "
                        "image per face); with 'Accept: text/event-stream', the job's events",
-        "content": dict(IMAGE_TYPES, **{"application/zip": {"schema": {"type": "string", "format": "binary"}},
-                                        "text/event-stream": {"schema": {"type": "string"}}})}
-    operation["responses"]["202"] = {"description": "job accepted ('Prefer: respond-async' or ?async=1); "
-                                                    "Location: /jobs/{id}", "content": _json("JobView")}
+        "content": {**{media: BINARY for media in ("image/png", "image/jpeg", "image/webp", "application/zip")},
+                    "text/event-stream": {"schema": {"type": "string"}}}}
     operation["callbacks"] = {"webhook": {"{$request.body#/webhook}": {"post": {
         "requestBody": {"content": _json("WebhookPayload")},
         "responses": {"200": {"description": "any 2xx acknowledges; anything else is retried with back-off"}}}}}}
@@ -96,10 +148,13 @@ def _document_errors(path: str, method: str, operation: Dict[str, Any]) -> None:
 
 
 def build_openapi(app: FastAPI, settings: Settings) -> Dict[str, Any]:
-    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    # one schema per model: the API's models are answers only (FastAPI 0.103 would name the 202's JobView
+    # "JobView-Input")
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
+                         separate_input_output_schemas=False)
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    for model in (ErrorBody, JobView, JobList, ServerConfig, WebhookPayload):
+    for model in (ErrorBody, WebhookPayload):  # named in the error tables and the callback, not by a route
         model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(model_schema.pop("$defs", {}))
         schemas[model.__name__] = model_schema

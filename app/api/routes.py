@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -17,13 +17,14 @@ from typing_extensions import Annotated, Literal
 from stylegan2.model_files import MARKER_FILE
 from stylegan2.styles import ALL_STYLES, DEFAULT_STYLE
 
+from ..admission import admit, detect
 from ..encoding import encode_image
 from ..errors import InvalidOption, JobCancelled, JobFailed, NotFound, ResultNotReady, ShuttingDown
-from ..jobs.job import IdempotencyKey, Job
+from ..jobs.job import IdempotencyKey, Job, NewJob
 from ..jobs.previews import PreviewKind, preview_file
-from ..options import AsciiFloat, AsciiInt, RenderOptions, ToonifyOptions
+from ..options import AsciiFloat, AsciiInt, ToonifyOptions
 from ..service import TINY_WARNING, Service
-from .admission import admit, detect
+from .about import Health, Limits, ServerConfig, StyleList
 from .deps import (
     Caller,
     CallerDep,
@@ -52,10 +53,9 @@ from .rendering import (
     result_image,
     result_response,
 )
-from .schemas import FacesFound, Health, JobFace, JobList, Limits, ServerConfig, StyleList
 from .streams import GONE, JobWatcher
 from .style_choice import StyleChoice, look_choice, style_choice
-from .views import as_requested
+from .views import DeletedJob, FacesFound, FaceView, JobList, JobView, as_requested
 from .webhooks import refuse_bad_url
 
 router = APIRouter()
@@ -187,7 +187,9 @@ async def metrics(svc: ServiceDep) -> Response:
 
 @router.post("/toonify", summary="Toonify a photo: waits and returns the image; 202 + a job with "
                                  "'Prefer: respond-async' / ?async=1; the job's events with "
-                                 "'Accept: text/event-stream'")
+                                 "'Accept: text/event-stream'",
+             responses={202: {"model": JobView, "description": "job accepted ('Prefer: respond-async' or ?async=1); "
+                                                               "Location: /jobs/{id}"}})
 async def toonify(
     request: Request, caller: CallerDep, answer: Annotated[Answer, Depends(answer_wanted)], fast: FastDep,
     watcher: WatcherDep, on: RendererDep,
@@ -221,7 +223,7 @@ async def toonify(
     if job is not None:
         svc.metrics.cache_hits.inc()
     else:
-        job = await admit(svc, on.budget, options, cache_key, data, idempotency)
+        job = await admit(svc, on.budget, NewJob(who, options, cache_key, []), data, idempotency)
     if form.webhook is not None:  # before the answer: a create that got its answer has its subscription
         await run_in_threadpool(svc.store.subscribe, job.id, form.webhook)
     del form, data  # the job holds the photo now: the upload's bytes in flight go to other requests
@@ -233,7 +235,7 @@ async def toonify(
                           options.render_options)
     if answer.wants_async:
         status = 200 if job.finished else 202
-        view = as_requested(await run_in_threadpool(caller.view, job), options.render_options)
+        view = as_requested((await run_in_threadpool(caller.view, job)).as_json(), options.render_options)
         return JSONResponse(view, status_code=status,
                             headers=dict(location, **{"Preference-Applied": "respond-async"}))
     job = await _wait_while_connected(request, caller, watcher, job)
@@ -273,11 +275,10 @@ async def list_styles(svc: ServiceDep) -> StyleList:
     return StyleList.model_validate((await run_in_threadpool(svc.style_catalog)).to_json())
 
 
-@router.get("/jobs", summary="The caller's jobs (per API key; on a server without keys, every job), newest first",
-            response_model=JobList)
+@router.get("/jobs", summary="The caller's jobs (per API key; on a server without keys, every job), newest first")
 async def list_jobs(caller: CallerDep, limit: Annotated[AsciiInt, Query(ge=1, le=100)] = 20,
                     before: Annotated[Optional[AsciiFloat], Query(description="the 'next' link's cursor")] = None
-                    ) -> JSONResponse:
+                    ) -> JobList:
     svc, who, index = caller.svc, caller.owner, caller.index
     cursor, views = float("inf") if before is None else before, []
     while len(views) < limit:
@@ -292,14 +293,14 @@ async def list_jobs(caller: CallerDep, limit: Annotated[AsciiInt, Query(ge=1, le
         if len(entries) < limit:
             cursor = None
             break
-    last = views[-1]["created_at"] if views else None
+    last = views[-1].created_at if views else None
     more = cursor is not None and last is not None
-    return JSONResponse({"jobs": views, "next": "/jobs?limit=%d&before=%r" % (limit, last) if more else None})
+    return JobList(jobs=views, next="/jobs?limit=%d&before=%r" % (limit, last) if more else None)
 
 
 @router.get("/jobs/{job_id}", summary="Job status, progress, ETA, queue position, faces, links")
-async def get_job(caller: CallerDep, job: JobDep) -> JSONResponse:
-    return JSONResponse(await run_in_threadpool(caller.view, job))
+async def get_job(caller: CallerDep, job: JobDep) -> JobView:
+    return await run_in_threadpool(caller.view, job)
 
 
 @router.get("/jobs/{job_id}/events", summary="Server-sent events with the job's state as it changes; resumable "
@@ -330,7 +331,7 @@ async def job_archive(on: RendererDep, choice: Annotated[StyleChoice, Depends(lo
                       format: Optional[Literal["png", "jpeg", "webp"]] = Query(
                           None, description="default: the job's format")) -> Response:
     style = ALL_STYLES if choice.style == ALL_STYLES else choice.style_of(job)
-    fmt = format or RenderOptions.of(job.options).format
+    fmt = format or job.options.format
     return await archive_response(on, job, choice.catalog, style, choice.strength, fmt)
 
 
@@ -363,7 +364,7 @@ async def detect_faces(request: Request, svc: ServiceDep, budget: DecodeBudgetDe
     refuse_unknown(parts, ["image"])
     (width, height), faces = await detect(svc, budget, upload)
     return FacesFound(width=width, height=height,
-                      faces=[JobFace(index=i, rect=f.to_json()["rect"], score=f.to_json()["score"])
+                      faces=[FaceView(index=i, rect=f.to_json()["rect"], score=f.to_json()["score"])
                              for i, f in enumerate(faces)])
 
 
@@ -383,11 +384,11 @@ async def job_render(on: RendererDep, choice: Annotated[StyleChoice, Depends(sty
 
 
 @router.delete("/jobs/{job_id}", summary="Cancel the job (within one projection step) and delete its files")
-async def delete_job(caller: CallerDep, job: JobDep) -> JSONResponse:
+async def delete_job(caller: CallerDep, job: JobDep) -> Union[DeletedJob, JobView]:
     svc = caller.svc
     if job.finished:
         await run_in_threadpool(svc.store.delete, job.id)
-        return JSONResponse({"id": job.id, "status": job.status, "deleted": True})
+        return DeletedJob(id=job.id, status=job.status.value, deleted=True)
     job = await run_in_threadpool(svc.store.cancel, job.id) or job
     await run_in_threadpool(svc.store.delete_files, job.id)
-    return JSONResponse(await run_in_threadpool(caller.view, job))
+    return await run_in_threadpool(caller.view, job)

@@ -39,5 +39,5 @@ def body_renderer(store: JobStore) -> Render:
     gone (deleted or expired)."""
     def render(job_id: str, event: str) -> Optional[bytes]:
         job = store.get(job_id)
-        return None if job is None else json.dumps({"event": event, "job": job_view(job, store)}).encode()
+        return None if job is None else json.dumps({"event": event, "job": job_view(job, store).as_json()}).encode()
     return render

@@ -49,10 +49,6 @@ class Face:
     def width(self) -> int:
         return self.rect[2] - self.rect[0]
 
-    @classmethod
-    def from_json(cls, data: dict) -> "Face":
-        return cls(list(data["rect"]), float(data["score"]), np.asarray(data["landmarks"], dtype=np.float64))
-
     def to_json(self) -> dict:
         return {"rect": [int(v) for v in self.rect], "score": round(float(self.score), 4),
                 "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks]}

@@ -28,7 +28,7 @@ from rq.job import Job as RQJob
 from ..config import Settings
 from ..errors import IdempotencyConflict
 from .feed import RedisChangeFeed
-from .job import LATENTS, PHOTO, PREVIEW_PREFIX, RESERVATION_TTL_S, UPLOAD, IdempotencyKey, Job, JobCounts
+from .job import LATENTS, PHOTO, PREVIEW_PREFIX, RESERVATION_TTL_S, UPLOAD, IdempotencyKey, Job, JobCounts, NewJob
 from .redis_outbox import OUTBOX, QUEUE_WEBHOOKS, SUBSCRIBE, RedisOutbox, webhooks_key
 from .webhook_outbox import Webhook, events_text
 
@@ -198,13 +198,14 @@ def _number(value: Optional[bytes]) -> Optional[float]:
 
 def job_from_hash(job_id: str, fields: Dict[bytes, bytes]) -> Job:
     get = fields.get
-    return Job(job_id, _text(get(b"status")) or "queued", _text(get(b"stage")) or "queued",
-               int(get(b"step", 0)), int(get(b"total", 0)), json.loads(get(b"options", b"{}")),
-               _text(get(b"cache_key")) or "", json.loads(get(b"faces", b"[]")), int(get(b"attempts", 0)),
-               _text(get(b"error_code")), _text(get(b"error_message")), _text(get(b"worker")),
-               float(get(b"created_at", 0)), _number(get(b"started_at")), float(get(b"updated_at", 0)),
-               _number(get(b"finished_at")), json.loads(get(b"timings", b"{}")),
-               json.loads(get(b"preview")) if get(b"preview") else None)
+    return Job.stored(job_id, dict(
+        owner=_text(get(b"owner")), status=_text(get(b"status")) or "queued", options=_text(get(b"options")) or "{}",
+        cache_key=_text(get(b"cache_key")) or "", faces=_text(get(b"faces")) or "[]",
+        timings=_text(get(b"timings")) or "{}", preview=_text(get(b"preview")), stage=_text(get(b"stage")) or "queued",
+        step=int(get(b"step", 0)), total=int(get(b"total", 0)), attempts=int(get(b"attempts", 0)),
+        error_code=_text(get(b"error_code")), error_message=_text(get(b"error_message")), worker=_text(get(b"worker")),
+        created_at=float(get(b"created_at", 0)), started_at=_number(get(b"started_at")),
+        updated_at=float(get(b"updated_at", 0)), finished_at=_number(get(b"finished_at"))))
 
 
 class RedisJobStore:
@@ -238,19 +239,19 @@ class RedisJobStore:
                    settings.job_attempts, settings.webhook_progress_interval_s)
 
     # -- the job's life -------------------------------------------------------------------------------
-    def create(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
-               upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
+    def create(self, job_id: str, new: NewJob, upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
         """Record the job and enqueue its delivery, atomically, unless a job already answers the request (the
         transaction starts again when what it watched changed). A worker that dies holding it loses its
         lease; RQ then delivers it again, up to ``job_attempts`` runs in all."""
         now = time.time()
-        fields = {"status": "queued", "stage": "queued", "step": 0, "total": 0, "attempts": 0,
-                  "options": json.dumps(options), "cache_key": cache_key, "faces": json.dumps(faces),
+        fields = {"status": "queued", "stage": "queued", "step": 0, "total": 0, "attempts": 0, "owner": new.owner,
+                  "options": new.options.model_dump_json(), "cache_key": new.cache_key,
+                  "faces": new.faces_json(),
                   "created_at": repr(now), "updated_at": repr(now)}
         retry = Retry(max=self.job_attempts - 1) if self.job_attempts > 1 else None
 
         def create_unless_answered(pipe: Pipeline) -> Optional[str]:
-            found = self._answering(pipe, cache_key, idempotency)
+            found = self._answering(pipe, new.cache_key, idempotency)
             if found is not None:
                 pipe.multi()
             else:  # RQ starts the MULTI itself; everything below joins the same transaction
@@ -262,7 +263,7 @@ class RedisJobStore:
                 pipe.hset(files_key(job_id), UPLOAD, upload)
                 pipe.zadd(ACTIVE, {job_id: now})
                 pipe.zrem(RESERVED, job_id)
-                pipe.set(cache_pointer(cache_key), job_id, ex=self._pointer_ttl_s)
+                pipe.set(cache_pointer(new.cache_key), job_id, ex=self._pointer_ttl_s)
                 pipe.publish(CHANGES, job_key(job_id))
             self._name(pipe, idempotency, found or job_id)
             return found

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Generic, Optional, TypeVar
+from typing import Callable, Dict, Generic, List, Optional, Sequence, TypeVar
+
+import numpy as np
 
 from stylegan2.projection import StepInfo
 
@@ -13,11 +15,10 @@ from ..errors import ToonifyError
 from ..faces.detect import Face
 from ..memory import return_freed_memory
 from ..metrics import Metrics
-from ..options import ToonifyOptions
 from ..storage import is_out_of_space, storage_full_from
 from ..styles import stored_style
 from ..toonify import Progress, ProjectionCancelled, Toonify
-from .job import PHOTO, UPLOAD, Job
+from .job import PHOTO, UPLOAD, AdmittedFace, Job
 from .previews import JobPreviews, PreviewPace
 from .results import write_results
 from .store import JobStore
@@ -79,13 +80,18 @@ class _JobProgress(Progress):
         self.metrics.stage_seconds.labels(stage).observe(seconds)
 
 
+def detected_faces(admitted: Sequence[AdmittedFace]) -> List[Face]:
+    """The faces admission chose, as the detector's own type: what the worker aligns with."""
+    return [Face(list(face.rect), face.score, np.asarray(face.landmarks, dtype=np.float64)) for face in admitted]
+
+
 def run_job(job: Job, worker: WorkerContext[JobStore], should_stop: Optional[Callable[[], bool]] = None) -> str:
     """Returns the job's outcome: succeeded, failed, cancelled or requeued. ``should_stop``: the worker is
     shutting down; the job stops between two projection steps and goes back to the queue. A full disk also
     re-queues the job (StorageFull is raised after, so the worker can wait for space). Errors that occur
     while recording the outcome propagate: the worker settles the job later."""
     store, toonify = worker.store, worker.toonify
-    options = ToonifyOptions(**job.options)
+    options = job.runnable_options()
 
     def stopping() -> bool:
         return bool(should_stop and should_stop())
@@ -101,8 +107,8 @@ def run_job(job: Job, worker: WorkerContext[JobStore], should_stop: Optional[Cal
             upload = store.read_file(job.id, PHOTO)
         if upload is None:
             raise FileNotFoundError(UPLOAD)
-        known = [Face.from_json(face) for face in job.faces] or None
-        style = stored_style(options.render_options.model_dump())
+        known = detected_faces(job.faces) or None
+        style = stored_style(options)
         previews = JobPreviews(store, job.id, worker.previews, options.render_options.strength,
                                lambda latents, strength: toonify.synthesize(latents, strength, style))
         progress = _JobProgress(store, job.id, worker.metrics, previews)

@@ -26,6 +26,7 @@ from .job import (
     IdempotencyKey,
     Job,
     JobCounts,
+    NewJob,
     worker_lost_message,
 )
 from .sqlite_outbox import SqliteOutbox, queue_event, queue_progress, subscribe
@@ -53,7 +54,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at REAL NOT NULL,
     finished_at REAL,
     timings TEXT NOT NULL DEFAULT '{}',
-    preview TEXT
+    preview TEXT,
+    owner TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_cache ON jobs (cache_key, status);
@@ -78,7 +80,8 @@ CREATE TABLE IF NOT EXISTS job_counts (
 """ + sqlite_outbox.SCHEMA
 # The columns a Job is read from, by name: a migrated table has its added columns in the order they were added.
 COLUMNS = ("id, status, stage, step, total, options, cache_key, faces, attempts, error_code, error_message, worker, "
-           "created_at, started_at, updated_at, finished_at, timings, preview")
+           "created_at, started_at, updated_at, finished_at, timings, preview, owner")
+COLUMN_NAMES = COLUMNS.split(", ")
 
 
 class SqliteJobStore:
@@ -112,6 +115,8 @@ class SqliteJobStore:
             self._db.execute("ALTER TABLE jobs ADD COLUMN timings TEXT NOT NULL DEFAULT '{}'")
         if "preview" not in columns:
             self._db.execute("ALTER TABLE jobs ADD COLUMN preview TEXT")
+        if "owner" not in columns:  # NULL in older rows: their owner is read from the cache key (_row)
+            self._db.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")
 
     def _query(self, sql: str, args: tuple = ()) -> List[sqlite3.Row]:
         with self._lock:
@@ -149,18 +154,14 @@ class SqliteJobStore:
             log.warning("the disk is full: the space reserve was released to record a job's state")
             return write()
 
-    def _row(self, row: tuple) -> Job:
-        (id_, status, stage, step, total, options, cache_key, faces, attempts, error_code, error_message, worker,
-         created_at, started_at, updated_at, finished_at, timings, preview) = row
-        return Job(id_, status, stage, step, total, json.loads(options), cache_key, json.loads(faces), attempts,
-                   error_code, error_message, worker, created_at, started_at, updated_at, finished_at,
-                   json.loads(timings), json.loads(preview) if preview else None)
+    @staticmethod
+    def _row(row: tuple) -> Job:
+        return Job.stored(row[0], dict(zip(COLUMN_NAMES[1:], row[1:])))
 
     def job_dir(self, job_id: str) -> Path:
         return self.jobs_dir / job_id
 
-    def create(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
-               upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
+    def create(self, job_id: str, new: NewJob, upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
         """All or nothing: the upload is written first, then one transaction looks for a job that already
         answers the request and, finding none, writes the row; a failure, or a job found, removes the folder
         (StorageFull when the disk is full)."""
@@ -170,14 +171,16 @@ class SqliteJobStore:
             self.write_file(job_id, UPLOAD, upload)
             now = time.time()
             with self._transaction() as db:
-                found = self._answering(db, cache_key, idempotency)
+                found = self._answering(db, new.cache_key, idempotency)
                 if found is None:
-                    db.execute("INSERT INTO jobs (id, status, options, cache_key, faces, created_at, updated_at) "
-                               "VALUES (?, 'queued', ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                               "status = 'queued', options = excluded.options, cache_key = excluded.cache_key, "
-                               "faces = excluded.faces, created_at = excluded.created_at, "
-                               "updated_at = excluded.updated_at WHERE status = 'reserved'",
-                               (job_id, json.dumps(options), cache_key, json.dumps(faces), now, now))
+                    db.execute("INSERT INTO jobs (id, status, owner, options, cache_key, faces, created_at, "
+                               "updated_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                               "status = 'queued', owner = excluded.owner, options = excluded.options, "
+                               "cache_key = excluded.cache_key, faces = excluded.faces, "
+                               "created_at = excluded.created_at, updated_at = excluded.updated_at "
+                               "WHERE status = 'reserved'",
+                               (job_id, new.owner, new.options.model_dump_json(), new.cache_key,
+                                new.faces_json(), now, now))
                 self._name(db, idempotency, found or job_id)
         except Exception as exc:
             shutil.rmtree(str(folder), ignore_errors=True)
@@ -195,7 +198,8 @@ class SqliteJobStore:
         """Inside a transaction: the id of the job that already answers a create (see find_reusable)."""
         if idempotency is not None:
             named = db.execute("SELECT idempotency.job, idempotency.fingerprint FROM idempotency JOIN jobs "
-                               "ON jobs.id = idempotency.job WHERE owner = ? AND key = ? AND status != 'reserved'",
+                               "ON jobs.id = idempotency.job WHERE idempotency.owner = ? AND key = ? "
+                               "AND status != 'reserved'",
                                (idempotency.owner, idempotency.key)).fetchone()
             if named is not None:
                 if named[1] != idempotency.fingerprint:

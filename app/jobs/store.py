@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional
 from typing_extensions import Protocol
 
 from .feed import ChangeFeed
-from .job import IdempotencyKey, Job, JobCounts
+from .job import IdempotencyKey, Job, JobCounts, NewJob
 from .webhook_outbox import Outbox, Webhook
 
 
@@ -28,8 +28,7 @@ class JobStore(Protocol):
     def release(self, job_id: str) -> None:
         """Give back a reservation that did not become a job."""
 
-    def create(self, job_id: str, options: Dict[str, Any], cache_key: str, faces: List[Dict[str, Any]],
-               upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
+    def create(self, job_id: str, new: NewJob, upload: bytes, idempotency: Optional[IdempotencyKey] = None) -> Job:
         """Turn the reservation into a queued job holding the upload, all or nothing — unless a job already
         answers the request (see find_reusable): then that job, and the caller releases its reservation. The
         check and the create are one atomic step, so concurrent identical creates make one job."""

@@ -17,7 +17,8 @@ from PIL import Image
 
 from app.api.eta import StepClock
 from app.api.webhooks import WebhookRefused, check_url
-from app.jobs.job import Job
+from app.jobs.job import Job, JobStatus
+from app.options import ToonifyOptions
 from tests.app.receiver import Receiver
 from tests.app.server import Server, wait_for
 from tests.conftest import PHOTOS
@@ -155,6 +156,65 @@ def test_openapi_types_the_form_bodies_errors_and_auth(server):
     assert "string|null" not in json.dumps(form)
 
 
+JSON_TYPES = {"object": dict, "array": list, "string": str, "integer": int, "number": (int, float), "boolean": bool,
+              "null": type(None)}
+
+
+def _misfits(value, schema: Dict, spec: Dict, where: str = "$") -> List[str]:
+    """Where ``value`` does not fit ``schema`` (the OpenAPI subset pydantic writes: $ref, anyOf, type, enum,
+    const, properties, required, additionalProperties, items): every key it sends must be documented, every
+    required one sent, each of the documented type."""
+    if "$ref" in schema:
+        return _misfits(value, spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]], spec, where)
+    if "anyOf" in schema:
+        tries = [_misfits(value, option, spec, where) for option in schema["anyOf"]]
+        return min(tries, key=len)
+    kind = schema.get("type")
+    mistyped = kind is not None and not isinstance(value, JSON_TYPES[kind])
+    if mistyped or (isinstance(value, bool) and kind not in (None, "boolean")):
+        return ["%s: %r is not of type %s" % (where, value, kind)]
+    if ("enum" in schema and value not in schema["enum"]) or ("const" in schema and value != schema["const"]):
+        return ["%s: %r is not one of %s" % (where, value, schema.get("enum", [schema.get("const")]))]
+    problems: List[str] = []
+    if kind == "object":
+        properties, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        problems += ["%s.%s: required, not sent" % (where, name) for name in schema.get("required", ())
+                     if name not in value]
+        for name, item in value.items():
+            if name in properties or isinstance(extra, dict):
+                problems += _misfits(item, properties.get(name, extra), spec, "%s.%s" % (where, name))
+            elif properties:
+                problems.append("%s.%s: sent, not documented" % (where, name))
+    if kind == "array":
+        for index, item in enumerate(value):
+            problems += _misfits(item, schema.get("items", {}), spec, "%s[%d]" % (where, index))
+    return problems
+
+
+def test_the_openapi_job_schema_is_what_the_job_routes_answer(server, alice):
+    import httpx
+
+    spec = httpx.get(server.url + "/openapi.json").json()
+    paths = spec["paths"]
+
+    def answer(path: str, method: str, status: str) -> Dict:
+        return paths[path][method]["responses"][status]["content"]["application/json"]["schema"]
+
+    job_view = {"$ref": "#/components/schemas/JobView"}
+    assert answer("/jobs/{job_id}", "get", "200") == job_view and answer("/toonify", "post", "202") == job_view
+    created = alice.post("/toonify?async=1", files=_photo("two-faces.jpg"), data={"steps": "3", "seed": "90",
+                                                                                  "face": "all"})
+    assert created.status_code == 202 and _misfits(created.json(), job_view, spec) == []
+    done = wait_for(alice, created.json()["id"])
+    assert done["status"] == "succeeded" and len(done["links"]["results"]) == 2 and done["styles"]
+    assert _misfits(done, answer("/jobs/{job_id}", "get", "200"), spec) == []
+    assert _misfits(alice.get("/jobs?limit=2").json(), answer("/jobs", "get", "200"), spec) == []
+    deleted = alice.delete("/jobs/" + done["id"]).json()
+    assert deleted == {"id": done["id"], "status": "succeeded", "deleted": True}
+    assert _misfits(deleted, answer("/jobs/{job_id}", "delete", "200"), spec) == []
+    assert _misfits(dict(done, surprise=1), job_view, spec) == ["$.surprise: sent, not documented"]  # it can fail
+
+
 def test_config_says_defaults_limits_and_test_models(server):
     import httpx
 
@@ -275,7 +335,8 @@ def test_job_list_is_per_key_newest_first_and_paginated(alice, bob):
 
 
 def _job(step: int, updated_at: float, total: int = 100) -> Job:
-    return Job("j", "running", "projecting", step, total, {}, "", [], 1, None, None, None, 0.0, 0.0, updated_at, None)
+    return Job("j", "", JobStatus.RUNNING, "projecting", step, total, ToonifyOptions(), "", [], 1, None, None, None,
+               0.0, 0.0, updated_at, None)
 
 
 def test_eta_counts_steady_state_steps_only():

@@ -20,8 +20,10 @@ import pytest
 
 from app.api.streams import SAFETY_S
 from app.jobs.feed import EVERYTHING, Changed
+from app.jobs.job import NewJob
 from app.jobs.redis_store import RedisJobStore, connect
 from app.jobs.sqlite_store import SqliteJobStore
+from app.options import ToonifyOptions
 from tests.app.latency import healthz_timings
 from tests.app.scale import RedisServer
 from tests.app.server import Server, wait_for
@@ -226,10 +228,12 @@ def test_sqlite_feed_hears_this_process_at_once_and_another_within_a_moment(tmp_
     heard = Heard()
     store.changes.listen(heard)
     try:
-        store.create("mine", {}, "k-mine", [], b"photo")
+        store.create("mine", NewJob("", ToonifyOptions(), "k-mine", []), b"photo")
         heard.wait_for("mine", timeout_s=1)
-        other = ("from pathlib import Path\nfrom app.jobs.sqlite_store import SqliteJobStore\n"
-                 "s = SqliteJobStore(Path(%r))\ns.create('theirs', {}, 'k', [], b'p')\n" % str(tmp_path))
+        other = ("from pathlib import Path\nfrom app.jobs.job import NewJob\n"
+                 "from app.jobs.sqlite_store import SqliteJobStore\nfrom app.options import ToonifyOptions\n"
+                 "s = SqliteJobStore(Path(%r))\n"
+                 "s.create('theirs', NewJob('', ToonifyOptions(), 'k', []), b'p')\n" % str(tmp_path))
         subprocess.run([sys.executable, "-c", other], cwd=str(REPO), check=True, timeout=60)
         heard.wait_for("theirs")
         store.cancel("mine")
@@ -255,14 +259,14 @@ def test_redis_feed_hears_every_write_path_of_another_connection(redis_server):
     api.changes.listen(heard)
     try:
         assert heard.everything.wait(10)  # subscribed: from here on, nothing is missed
-        steps = [lambda: worker.create("r1", {}, "k-r1", [], b"photo"),
+        steps = [lambda: worker.create("r1", NewJob("", ToonifyOptions(), "k-r1", []), b"photo"),
                  lambda: worker.claim("r1", "w1"),
                  lambda: worker.progress("r1", "projecting", 2, 10),
                  lambda: worker.publish_preview("r1", {"step": 2}, {"preview_0.jpg": b"jpeg"}),
                  lambda: worker.requeue("r1"),
                  lambda: worker.claim("r1", "w1"),
                  lambda: worker.finish("r1", "succeeded"),
-                 lambda: worker.create("r2", {}, "k-r2", [], b"photo"),
+                 lambda: worker.create("r2", NewJob("", ToonifyOptions(), "k-r2", []), b"photo"),
                  lambda: worker.cancel("r2"),
                  lambda: worker.delete("r1")]
         for step in steps:

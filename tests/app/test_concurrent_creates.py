@@ -17,7 +17,8 @@ import pytest
 from PIL import Image
 
 from app.errors import IdempotencyConflict
-from app.jobs.job import IdempotencyKey
+from app.jobs.job import IdempotencyKey, NewJob
+from app.options import ToonifyOptions
 from tests.app.scale import Cluster
 from tests.app.server import Server
 from tests.conftest import PHOTOS
@@ -141,7 +142,7 @@ def _reserve_and_create(store, cache_key: str, key: Optional[IdempotencyKey]):
     job_id = uuid.uuid4().hex
     assert store.reserve(job_id, 100)
     try:
-        job = store.create(job_id, {}, cache_key, [], b"photo", key)
+        job = store.create(job_id, NewJob("", ToonifyOptions(), cache_key, []), b"photo", key)
     except IdempotencyConflict as conflict:
         store.release(job_id)
         return conflict

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.api.admission import scale_face
+from app.admission import scale_face
 from app.errors import NoFaceFound
 from app.faces.decode import decode_image, decode_reduced
-from app.faces.detect import DETECT_SIDE, Face, FaceDetector, plausibility_problems
+from app.faces.detect import DETECT_SIDE, FaceDetector, plausibility_problems
+from app.jobs.job import AdmittedFace
+from app.jobs.runner import detected_faces
 from app.toonify import placed_faces
 from tests.app.collage import collage, found, turned
 from tests.conftest import FIXTURES, PHOTOS
@@ -112,9 +114,10 @@ class _Counted:
 
 
 def _admitted(detector, data: bytes):
-    """The faces as the API's admission finds them (app.api.admission.detect) and a job stores them (JSON)."""
+    """The faces as the API's admission finds them (app.admission.detect) and a job keeps them."""
     reduced, scale = decode_reduced(data, DETECT_SIDE)
-    return [Face.from_json(scale_face(face, scale).to_json()) for face in detector.usable_faces(reduced)]
+    found = [scale_face(face, scale) for face in detector.usable_faces(reduced)]
+    return detected_faces([AdmittedFace.found(face.rect, face.score, face.landmarks) for face in found])
 
 
 def test_the_worker_uses_admissions_landmarks_when_admission_decoded_the_full_photo(detector, monkeypatch):

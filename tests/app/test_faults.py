@@ -11,10 +11,12 @@ import httpx
 import pytest
 
 from app.config import Settings
+from app.jobs.job import NewJob
 from app.jobs.local import LocalWorker
 from app.jobs.sqlite_store import SqliteJobStore
 from app.jobs.supervisor import WorkerSupervisor
 from app.metrics import Metrics
+from app.options import ToonifyOptions
 from app.storage import StorageFull
 from app.toonify import Toonify
 from tests.app.disk import SmallDisk, can_mount
@@ -43,7 +45,12 @@ def small_disk(tmp_path):
 def test_a_job_that_raises_fails_alone_and_the_next_job_runs(engine, tiny_models, tmp_path, cache_dir):
     data = tmp_path / "data"
     store = SqliteJobStore(data)  # a job the runner cannot even read (options from a future or broken version)
-    store.create("broken-job", {"steps": "many", "colour": "blue"}, "key", [], (PHOTOS / "obama.jpg").read_bytes())
+    store.create("broken-job", NewJob("", ToonifyOptions(), "key", []), (PHOTOS / "obama.jpg").read_bytes())
+    db = sqlite3.connect(str(data / "jobs.sqlite3"))
+    db.execute("UPDATE jobs SET options = '{\"steps\": \"many\", \"colour\": \"blue\"}' WHERE id = 'broken-job'")
+    db.commit()
+    db.close()
+    assert store.get("broken-job").unreadable is not None
     server = Server(engine, tiny_models, data, cache_dir).start()
     try:
         with server.client() as client:
@@ -60,7 +67,7 @@ def test_a_job_that_raises_fails_alone_and_the_next_job_runs(engine, tiny_models
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_dead_worker_thread_is_restarted_and_its_job_requeued(tmp_path):
     store = SqliteJobStore(tmp_path)
-    store.create("job-a", {}, "key", [], b"photo")
+    store.create("job-a", NewJob("", ToonifyOptions(), "key", []), b"photo")
     deaths = []
 
     class DyingToonify(Toonify):
@@ -92,20 +99,20 @@ def test_a_dead_worker_thread_is_restarted_and_its_job_requeued(tmp_path):
 @needs_root
 def test_create_on_a_full_disk_leaves_nothing_behind_and_deletes_are_still_recorded(small_disk):
     store = SqliteJobStore(small_disk.path / "data")
-    for name in ("done", "queued"):
-        store.create(name, {}, "key-" + name, [], b"x" * 100_000)  # distinct requests: an identical one shares the job
+    for name in ("done", "queued"):  # distinct requests: an identical one shares the job
+        store.create(name, NewJob("", ToonifyOptions(), "key-" + name, []), b"x" * 100_000)
     store.claim_next("w")
     store.finish("done", "succeeded")
     small_disk.fill()
     with pytest.raises(StorageFull):
-        store.create("new", {}, "key-new", [], b"y" * 500_000)
+        store.create("new", NewJob("", ToonifyOptions(), "key-new", []), b"y" * 500_000)
     assert sorted(p.name for p in store.jobs_dir.iterdir()) == ["done", "queued"]  # no orphan, no half photo
     store.delete("done")
     assert store.cancel("queued").status == "cancelled"
     assert store.get("done") is None
     small_disk.free()
     assert store.space_reserve.ensure()
-    assert store.create("new", {}, "key-new", [], b"y" * 500_000).status == "queued"
+    assert store.create("new", NewJob("", ToonifyOptions(), "key-new", []), b"y" * 500_000).status == "queued"
 
 
 @needs_root

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.api.admission import scale_face
+from app.admission import scale_face
 from app.faces.decode import decode_cost_bytes, decode_image, decode_reduced
 from app.faces.detect import DETECT_SIDE, FaceDetector
 from tests.conftest import PHOTOS

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.jobs.job import NewJob
 from app.jobs.previews import PREVIEW_SHARE, JobPreviews, PreviewClock, PreviewPace, preview_file
 from app.jobs.sqlite_store import SCHEMA, SqliteJobStore
+from app.options import ToonifyOptions
 from stylegan2.projection import StepInfo
 from tests.app.receiver import Receiver
 from tests.app.scale import Cluster
@@ -241,7 +243,7 @@ def test_previews_come_every_few_seconds_and_never_take_over_their_share():
 def test_a_failing_preview_ends_the_previews_not_the_job(tmp_path):
     store = SqliteJobStore(tmp_path)
     store.reserve("j", 4)
-    store.create("j", {}, "key", [], b"photo")
+    store.create("j", NewJob("", ToonifyOptions(), "key", []), b"photo")
     store.claim_next("w")
     calls = []
 
@@ -261,7 +263,7 @@ def test_a_failing_preview_ends_the_previews_not_the_job(tmp_path):
 def test_previews_are_stored_with_the_job_and_cleared_for_a_new_run(tmp_path):
     store = SqliteJobStore(tmp_path)
     store.reserve("j", 4)
-    store.create("j", {}, "key", [], b"photo")
+    store.create("j", NewJob("", ToonifyOptions(), "key", []), b"photo")
     store.claim_next("w")
     clock = _Clock()
     faces = np.full((2, 64, 64, 3), 200, np.uint8)
@@ -301,7 +303,7 @@ def test_the_first_previews_warm_up_and_a_slow_one_do_not_space_out_later_jobs(t
 
     def project(job_id: str) -> int:
         store.reserve(job_id, 4)
-        store.create(job_id, {}, job_id, [], b"photo")
+        store.create(job_id, NewJob("", ToonifyOptions(), job_id, []), b"photo")
         store.claim_next("w")
         previews, steps = JobPreviews(store, job_id, pace, 1.0, synthesize, clock), []
         for step in range(1, 301):  # 3 s of 10 ms steps: 0.01 / 4 % = a preview every 0.25 s at most

@@ -5,8 +5,9 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue
 
-from app.jobs.job import LATENTS, UPLOAD
+from app.jobs.job import LATENTS, UPLOAD, AdmittedFace, NewJob
 from app.jobs.redis_store import JOBS_QUEUE, DeadlineRetry, RedisJobStore, connect, files_key, job_key
+from app.options import ToonifyOptions
 
 
 @pytest.fixture
@@ -17,17 +18,18 @@ def store(redis_server):
 
 
 def test_a_created_job_is_recorded_and_delivered_together(store):
-    job = store.create("a", {"steps": 5}, "key-a", [{"rect": [0, 0, 1, 1]}], b"photo")
-    assert (job.status, job.options, job.faces, job.attempts) == ("queued", {"steps": 5}, [{"rect": [0, 0, 1, 1]}], 0)
+    face = AdmittedFace((0, 0, 1, 1), 0.5, ((0.5, 0.25),) * 68)
+    job = store.create("a", NewJob("alice", ToonifyOptions(steps=5), "alice;key-a", [face]), b"photo")
+    assert (job.status, job.owner, job.options.steps, job.faces, job.attempts) == ("queued", "alice", 5, [face], 0)
     assert store.read_file("a", UPLOAD) == b"photo"
     rq_jobs = Queue(JOBS_QUEUE, connection=store.redis).jobs
     assert [j.id for j in rq_jobs] == ["a"] and rq_jobs[0].retries_left == 2
-    assert store.queue_depth() == 1 and store.find_reusable("key-a").id == "a"
+    assert store.queue_depth() == 1 and store.find_reusable("alice;key-a").id == "a"
 
 
 def test_finish_keeps_results_for_the_ttl_and_drops_the_upload(store):
-    store.create("b", {}, "key-b", [], b"photo")
-    store.create("c", {}, "key-c", [], b"photo")
+    store.create("b", NewJob("", ToonifyOptions(), "key-b", []), b"photo")
+    store.create("c", NewJob("", ToonifyOptions(), "key-c", []), b"photo")
     assert store.position(store.get("c")) == 1
     assert store.claim("b", "w1").status == "running"
     store.progress("b", "projecting", 3, 10)
@@ -43,7 +45,7 @@ def test_finish_keeps_results_for_the_ttl_and_drops_the_upload(store):
 
 
 def test_cancel_wins_over_a_later_finish_and_progress(store):
-    store.create("d", {}, "key-d", [], b"photo")
+    store.create("d", NewJob("", ToonifyOptions(), "key-d", []), b"photo")
     store.claim("d", "w1")
     assert store.cancel("d").status == "cancelled" and store.is_cancelled("d")
     store.progress("d", "projecting", 5, 10)
@@ -54,7 +56,7 @@ def test_cancel_wins_over_a_later_finish_and_progress(store):
 
 
 def test_a_redelivered_job_counts_its_attempts_and_jobs_count_per_worker(store):
-    store.create("e", {}, "key-e", [], b"photo")
+    store.create("e", NewJob("", ToonifyOptions(), "key-e", []), b"photo")
     store.claim("e", "w1")
     store.requeue("e")
     assert store.get("e").status == "queued"
@@ -81,7 +83,7 @@ def test_a_failed_connection_is_retried_until_the_retries_or_the_deadline_run_ou
 
 
 def test_stage_timings_are_kept_until_the_next_run(store):
-    store.create("t", {}, "key-t", [], b"photo")
+    store.create("t", NewJob("", ToonifyOptions(), "key-t", []), b"photo")
     assert store.get("t").timings == {}
     store.claim("t", "w1")
     store.progress("t", "aligning", timings={"decoding": 0.25})

@@ -21,8 +21,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.jobs.job import NewJob
 from app.jobs.redis_store import RENDER_QUEUE, files_key
 from app.jobs.sqlite_store import SqliteJobStore
+from app.options import ToonifyOptions
 from stylegan2.model_files import STUDENT_FILE
 from stylegan2.student import init_student, save_student
 from tests.app.disk import SmallDisk, can_mount
@@ -401,7 +403,7 @@ def test_an_old_database_gains_the_timings_column(tmp_path):
     old.close()
     store = SqliteJobStore(data)
     assert store.get("old").timings == {}
-    store.create("new", {}, "k2", [], b"photo")
+    store.create("new", NewJob("", ToonifyOptions(), "k2", []), b"photo")
     claimed = store.claim_next("w")
     assert claimed.id == "new" and claimed.timings == {}
     store.progress("new", "aligning", timings={"decoding": 0.5})

@@ -5,7 +5,9 @@ import time
 
 import pytest
 
+from app.jobs.job import NewJob
 from app.jobs.sqlite_store import SqliteJobStore
+from app.options import ToonifyOptions
 from tests.app.server import Server, wait_for
 from tests.conftest import PHOTOS
 
@@ -75,7 +77,7 @@ def test_api_keys(engine, tiny_models, tmp_path, cache_dir):
 
 def test_uploads_go_when_jobs_finish_and_results_after_their_ttl(tmp_path):
     store = SqliteJobStore(tmp_path)
-    job = store.create("job-a", {"face": "largest"}, "key", [], b"photo bytes")
+    job = store.create("job-a", NewJob("", ToonifyOptions(face="largest"), "key", []), b"photo bytes")
     folder = store.job_dir(job.id)
     (folder / "latents.npy").write_bytes(b"x")
     assert (folder / "upload.bin").exists()
@@ -89,7 +91,7 @@ def test_uploads_go_when_jobs_finish_and_results_after_their_ttl(tmp_path):
 
 def test_interrupted_jobs_are_requeued_then_failed_after_the_attempt_limit(tmp_path):
     store = SqliteJobStore(tmp_path)
-    store.create("job-b", {}, "key", [], b"photo")
+    store.create("job-b", NewJob("", ToonifyOptions(), "key", []), b"photo")
     for attempt in (1, 2):
         assert store.claim_next("w").attempts == attempt
         assert store.requeue_interrupted(max_attempts=2) == ["job-b"]

@@ -7,10 +7,11 @@ import inspect
 
 import pytest
 
-from app.jobs.job import PHOTO, UPLOAD
+from app.jobs.job import PHOTO, UPLOAD, NewJob
 from app.jobs.redis_store import RedisJobStore, connect
 from app.jobs.sqlite_store import SqliteJobStore
 from app.jobs.store import JobStore
+from app.options import ToonifyOptions
 from tests.app.scale import RedisServer
 
 CONTRACT = sorted(name for name, value in vars(JobStore).items()
@@ -48,7 +49,7 @@ def test_the_upload_is_kept_as_the_photo_once_and_not_written_again(a_store):
     """A photo is stored once: its upload is moved to the result set's name (a rename on disk, inside Redis),
     and a run after one that moved it finds it there."""
     a_store.reserve("j", 4)
-    a_store.create("j", {}, "key", [], b"the photo")
+    a_store.create("j", NewJob("", ToonifyOptions(), "key", []), b"the photo")
     before = _where(a_store, "j", UPLOAD)
     a_store.keep_upload("j")
     assert (a_store.read_file("j", UPLOAD), a_store.read_file("j", PHOTO)) == (None, b"the photo")

@@ -6,8 +6,10 @@ import time
 
 import pytest
 
+from app.jobs.job import NewJob
 from app.jobs.sqlite_store import SqliteJobStore
 from app.jobs.webhook_outbox import LEASE_S, Webhook
+from app.options import ToonifyOptions
 
 ALL = frozenset({"start", "progress", "completed"})
 LATER = 3600.0  # past every due time and lease of these tests
@@ -28,7 +30,7 @@ def _due(store, now: float):
 
 
 def test_state_changes_queue_the_subscribed_events_once_each(store):
-    store.create("j", {}, "key", [], b"photo")
+    store.create("j", NewJob("", ToonifyOptions(), "key", []), b"photo")
     store.subscribe("j", Webhook("http://a/", ALL))
     store.subscribe("j", Webhook("http://b/", frozenset({"completed"})))
     assert _due(store, time.time() + LATER) == []  # a queued job implies no event yet
@@ -43,12 +45,12 @@ def test_state_changes_queue_the_subscribed_events_once_each(store):
 
 
 def test_a_subscription_to_a_finished_or_cancelled_job_queues_completed_at_once(store):
-    store.create("done", {}, "key-done", [], b"photo")
+    store.create("done", NewJob("", ToonifyOptions(), "key-done", []), b"photo")
     _claim(store, "done")
     store.finish("done", "failed", "boom", "it broke")
     store.subscribe("done", Webhook("http://late/", frozenset({"completed"})))
     store.subscribe("done", Webhook("http://late/", frozenset({"completed"})))  # the same URL again: one call
-    store.create("gone", {}, "key-gone", [], b"photo")
+    store.create("gone", NewJob("", ToonifyOptions(), "key-gone", []), b"photo")
     store.subscribe("gone", Webhook("http://c/", frozenset({"start", "completed"})))
     store.cancel("gone")
     assert _due(store, time.time() + LATER) == [("done", "http://late/", "completed", 0),
@@ -56,7 +58,7 @@ def test_a_subscription_to_a_finished_or_cancelled_job_queues_completed_at_once(
 
 
 def test_a_taken_delivery_is_leased_retried_later_and_removed(store):
-    store.create("j", {}, "key", [], b"photo")
+    store.create("j", NewJob("", ToonifyOptions(), "key", []), b"photo")
     store.subscribe("j", Webhook("http://a/", frozenset({"start"})))
     _claim(store, "j")
     now = time.time()
@@ -75,9 +77,9 @@ def test_a_taken_delivery_is_leased_retried_later_and_removed(store):
 
 def test_a_subscription_to_a_job_that_is_gone_keeps_nothing(store):
     store.subscribe("never", Webhook("http://a/", ALL))
-    store.create("j", {}, "key", [], b"photo")
+    store.create("j", NewJob("", ToonifyOptions(), "key", []), b"photo")
     store.delete("j")
     store.subscribe("j", Webhook("http://a/", ALL))
-    store.create("j", {}, "key", [], b"photo")  # the same id again: no subscription left over
+    store.create("j", NewJob("", ToonifyOptions(), "key", []), b"photo")  # the same id again: no subscription left over
     _claim(store, "j")
     assert _due(store, time.time() + LATER) == []

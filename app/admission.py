@@ -1,4 +1,5 @@
-"""Accepting an upload as a job: a queue place is reserved (atomically, in the store) before any decoding or
+"""Accepting an upload as a job (the face detection and queue admission behind ``POST /toonify`` and
+``POST /faces``): a queue place is reserved (atomically, in the store) before any decoding or
 detection, decodes run within a memory budget (TOONIFY_DECODE_MEMORY_MB) at reduced size, and a job carries
 a bounded number of faces (TOONIFY_MAX_FACES).
 
@@ -10,17 +11,17 @@ from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import replace
 from typing import List, Optional, Tuple
 
 from fastapi.concurrency import run_in_threadpool
 
-from ..budget import MemoryBudget, run_within
-from ..errors import QueueFull, TooManyFaces
-from ..faces.decode import decode_cost_bytes, decode_reduced
-from ..faces.detect import DETECT_SIDE, Face, select_faces
-from ..jobs.job import IdempotencyKey, Job, new_job_id
-from ..options import ToonifyOptions
-from ..service import Service
+from .budget import MemoryBudget, run_within
+from .errors import QueueFull, TooManyFaces
+from .faces.decode import decode_cost_bytes, decode_reduced
+from .faces.detect import DETECT_SIDE, Face, select_faces
+from .jobs.job import AdmittedFace, IdempotencyKey, Job, NewJob, new_job_id
+from .service import Service
 
 
 def scale_face(face: Face, scale: float) -> Face:
@@ -57,20 +58,20 @@ async def queue_full(svc: Service) -> QueueFull:
                      retry_after_s=retry)
 
 
-async def admit(svc: Service, budget: MemoryBudget, options: ToonifyOptions, cache_key: str, data: bytes,
+async def admit(svc: Service, budget: MemoryBudget, request: NewJob, data: bytes,
                 idempotency: Optional[IdempotencyKey] = None) -> Job:
-    """Reserve a place in the queue, then find the faces, then turn the reservation into the job — or
-    answer with the job an identical create made meanwhile (the store decides atomically). Any failure on
-    the way, or that other job, gives the place back."""
+    """Reserve a place in the queue, then find the faces (``request`` comes without them), then turn the
+    reservation into the job — or answer with the job an identical create made meanwhile (the store decides
+    atomically). Any failure on the way, or that other job, gives the place back."""
     job_id = new_job_id()
     if not await run_in_threadpool(svc.store.reserve, job_id, svc.settings.max_queue):
         raise await queue_full(svc)
     created: Optional[Job] = None
     try:
         _, found = await detect(svc, budget, data)
-        faces = _chosen(svc, found, options.face)
-        created = await run_in_threadpool(svc.submit, job_id, options.model_dump(), cache_key,
-                                          [face.to_json() for face in faces], data, idempotency)
+        faces = [AdmittedFace.found(face.rect, face.score, face.landmarks)
+                 for face in _chosen(svc, found, request.options.face)]
+        created = await run_in_threadpool(svc.submit, job_id, replace(request, faces=faces), data, idempotency)
     finally:
         if created is None or created.id != job_id:
             await run_in_threadpool(svc.store.release, job_id)
