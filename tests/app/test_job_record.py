@@ -13,7 +13,6 @@ from app.jobs.job import AdmittedFace, JobStatus, NewJob
 from app.jobs.redis_store import RedisJobStore, connect, job_key
 from app.jobs.sqlite_store import SqliteJobStore
 from app.options import ToonifyOptions
-from tests.app.test_concurrent_creates import redis_server, store  # noqa: F401 (a SQLite and a real Redis store)
 
 # What the previous version wrote: options as ToonifyOptions.model_dump(), faces as Face.to_json()
 OLD_OPTIONS = {"face": "all", "steps": 7, "seed": 3, "strength": 0.5, "output": "paste", "format": "webp",
