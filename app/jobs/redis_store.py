@@ -88,6 +88,7 @@ redis.call('HSET', KEYS[1], 'preview', ARGV[1], 'updated_at', ARGV[2])
 _FINISH = QUEUE_WEBHOOKS + """
 redis.call('HDEL', KEYS[2], ARGV[7])
 if ARGV[2] ~= 'succeeded' then
+  redis.call('HDEL', KEYS[2], ARGV[9])
   for _, name in ipairs(redis.call('HKEYS', KEYS[2])) do
     if string.sub(name, 1, #ARGV[8]) == ARGV[8] then redis.call('HDEL', KEYS[2], name) end
   end
@@ -364,11 +365,12 @@ class RedisJobStore:
     def finish(self, job_id: str, status: str, error_code: Optional[str] = None,
                error_message: Optional[str] = None) -> None:
         """Only a running job finishes (not a cancelled one, nor one finished already). The upload goes
-        either way, the live previews unless it succeeded, and the results expire after the TTL."""
+        either way, the kept photo and the live previews unless it succeeded, and the results expire after the
+        TTL."""
         self._finish(keys=[job_key(job_id), files_key(job_id), ACTIVE, DURATIONS, webhooks_key(job_key(job_id)),
                            OUTBOX],
                      args=[job_id, status, error_code or "", error_message or "", repr(time.time()),
-                           self.result_ttl_s, UPLOAD, PREVIEW_PREFIX])
+                           self.result_ttl_s, UPLOAD, PREVIEW_PREFIX, PHOTO])
 
     def requeue(self, job_id: str) -> None:
         """Its worker died and RQ delivers it again: show it as queued meanwhile."""

@@ -9,7 +9,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
@@ -321,11 +321,14 @@ class SqliteJobStore:
                   "finished_at = ? WHERE id = ? AND status NOT IN ('cancelled')",
                   (status, status, error_code, error_message, now, now, job_id), job_id, now)
         self.changes.nudge()
-        upload = self.job_dir(job_id) / UPLOAD
-        if upload.exists():
-            upload.unlink()  # privacy: the photo is not kept once the job is over
+        folder = self.job_dir(job_id)
+        # privacy: the upload is not kept once the job is over, nor the photo (kept for re-pastes) and the live
+        # previews (a likeness of the face) of a job that has no result
+        for name in (UPLOAD,) if status == "succeeded" else (UPLOAD, PHOTO):
+            with suppress(FileNotFoundError):
+                (folder / name).unlink()
         if status != "succeeded":
-            self._drop_previews(job_id)  # nor its previews (a likeness of the face) when it has no result
+            self._drop_previews(job_id)
 
     def _end(self, sql: str, args: tuple, job_id: str, now: float) -> None:
         """A write that ends the job, and its ``completed`` webhooks queued in the same transaction."""

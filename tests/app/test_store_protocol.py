@@ -61,6 +61,17 @@ def test_the_upload_is_kept_as_the_photo_once_and_not_written_again(a_store):
         a_store.keep_upload("j")
 
 
+def test_a_job_that_ends_without_a_result_keeps_no_photo(a_store):
+    """Privacy: the photo kept for re-pastes goes with a run that failed after keeping it; a result keeps it."""
+    for job_id, status in (("ok", "succeeded"), ("bad", "failed")):
+        a_store.reserve(job_id, 4)
+        a_store.create(job_id, NewJob("", ToonifyOptions(), "key-" + job_id, []), b"the photo")
+        a_store.keep_upload(job_id)
+        a_store.finish(job_id, status)
+    assert a_store.read_file("ok", PHOTO) == b"the photo"
+    assert (a_store.read_file("bad", UPLOAD), a_store.read_file("bad", PHOTO)) == (None, None)
+
+
 def _where(store, job_id: str, name: str):
     """Which stored copy a file is: its inode on disk; in Redis, its bytes (nothing travels to tell copies apart,
     so the test for Redis is that UPLOAD is gone and PHOTO holds it)."""
