@@ -23,7 +23,6 @@ NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: an operato
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated (RFC 4291), still routed by some stacks
 URL_PUNCTUATION = "/?&=%:@!$'()*+,;[]"  # kept as they are in a request target (percent escapes included)
 _TLS: List[ssl.SSLContext] = []  # made on first use: loading the CA store costs tens of milliseconds
-LOOKUPS_AT_ONCE = 16
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> Optional[ipaddress.IPv4Address]:
@@ -70,6 +69,8 @@ def checked_addresses(url: str, allow_private: bool, field: str) -> List[Address
     ``allow_private``); raises AddressRefused naming ``field``. A caller connects to these addresses, not to
     the name again: a second lookup could answer differently (DNS rebinding). Blocks on DNS: call it off the
     event loop."""
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in url):
+        raise AddressRefused("%s: a URL may hold no control characters; percent-encode them" % field)
     try:
         parts = urlsplit(url)
         port = default_port(parts)
@@ -99,8 +100,8 @@ class LookupsBusy(Exception):
 class BoundedLookups:
     """checked_addresses for the event loop, in threads of its own, at most ``threads`` at once: a lookup that
     hangs keeps its thread until the resolver gives up (long after its caller's deadline), so past that many
-    a lookup is refused at once (LookupsBusy) rather than queued or given a shared thread. One instance serves
-    every caller of the process (photo fetches and webhooks)."""
+    a lookup is refused at once (LookupsBusy) rather than queued or given a shared thread. Each kind of caller
+    holds its own (photo fetches, webhooks), so hung lookups of one kind never refuse the other's."""
 
     def __init__(self, threads: int) -> None:
         self.threads = threads
@@ -118,8 +119,10 @@ class BoundedLookups:
         lookup.add_done_callback(lambda _: self.slots.release())
         return await asyncio.wrap_future(lookup)
 
+    def close(self) -> None:
+        """No more lookups; one in flight ends in its thread when the resolver gives up."""
+        self._executor.shutdown(wait=False)
 
-LOOKUPS = BoundedLookups(LOOKUPS_AT_ONCE)
 
 
 def target_and_host(parts: SplitResult) -> Tuple[bytes, bytes]:

@@ -23,7 +23,7 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 import h11
 from fastapi.concurrency import run_in_threadpool
 
-from ..addresses import LOOKUPS, Address, AddressRefused, LookupsBusy, open_checked, target_and_host
+from ..addresses import Address, AddressRefused, BoundedLookups, LookupsBusy, open_checked, target_and_host
 from ..errors import ImageURLFailed, ImageURLTimedOut, InvalidOption, ServerBusy, UploadTooLarge
 from .inflight import BodyCharge
 
@@ -34,6 +34,7 @@ MAX_HEADER_BYTES = 16 * 1024  # the status line and headers of one answer
 REDIRECTS = (301, 302, 303, 307, 308)
 FIELD = "image_url"
 DNS_RETRY_S = 10
+LOOKUPS = BoundedLookups(8)  # photo URLs' lookups at once: past that a 503, never a thread webhooks use
 
 
 def check_image_url(url: str) -> None:

@@ -47,7 +47,9 @@ class Delivery:
 
 
 def delivery_from_id(delivery_id: str, attempts: int) -> Delivery:
-    job_id, url, event = delivery_id.split(SEPARATOR)
+    """The job id and the event hold no SEPARATOR; the URL between them is taken whole, whatever it holds."""
+    job_id, rest = delivery_id.split(SEPARATOR, 1)
+    url, event = rest.rsplit(SEPARATOR, 1)
     return Delivery(delivery_id, job_id, url, event, attempts)
 
 

@@ -15,9 +15,9 @@ Attempts are bounded twice: at most PER_DESTINATION (one) at once to one host:po
 answers stalls only its own deliveries (which go in order, retries aside), and at most MAX_SENDING in all, so
 sockets stay bounded. Slow receivers can delay others only when MAX_SENDING / PER_DESTINATION distinct
 host:ports are held at once. A delivery waits for its destination's turn before it takes one of the
-MAX_SENDING slots, so waiting holds no shared slot. The DNS check takes one of the process's bounded lookup
-threads (app.addresses.LOOKUPS, shared with photo fetches); when hung lookups hold them all, the attempt fails
-at once and is retried after its back-off. A process holds at most MAX_HELD deliveries; the rest wait
+MAX_SENDING slots, so waiting holds no shared slot. The DNS check takes one of the sender's own MAX_SENDING
+lookup threads (app.addresses.BoundedLookups; photo fetches have theirs); when hung lookups hold them all, the
+attempt fails at once and is retried after its back-off. A process holds at most MAX_HELD deliveries; the rest wait
 in the outbox, which costs no memory here.
 
 Receivers verify ``X-Toonify-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body keyed with
@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 
 import h11
 
-from ..addresses import LOOKUPS, LookupsBusy, default_port, open_checked, target_and_host
+from ..addresses import BoundedLookups, LookupsBusy, default_port, open_checked, target_and_host
 from ..config import Settings
 from ..jobs.webhook_outbox import LEASE_S, Delivery, Outbox
 
@@ -105,6 +105,7 @@ class WebhookSender:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._tasks: Set[asyncio.Future] = set()
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="toonify-webhook-store")
+        self._lookups = BoundedLookups(MAX_SENDING)
         self._sender = threading.Thread(target=self._send_loop, name="toonify-webhook-send", daemon=True)
 
     def start(self) -> None:
@@ -142,6 +143,7 @@ class WebhookSender:
         finally:
             loop.close()
             self._store_thread.shutdown(wait=False)
+            self._lookups.close()
 
     async def _store(self, call: Callable[..., Any], *args: Any) -> Any:
         assert self._loop is not None
@@ -212,7 +214,7 @@ class WebhookSender:
             return False, str(exc)
 
     async def _post(self, delivery: Delivery, body: bytes) -> Tuple[bool, str]:
-        addresses = await LOOKUPS.checked(delivery.url, self.settings.webhook_allow_private, FIELD)
+        addresses = await self._lookups.checked(delivery.url, self.settings.webhook_allow_private, FIELD)
         parts = urlsplit(delivery.url)
         target, host = target_and_host(parts)
         reader, writer = await open_checked(parts, addresses)

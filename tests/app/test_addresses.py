@@ -51,3 +51,10 @@ def test_public_addresses_pass_in_every_form(text):
 def test_the_ipv4_address_an_ipv6_form_carries(text, inner):
     found = embedded_ipv4(ipaddress.IPv6Address(text))
     assert (str(found) if found else None) == inner
+
+
+@pytest.mark.parametrize("url", ["http://8.8.8.8/a\x1fb", "http://8.8.8.8/\x00", "http://8.8.8.8/a\nHost: x",
+                                 "http://8.8.8.8/\x7f"])
+def test_a_url_with_control_characters_is_refused_before_any_lookup(url):
+    with pytest.raises(WebhookRefused, match="control characters"):
+        check_url(url, allow_private=True)

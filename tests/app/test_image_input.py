@@ -18,9 +18,9 @@ from typing import Dict, List
 import pytest
 from PIL import Image
 
-from app.addresses import LOOKUPS, AddressRefused, checked_addresses
+from app.addresses import AddressRefused, checked_addresses
 from app.api.json_body import cut_payload, data_url_bytes, json_body_bytes, json_request
-from app.api.remote_image import check_image_url, fetch_image
+from app.api.remote_image import LOOKUPS, check_image_url, fetch_image
 from app.config import Settings
 from app.errors import BadRequest, InvalidOption, ServerBusy, UnsupportedImage, UploadTooLarge
 from tests.app.server import Server, wait_for

@@ -8,7 +8,7 @@ import pytest
 
 from app.jobs.job import NewJob
 from app.jobs.sqlite_store import SqliteJobStore
-from app.jobs.webhook_outbox import LEASE_S, Webhook
+from app.jobs.webhook_outbox import LEASE_S, SEPARATOR, Webhook
 from app.options import ToonifyOptions
 
 ALL = frozenset({"start", "progress", "completed"})
@@ -83,3 +83,14 @@ def test_a_subscription_to_a_job_that_is_gone_keeps_nothing(store):
     store.create("j", NewJob("", ToonifyOptions(), "key", []), b"photo")  # the same id again: no subscription left over
     _claim(store, "j")
     assert _due(store, time.time() + LATER) == []
+
+
+def test_a_url_holding_the_id_separator_is_delivered_to_whole(store):
+    """A delivery's id joins job, URL and event; a URL holding the separator (refused by the API, but a store
+    may hold one from before) comes back whole, and the batch it is in is taken."""
+    odd = "http://a/x" + SEPARATOR + "y" + SEPARATOR + "z"
+    store.create("j", NewJob("", ToonifyOptions(), "key", []), b"photo")
+    store.subscribe("j", Webhook(odd, frozenset({"start"})))
+    store.subscribe("j", Webhook("http://b/", frozenset({"start"})))
+    _claim(store, "j")
+    assert _due(store, time.time()) == [("j", "http://a/x\x1fy\x1fz", "start", 0), ("j", "http://b/", "start", 0)]
