@@ -220,12 +220,12 @@ async def toonify(
     idempotency = IdempotencyKey(who, answer.idempotency_key, fingerprint) if answer.idempotency_key else None
     # the job an earlier try made, or one made from the same bytes and options: no work
     job = await run_in_threadpool(svc.store.find_reusable, cache_key, idempotency)
-    if job is not None:
-        svc.metrics.cache_hits.inc()
+    if job is None:  # the create subscribes the webhook in its own transaction
+        job = await admit(svc, on.budget, NewJob(who, options, cache_key, [], form.webhook), data, idempotency)
     else:
-        job = await admit(svc, on.budget, NewJob(who, options, cache_key, []), data, idempotency)
-    if form.webhook is not None:  # before the answer: a create that got its answer has its subscription
-        await run_in_threadpool(svc.store.subscribe, job.id, form.webhook)
+        svc.metrics.cache_hits.inc()
+        if form.webhook is not None:  # before the answer: a create that got its answer has its subscription
+            await run_in_threadpool(svc.store.subscribe, job.id, form.webhook)
     del form, data  # the job holds the photo now: the upload's bytes in flight go to other requests
     release_body(request.scope)
     await run_in_threadpool(caller.index.add, who, job.id, job.created_at)

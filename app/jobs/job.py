@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from pydantic import ValidationError
 
 from ..options import ToonifyOptions
+from .webhook_outbox import Webhook
 
 UPLOAD = "upload.bin"
 PREVIEW_PREFIX = "preview_"  # live previews' files (app.jobs.previews), deleted when the job ends
@@ -79,13 +80,15 @@ def options_from_json(text: str) -> Tuple[ToonifyOptions, Optional[str]]:
 
 @dataclass(frozen=True)
 class NewJob:
-    """What a create records: whose job it is, its options, the cache key an identical request finds it by, and
-    the faces admission chose."""
+    """What a create records: whose job it is, its options, the cache key an identical request finds it by, the
+    faces admission chose, and the webhook it asked for (subscribed in the create's own transaction, also to
+    the job that answers it instead, so a create that got an answer has its subscription)."""
 
     owner: str
     options: ToonifyOptions
     cache_key: str
     faces: List[AdmittedFace]
+    webhook: Optional[Webhook] = None
 
     def faces_json(self) -> str:
         """The faces as a store holds them (what ``Job.stored`` reads)."""

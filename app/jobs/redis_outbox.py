@@ -37,8 +37,12 @@ end
 # KEYS: job, its webhooks, the outbox. ARGV: job id, URL, its events (",a,b,"), now. Nothing for a job that is gone.
 SUBSCRIBE = QUEUE_WEBHOOKS + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local had = redis.call('HGET', KEYS[2], ARGV[2]) or ''
-redis.call('HSET', KEYS[2], ARGV[2], had .. ARGV[3])
+local events, names = {}, {}
+for name in string.gmatch((redis.call('HGET', KEYS[2], ARGV[2]) or '') .. ARGV[3], '[^,]+') do
+  if not events[name] then events[name] = true; names[#names + 1] = name end
+end
+table.sort(names)
+redis.call('HSET', KEYS[2], ARGV[2], ',' .. table.concat(names, ',') .. ',')
 local ttl = redis.call('TTL', KEYS[1])
 if ttl > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
 local status = redis.call('HGET', KEYS[1], 'status')

@@ -265,11 +265,15 @@ class RedisJobStore:
                 pipe.zadd(ACTIVE, {job_id: now})
                 pipe.zrem(RESERVED, job_id)
                 pipe.set(cache_pointer(new.cache_key), job_id, ex=self._pointer_ttl_s)
+                if new.webhook is not None:  # a queued job: no event yet
+                    pipe.hset(webhooks_key(job_key(job_id)), new.webhook.url, events_text(new.webhook.events))
                 pipe.publish(CHANGES, job_key(job_id))
             self._name(pipe, idempotency, found or job_id)
             return found
 
         found = self.redis.transaction(create_unless_answered, value_from_callable=True)
+        if found is not None and new.webhook is not None:  # the job that answers it exists without this create
+            self.subscribe(found, new.webhook)
         return self.get(found or job_id)  # type: ignore[return-value]
 
     @property

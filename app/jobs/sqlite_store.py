@@ -182,6 +182,7 @@ class SqliteJobStore:
                                (job_id, new.owner, new.options.model_dump_json(), new.cache_key,
                                 new.faces_json(), now, now))
                 self._name(db, idempotency, found or job_id)
+                queued = new.webhook is not None and subscribe(db, found or job_id, new.webhook, now)
         except Exception as exc:
             shutil.rmtree(str(folder), ignore_errors=True)
             if is_out_of_space(exc):
@@ -191,6 +192,8 @@ class SqliteJobStore:
             shutil.rmtree(str(folder), ignore_errors=True)
         else:
             self.changes.nudge()
+        if queued:
+            self.outbox.on_queued()
         return self.get(found or job_id)  # type: ignore[return-value]
 
     def _answering(self, db: sqlite3.Connection, cache_key: str, idempotency: Optional[IdempotencyKey]

@@ -7,6 +7,8 @@ import time
 import pytest
 
 from app.jobs.job import NewJob
+from app.jobs.redis_outbox import webhooks_key
+from app.jobs.redis_store import job_key
 from app.jobs.sqlite_store import SqliteJobStore
 from app.jobs.webhook_outbox import LEASE_S, SEPARATOR, Webhook
 from app.options import ToonifyOptions
@@ -94,3 +96,16 @@ def test_a_url_holding_the_id_separator_is_delivered_to_whole(store):
     store.subscribe("j", Webhook("http://b/", frozenset({"start"})))
     _claim(store, "j")
     assert _due(store, time.time()) == [("j", "http://a/x\x1fy\x1fz", "start", 0), ("j", "http://b/", "start", 0)]
+
+
+def test_a_create_subscribes_its_webhook_with_the_job_and_to_the_job_that_answers_it(store):
+    """The subscription is written by the create itself (one transaction: a crash cannot leave the job without
+    it), also when an identical earlier job answers the create; the same URL twice keeps one set of events."""
+    first = store.create("j", NewJob("", ToonifyOptions(), "key", [], Webhook("http://a/", ALL)), b"photo")
+    again = store.create("k", NewJob("", ToonifyOptions(), "key", [], Webhook("http://b/", ALL)), b"photo")
+    store.create("l", NewJob("", ToonifyOptions(), "key", [], Webhook("http://a/", ALL)), b"photo")
+    assert first.id == again.id == "j"
+    if not isinstance(store, SqliteJobStore):  # the events were merged, not appended
+        assert store.redis.hget(webhooks_key(job_key("j")), "http://a/") == b",completed,progress,start,"
+    _claim(store, "j")
+    assert _due(store, time.time()) == [("j", "http://a/", "start", 0), ("j", "http://b/", "start", 0)]
