@@ -126,6 +126,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         await open_requests.settled(CUT_OFF_ANSWERS_S)
         app.state.purger.cancel()
         app.state.watcher.stop()
+        await run_in_threadpool(svc.store.changes.close)  # its thread, and its connection or subscriber
         app.state.webhooks.stop()
         svc.stop()
 

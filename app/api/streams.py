@@ -27,7 +27,8 @@ from ..jobs.store import JobStore
 
 log = logging.getLogger("toonify")
 KEEP_ALIVE_S = 15.0
-GAP_S = 0.5  # between two reads: a job that changes faster is read (and its streams sent) twice a second
+GAP_S = 0.2  # between two reads: a job that changes faster is read (and its streams sent) 5 times a second, as
+# often as the poller before the feed looked, so a waiting request hears its job end as soon as it did
 SAFETY_S = 5.0
 RETRY_S = 1.0  # after a failed read (the store briefly unreachable)
 View = Dict[str, Any]

@@ -321,7 +321,7 @@ class SqliteJobStore:
                error_message: Optional[str] = None) -> None:
         now = time.time()
         self._end("UPDATE jobs SET status = ?, stage = ?, error_code = ?, error_message = ?, updated_at = ?, "
-                  "finished_at = ? WHERE id = ? AND status NOT IN ('cancelled')",
+                  "finished_at = ? WHERE id = ? AND status IN ('queued', 'running')",
                   (status, status, error_code, error_message, now, now, job_id), job_id, now)
         self.changes.nudge()
         folder = self.job_dir(job_id)
