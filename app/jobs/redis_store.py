@@ -108,6 +108,14 @@ queue_webhooks(KEYS[5], KEYS[6], ARGV[1], 'completed', ARGV[5])
 redis.call('EXPIRE', KEYS[5], ARGV[6])
 """ + _ANNOUNCE + """return 1
 """
+# a file lives as long as its job: a write after the files expired (a race with the job's expiry) or after the
+# job went takes the job's time to live, or is taken back, instead of leaving a hash that never expires
+_WRITE_FILE = """
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -2 then redis.call('DEL', KEYS[2]) elseif ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return 1
+"""
 _KEEP_UPLOAD = """
 local photo = redis.call('HGET', KEYS[1], ARGV[1])
 if not photo then return redis.call('HEXISTS', KEYS[1], ARGV[2]) end
@@ -224,6 +232,7 @@ class RedisJobStore:
         self.jobs_queue = Queue(JOBS_QUEUE, connection=redis)
         self.render_queue = Queue(RENDER_QUEUE, connection=redis)
         self._reserve = redis.register_script(_RESERVE)
+        self._write_file = redis.register_script(_WRITE_FILE)
         self._claim = redis.register_script(_CLAIM)
         self._progress = redis.register_script(_PROGRESS)
         self._preview = redis.register_script(_PREVIEW)
@@ -405,7 +414,7 @@ class RedisJobStore:
 
     # -- files ----------------------------------------------------------------------------------------
     def write_file(self, job_id: str, name: str, data: bytes) -> None:
-        self.redis.hset(files_key(job_id), name, data)
+        self._write_file(keys=[job_key(job_id), files_key(job_id)], args=[name, data])
 
     def read_file(self, job_id: str, name: str) -> Optional[bytes]:
         return self.redis.hget(files_key(job_id), name)

@@ -39,8 +39,8 @@ def transcode_file(stored: str, fmt: str) -> str:
 def keep_file(store: JobStore, job_id: str, name: str, data: bytes) -> None:
     """A file made from a job's results after it finished (a transcode), kept with them, whole or not at all
     (the store's write_file), and gone with the job: a write that raced with the job's deletion or expiry is
-    taken back. Best effort: one that cannot be written (a full disk, the job's folder gone) is made again
-    next time."""
+    taken back (Redis's write_file does it in the same script). Best effort: one that cannot be written (a full
+    disk, the job's folder gone) is made again next time."""
     try:
         store.write_file(job_id, name, data)
     except OSError:

@@ -8,7 +8,7 @@ import inspect
 import pytest
 
 from app.jobs.job import PHOTO, UPLOAD, NewJob
-from app.jobs.redis_store import RedisJobStore, connect
+from app.jobs.redis_store import RedisJobStore, connect, files_key, job_key
 from app.jobs.sqlite_store import SqliteJobStore
 from app.jobs.store import JobStore
 from app.options import ToonifyOptions
@@ -78,3 +78,21 @@ def _where(store, job_id: str, name: str):
     if isinstance(store, SqliteJobStore):
         return (store.job_dir(job_id) / name).stat().st_ino
     return store.read_file(job_id, name)
+
+
+def test_a_file_written_to_a_finished_job_lives_as_long_as_the_job(tmp_path):
+    """Redis: a file written after the job's files expired (a transcode racing the job's expiry) takes the job's
+    time to live, and one written to a job that is gone is taken back: no hash is left that never expires."""
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        store = RedisJobStore(connect(server.url), result_ttl_s=600, job_timeout_s=60, job_attempts=3)
+        store.create("j", NewJob("", ToonifyOptions(), "key", []), b"the photo")
+        store.redis.expire(job_key("j"), 100)
+        store.redis.delete(files_key("j"))  # the files expired a moment before the job
+        store.write_file("j", "paste.jpeg", b"jpeg")
+        assert 0 < store.redis.ttl(files_key("j")) <= 100
+        store.redis.delete(job_key("j"))
+        store.write_file("j", "paste.webp", b"webp")
+        assert not store.redis.exists(files_key("j"))
+    finally:
+        server.stop()
