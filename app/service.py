@@ -13,7 +13,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
-from rq.job import JobStatus
+from rq.job import JobStatus as RQStatus
 from starlette.concurrency import run_in_threadpool
 
 from stylegan2.timings import summary
@@ -223,9 +223,9 @@ class RedisService(Service):
         deadline = time.monotonic() + RENDER_WAIT_S
         while time.monotonic() < deadline:
             status = await run_in_threadpool(task.get_status, True)
-            if status == JobStatus.FINISHED:
+            if status == RQStatus.FINISHED:
                 return await run_in_threadpool(task.return_value, True)
-            if status in (JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED):
+            if status in (RQStatus.FAILED, RQStatus.CANCELED, RQStatus.STOPPED):
                 raise InternalError("re-rendering failed on the worker; try again later")
             await asyncio.sleep(0.05)
         raise NotReady("no worker was free to re-render within %d s; try again" % RENDER_WAIT_S, retry_after_s=30)

@@ -29,6 +29,7 @@ from ..jobs.redis_store import REDIS_DOWN
 from ..storage import is_out_of_space, storage_full_from
 from ..webhooks.sender import WebhookSender
 from .auth import Auth, RedactSecrets
+from .deps import signed_view
 from .errors import error_response
 from .fast import FastService
 from .jobindex import create_job_index
@@ -40,7 +41,6 @@ from .routes import router
 from .shutdown import AnswerCutOffRequests, OpenRequests
 from .signing_secret import secret_loader
 from .streams import JobWatcher
-from .views import job_view
 from .webhooks import body_renderer
 
 log = logging.getLogger("toonify")
@@ -107,9 +107,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
             with suppress(QueueUnavailable):
                 await run_in_threadpool(auth.load)
         app.state.watcher = JobWatcher(
-            svc.store, lambda job: job_view(job, svc.store, lambda url: auth.sign(job.owner, job.id, url),
-                                            lambda: svc.style_catalog().names).as_json(),
-            settings.max_streams)
+            svc.store, lambda job: signed_view(svc, auth, job).as_json(), settings.max_streams)
         app.state.watcher.start()
         svc.start()
         app.state.webhooks.start()

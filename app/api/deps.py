@@ -87,8 +87,12 @@ class Caller:
         return job
 
     def view(self, job: Job) -> JobView:
-        return job_view(job, self.svc.store, lambda url: self.auth.sign(job.owner, job.id, url),
-                        lambda: self.svc.style_catalog().names)
+        return signed_view(self.svc, self.auth, job)
+
+
+def signed_view(svc: Service, auth: Auth, job: Job) -> JobView:
+    """A job's view, its links signed for its owner: what the job routes, the streams and webhooks show."""
+    return job_view(job, svc.store, lambda url: auth.sign(job.owner, job.id, url), lambda: svc.style_catalog().names)
 
 
 async def get_caller(svc: ServiceDep, auth: AuthDep, who: OwnerDep, index: JobIndexDep) -> Caller:
