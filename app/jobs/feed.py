@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
-from typing import Callable, FrozenSet, List, Optional
+from typing import Any, Callable, FrozenSet, List, Optional
 
 from redis import Redis
 
@@ -54,7 +55,8 @@ class ChangeFeed:
         with self._lock:
             self._listeners.append(listener)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._follow, name="toonify-change-feed", daemon=True)
+                self._thread = threading.Thread(target=self._follow, args=(self._position(),),
+                                                name="toonify-change-feed", daemon=True)
                 self._thread.start()
 
     def unlisten(self, listener: Listener) -> None:
@@ -79,7 +81,12 @@ class ChangeFeed:
             except Exception:  # one broken listener must not starve the others
                 log.exception("a change listener failed")
 
-    def _follow(self) -> None:
+    def _position(self) -> Any:
+        """Where the feed stands as the first listener arrives, read before that listener goes on: a change
+        made after ``listen`` returns is heard, however late the thread starts."""
+        return None
+
+    def _follow(self, since: Any) -> None:
         raise NotImplementedError
 
 
@@ -94,10 +101,14 @@ class SqliteChangeFeed(ChangeFeed):
     def nudge(self) -> None:
         self._nudged.set()
 
-    def _follow(self) -> None:
+    def _position(self) -> int:
+        with closing(sqlite3.connect(str(self.database), timeout=30)) as db:
+            return db.execute("SELECT COALESCE(MAX(seq), 0) FROM job_changes").fetchone()[0]
+
+    def _follow(self, since: int) -> None:
         db = sqlite3.connect(str(self.database), timeout=30)
+        last = since
         try:
-            (last,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM job_changes").fetchone()
             version = None
             while not self.closed.is_set():
                 self._nudged.wait(OTHERS_S)
@@ -128,7 +139,8 @@ class RedisChangeFeed(ChangeFeed):
         super().__init__()
         self.redis, self.channel, self.key_prefix = redis, channel, key_prefix
 
-    def _follow(self) -> None:
+    def _follow(self, since: None) -> None:
+        """Everything published before the subscription is announced as EVERYTHING once it holds."""
         while not self.closed.is_set():
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:

@@ -229,7 +229,7 @@ def test_sqlite_feed_hears_this_process_at_once_and_another_within_a_moment(tmp_
     store.changes.listen(heard)
     try:
         store.create("mine", NewJob("", ToonifyOptions(), "k-mine", []), b"photo")
-        heard.wait_for("mine", timeout_s=1)
+        heard.wait_for("mine", timeout_s=5)
         other = ("from pathlib import Path\nfrom app.jobs.job import NewJob\n"
                  "from app.jobs.sqlite_store import SqliteJobStore\nfrom app.options import ToonifyOptions\n"
                  "s = SqliteJobStore(Path(%r))\n"
@@ -237,9 +237,9 @@ def test_sqlite_feed_hears_this_process_at_once_and_another_within_a_moment(tmp_
         subprocess.run([sys.executable, "-c", other], cwd=str(REPO), check=True, timeout=60)
         heard.wait_for("theirs")
         store.cancel("mine")
-        heard.wait_for("mine", timeout_s=1)
+        heard.wait_for("mine", timeout_s=5)
         store.delete("theirs")
-        heard.wait_for("theirs", timeout_s=1)
+        heard.wait_for("theirs", timeout_s=5)
     finally:
         store.changes.close()
 
