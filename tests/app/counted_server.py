@@ -1,7 +1,8 @@
 """``python -m tests.app.counted_server serve ...``: the service exactly as ``python -m app`` runs it, except that
 the job reads of its store (the real store's ``get``, wrapped, in any thread) and the job changes (its write
 paths, wrapped likewise) are counted, and both counts written to the file named by COUNTED_READS_FILE
-("reads changes") every WRITE_EVERY_S, for tests that show what a load costs the store."""
+("reads changes taken_at", taken_at the wall-clock time the counts were taken) every WRITE_EVERY_S, for tests
+that show what a load costs the store."""
 from __future__ import annotations
 
 import os
@@ -31,7 +32,9 @@ def _counted(call: Callable[..., Any], kind: str) -> Callable[..., Any]:
 
 def _write_count(path: Path) -> None:
     while True:
-        path.with_suffix(".tmp").write_text("%d %d" % (_counts["get"], _counts["change"]))
+        with _lock:
+            line = "%d %d %.6f" % (_counts["get"], _counts["change"], time.time())
+        path.with_suffix(".tmp").write_text(line)
         os.replace(str(path.with_suffix(".tmp")), str(path))
         time.sleep(WRITE_EVERY_S)
 

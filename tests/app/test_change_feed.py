@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import List, NamedTuple, Optional, Set
+from typing import List, NamedTuple, Optional, Set, Tuple
 
 import httpx
 import pytest
@@ -78,12 +78,25 @@ class Changer:
         self.store.changes.close()
 
 
+def _server_counts(server: Server) -> Tuple[int, int]:
+    """The server's (reads, changes) so far, every call it answered before this one included: waits for counts
+    taken after now, however late a busy machine runs the server's writer thread."""
+    now = time.time()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        reads, changes, taken_at = server.reads.read_text().split()
+        if float(taken_at) > now:
+            return int(reads), int(changes)
+        time.sleep(0.01)
+    raise AssertionError("the server wrote no counts for 60 s")
+
+
 def _counted(server: Server, changer: Optional[Changer] = None) -> Counted:
     """The job reads and changes of the store over WINDOW_S."""
-    first, changed = server.reads.read_text().split(), changer.count if changer else 0
+    (reads, changes), changed = _server_counts(server), changer.count if changer else 0
     time.sleep(WINDOW_S)
-    last, changed = server.reads.read_text().split(), (changer.count if changer else 0) - changed
-    return Counted(int(last[0]) - int(first[0]), int(last[1]) - int(first[1]) + changed)
+    (last_reads, last_changes), changed = _server_counts(server), (changer.count if changer else 0) - changed
+    return Counted(last_reads - reads, last_changes - changes + changed)
 
 
 def _healthz_median(server: Server) -> float:
