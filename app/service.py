@@ -180,7 +180,7 @@ class LocalService(Service):
 
     async def render(self, job: Job, faces: List[int], strength: float, style: str) -> np.ndarray:
         toonify = self._loaded_toonify()
-        latents = read_latents(self.store, job, faces)
+        latents = await run_in_threadpool(read_latents, self.store, job, faces)
         return await run_in_threadpool(toonify.synthesize, latents, strength, style)
 
     def style_catalog(self) -> StyleCatalog:
@@ -218,7 +218,8 @@ class RedisService(Service):
         return self.store.create(job_id, new, upload, idempotency)
 
     async def render(self, job: Job, faces: List[int], strength: float, style: str) -> np.ndarray:
-        read_latents(self.store, job, faces)  # a clear 409/404 here rather than a failed task on a worker
+        # a clear 409/404 here rather than a failed task on a worker (a small file, read in a thread)
+        await run_in_threadpool(read_latents, self.store, job, faces)
         task = await run_in_threadpool(self.store.enqueue_render, job.id, faces, strength, style, RENDER_WAIT_S)
         deadline = time.monotonic() + RENDER_WAIT_S
         while time.monotonic() < deadline:

@@ -60,7 +60,8 @@ async def _stream(watcher: JobWatcher, subscription: Subscription, seen: int,
             else:
                 current = event_id(view["updated_at"])
                 if current > seen:
-                    data = subscription.text if render is None else json.dumps(as_requested(view, render))
+                    requested = as_requested(view, render)
+                    data = subscription.text if requested is view else json.dumps(requested)
                     yield "id: %d\nevent: job\ndata: %s\n\n" % (current, data)
                     seen = current
                 preview = view.get("preview")

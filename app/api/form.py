@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from ..config import Settings
 from ..errors import InvalidOption, MissingImage, TooManyFiles, UnsupportedMediaType
-from ..jobs.webhook_outbox import Webhook as WebhookRequest
+from ..jobs.webhook_outbox import Webhook
 from ..options import ToonifyOptions
 from .middleware import FORM_SCOPE_KEY
 from .multipart_guard import FormPart as Part
@@ -28,7 +28,7 @@ METHODS = ("project", "fast")
 class ToonifyRequest:
     options: ToonifyOptions
     upload: bytes  # b"" when the photo is to be fetched from image_url
-    webhook: Optional[WebhookRequest]
+    webhook: Optional[Webhook]
     method: str = "project"
     image_url: Optional[str] = None
 
@@ -87,7 +87,7 @@ def _options(fields: Mapping[str, object], settings: Settings) -> ToonifyOptions
     return options
 
 
-def _webhook(url: str, events: List[str], settings: Settings) -> Optional[WebhookRequest]:
+def _webhook(url: str, events: List[str], settings: Settings) -> Optional[Webhook]:
     names = [name.strip() for value in events for name in value.split(",") if name.strip()]
     if not url:
         if names:
@@ -100,7 +100,7 @@ def _webhook(url: str, events: List[str], settings: Settings) -> Optional[Webhoo
     if wrong:
         raise InvalidOption("webhook_events_filter: %s is not one of %s"
                        % (", ".join(wrong), ", ".join(WEBHOOK_EVENTS)))
-    return WebhookRequest(url, frozenset(names or WEBHOOK_EVENTS))
+    return Webhook(url, frozenset(names or WEBHOOK_EVENTS))
 
 
 def single_upload(parts: List[Part]) -> bytes:

@@ -20,7 +20,6 @@ from .eta import STEP_CLOCK
 
 ShownStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 WebhookEvent = Literal["start", "progress", "completed"]
-RESULT_KINDS = ("toon", "aligned", "reconstruction", "latents")
 Sign = Callable[[str], str]
 StyleNames = Optional[Callable[[], Sequence[str]]]  # asked only for a succeeded job (redis: a call to Redis)
 
@@ -65,6 +64,8 @@ class FaceLinks(BaseModel):
     reconstruction: str
     latents: str = Field(..., description="the face's W+ latents: a .npy of float32 [num_ws, 512]")
 
+
+FACE_LINK_KINDS = tuple(name for name in FaceLinks.model_fields if name != "face")  # a face's result links
 
 class JobLinks(Sparse):
     """Links to results exist once the job has succeeded."""
@@ -163,10 +164,13 @@ def as_requested(view: Dict[str, Any], render: Optional[RenderOptions]) -> Dict[
     """A JSON ``view`` as a request with ``render`` options sees it (a create that found its job done or under
     way): its options, image links, paste and archive links at the request's strength and format, not the first
     requester's (latents do not depend on them). The links' signatures cover the job, not the query, so they
-    stay valid."""
+    stay valid. ``view`` itself when the request's options are the job's (its JSON can be reused)."""
     if render is None:
         return view
     rendered, query = view["options"], ""
+    options = dict(rendered, **render.model_dump())
+    if options == rendered:
+        return view
     if render.strength != rendered["strength"]:
         query += "&strength=%s" % render.strength
     if render.format != rendered["format"]:
@@ -180,7 +184,7 @@ def as_requested(view: Dict[str, Any], render: Optional[RenderOptions]) -> Dict[
         links["paste"], links["archive"] = plus(links["paste"]), plus(links["archive"])
         links["results"] = [{kind: link if kind in ("face", "latents") else plus(link)
                              for kind, link in result.items()} for result in links["results"]]
-    return dict(view, options=dict(view["options"], **render.model_dump()), links=links)
+    return dict(view, options=options, links=links)
 
 
 def _seconds(value: float) -> float:
@@ -214,8 +218,8 @@ def _links(job: Job, sign: Sign) -> JobLinks:
     base = "/jobs/%s" % job.id
     if job.status != JobStatus.SUCCEEDED:
         return JobLinks(self=base, events=sign(base + "/events"))
-    results = [FaceLinks(face=i, **{kind: sign("%s/result?face=%d&kind=%s" % (base, i, kind)) for kind in RESULT_KINDS})
-               for i in range(len(job.faces))]
+    results = [FaceLinks(face=i, **{kind: sign("%s/result?face=%d&kind=%s" % (base, i, kind))
+                                    for kind in FACE_LINK_KINDS}) for i in range(len(job.faces))]
     return JobLinks(self=base, events=sign(base + "/events"), results=results, paste=sign(base + "/result?kind=paste"),
                     archive=sign(base + "/archive"), render=base + "/render?strength=0.5")
 

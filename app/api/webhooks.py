@@ -17,20 +17,13 @@ from ..jobs.store import JobStore
 from ..webhooks.sender import FIELD, Render
 from .views import job_view
 
-WebhookRefused = AddressRefused  # the URL may not receive webhooks from this server
-
-
-def check_url(url: str, allow_private: bool) -> None:
-    """Raise WebhookRefused unless ``url`` is http(s) to a host that resolves to public addresses (or to any
-    address when ``allow_private``). Blocks on DNS: call it off the event loop."""
-    checked_addresses(url, allow_private, FIELD)
-
 
 def refuse_bad_url(url: str, settings: Settings) -> None:
-    """check_url with the API's error type (for the create call)."""
+    """InvalidOption unless ``url`` is http(s) to a host that resolves to public addresses (or to any address
+    when TOONIFY_WEBHOOK_ALLOW_PRIVATE). Blocks on DNS: call it off the event loop."""
     try:
-        check_url(url, settings.webhook_allow_private)
-    except WebhookRefused as exc:
+        checked_addresses(url, settings.webhook_allow_private, FIELD)
+    except AddressRefused as exc:
         raise InvalidOption(str(exc)) from None
 
 

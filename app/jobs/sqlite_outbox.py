@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Callable, ContextManager, List
 
+from .job import TERMINAL, JobStatus
 from .webhook_outbox import LEASE_S, SEPARATOR, Delivery, Webhook, delivery_from_id, events_text
 
 SCHEMA = """
@@ -26,7 +27,6 @@ CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox (due_at);
 CREATE TRIGGER IF NOT EXISTS webhooks_go_with_their_job AFTER DELETE ON jobs
 BEGIN DELETE FROM webhooks WHERE job = old.id; DELETE FROM webhook_outbox WHERE job = old.id; END;
 """
-FINISHED = ("succeeded", "failed", "cancelled")
 _QUEUE = ("INSERT OR IGNORE INTO webhook_outbox (id, job, due_at) "
           "SELECT job || '{sep}' || url || '{sep}' || ?, job, ? FROM webhooks WHERE job = ? AND instr(events, ?) > 0"
           ).format(sep=SEPARATOR)
@@ -59,11 +59,10 @@ def subscribe(db: sqlite3.Connection, job_id: str, webhook: Webhook, now: float)
     db.execute("INSERT OR REPLACE INTO webhooks (job, url, events, progress_at) VALUES (?, ?, ?, "
                "COALESCE((SELECT progress_at FROM webhooks WHERE job = ? AND url = ?), 0))",
                (job_id, webhook.url, events_text(had | webhook.events), job_id, webhook.url))
-    event = "completed" if job[0] in FINISHED else "start" if job[0] == "running" else None
+    event = "completed" if job[0] in TERMINAL else "start" if job[0] == JobStatus.RUNNING else None
     if event is None or event not in webhook.events:
         return 0
-    return db.execute("INSERT OR IGNORE INTO webhook_outbox (id, job, due_at) VALUES (?, ?, ?)",
-                      (SEPARATOR.join((job_id, webhook.url, event)), job_id, now)).rowcount
+    return db.execute(_QUEUE + " AND url = ?", (event, now, job_id, "," + event + ",", webhook.url)).rowcount
 
 
 class SqliteOutbox:

@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from app.addresses import embedded_ipv4, is_public
-from app.api.webhooks import WebhookRefused, check_url
+from app.addresses import AddressRefused, checked_addresses, embedded_ipv4, is_public
+from app.webhooks.sender import FIELD
 
 REFUSED = {
     "127.0.0.1": "loopback", "10.1.2.3": "private", "169.254.169.254": "link-local (cloud metadata)",
@@ -33,15 +33,15 @@ def _url(address: str) -> str:
 @pytest.mark.parametrize("text", sorted(REFUSED), ids=lambda text: REFUSED[text])
 def test_local_addresses_are_refused_in_every_form(text):
     assert not is_public(ipaddress.ip_address(text))
-    with pytest.raises(WebhookRefused, match="private or local address"):
-        check_url(_url(text), allow_private=False)
-    check_url(_url(text), allow_private=True)
+    with pytest.raises(AddressRefused, match="private or local address"):
+        checked_addresses(_url(text), False, FIELD)
+    checked_addresses(_url(text), True, FIELD)
 
 
 @pytest.mark.parametrize("text", sorted(PUBLIC), ids=lambda text: PUBLIC[text])
 def test_public_addresses_pass_in_every_form(text):
     assert is_public(ipaddress.ip_address(text))
-    check_url(_url(text), allow_private=False)
+    checked_addresses(_url(text), False, FIELD)
 
 
 @pytest.mark.parametrize("text, inner", [("64:ff9b::7f00:1", "127.0.0.1"), ("2002:7f00:1::", "127.0.0.1"),
@@ -56,5 +56,5 @@ def test_the_ipv4_address_an_ipv6_form_carries(text, inner):
 @pytest.mark.parametrize("url", ["http://8.8.8.8/a\x1fb", "http://8.8.8.8/\x00", "http://8.8.8.8/a\nHost: x",
                                  "http://8.8.8.8/\x7f"])
 def test_a_url_with_control_characters_is_refused_before_any_lookup(url):
-    with pytest.raises(WebhookRefused, match="control characters"):
-        check_url(url, allow_private=True)
+    with pytest.raises(AddressRefused, match="control characters"):
+        checked_addresses(url, True, FIELD)

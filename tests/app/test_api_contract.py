@@ -16,9 +16,9 @@ import pytest
 from PIL import Image
 
 from app.api.eta import StepClock
-from app.api.webhooks import WebhookRefused, check_url
+from app.api.views import as_requested
 from app.jobs.job import Job, JobStatus
-from app.options import ToonifyOptions
+from app.options import RenderOptions, ToonifyOptions
 from tests.app.receiver import Receiver
 from tests.app.server import Server, wait_for
 from tests.conftest import PHOTOS
@@ -260,11 +260,6 @@ def test_webhook_urls_are_checked(alice):
     response = alice.post("/toonify", files=_photo("astronaut.png"),
                           data={"webhook": "http://127.0.0.1:9/", "webhook_events_filter": "finish"})
     assert response.status_code == 422 and "finish" in response.json()["message"]
-    with pytest.raises(WebhookRefused):
-        check_url("http://127.0.0.1:8080/hook", allow_private=False)
-    with pytest.raises(WebhookRefused):
-        check_url("http://10.1.2.3/hook", allow_private=False)
-    check_url("http://127.0.0.1:8080/hook", allow_private=True)
 
 
 def _job_events(lines, count: int) -> List[Dict]:
@@ -343,3 +338,18 @@ def test_eta_counts_steady_state_steps_only():
     clock = StepClock()
     assert clock.seconds_left(_job(1, 100.0)) is None  # step 1 came after a 99 s graph build: unknown yet
     assert clock.seconds_left(_job(11, 110.0)) == pytest.approx(89.0)  # 1 s per step since then
+
+
+def test_a_create_that_finds_its_job_sees_it_at_its_own_options():
+    links = {"self": "/jobs/j", "paste": "/jobs/j/result?kind=paste&sig=s", "archive": "/jobs/j/archive?sig=s",
+             "results": [{"face": 0, "toon": "/jobs/j/result?face=0&kind=toon&sig=s",
+                          "latents": "/jobs/j/result?face=0&kind=latents&sig=s"}]}
+    view = {"id": "j", "options": RenderOptions().model_dump(), "links": links}
+    assert as_requested(view, RenderOptions()) is view  # the same options: its JSON is reused as it is
+    other = as_requested(view, RenderOptions(strength=0.5, format="webp"))
+    assert other["options"]["strength"] == 0.5 and other["options"]["format"] == "webp"
+    assert other["links"]["paste"] == "/jobs/j/result?kind=paste&sig=s&strength=0.5&format=webp"
+    assert other["links"]["results"][0]["latents"] == links["results"][0]["latents"]  # latents take no options
+    assert view["options"] == RenderOptions().model_dump()  # the shared view is left as it was
+    styled = as_requested(view, RenderOptions(style="other"))
+    assert styled is not view and styled["options"]["style"] == "other" and styled["links"] == links
