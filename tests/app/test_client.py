@@ -93,9 +93,11 @@ def test_command_all_faces(toonify, tmp_path):
 
 
 def test_command_ctrl_c_cancels_the_job(venv_bin, server, tmp_path):
+    # as from a terminal: Ctrl-C not ignored, although a suite started in the background inherits it ignored
     command = subprocess.Popen([str(venv_bin / "toonify"), "--server", server.url, str(PHOTOS / "obama.jpg"),
                                 "--steps", "2000"], env=clean_env({"TOONIFY_API_KEY": KEY}), cwd=str(tmp_path),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         with server.client(headers={"Authorization": "Bearer " + KEY}) as http:
             job = wait_for_job(http, lambda job: job["options"].get("steps") == 2000 and job["step"] > 0)
