@@ -26,10 +26,24 @@ echo "== ruff"
 .venv/torch/bin/ruff check app stylegan2 tests bench clients
 
 export TF_CPP_MIN_LOG_LEVEL=2 PYTHONDONTWRITEBYTECODE=1
+# The two suites run side by side: each mostly waits on the servers and processes it starts, so together they take
+# about 35 min on 2 cores instead of 45 one after the other. Each writes its own log, shown whole once it ends.
+LOGS=.cache/test-logs
+mkdir -p "$LOGS"
+declare -A suites=()
+trap 'kill "${suites[@]}" 2>/dev/null || true' EXIT
+for engine in tf1 torch; do
+  echo "== pytest, engine $engine (.venv/$engine), side by side; log: $LOGS/pytest-$engine.log"
+  TOONIFY_ENGINE=$engine ".venv/$engine/bin/python" -m pytest -q -p no:cacheprovider tests --ignore=tests/containers \
+    "$@" >"$LOGS/pytest-$engine.log" 2>&1 &
+  suites[$engine]=$!
+done
 status=0
 for engine in tf1 torch; do
+  wait "${suites[$engine]}" || status=1
+  unset "suites[$engine]"
   echo "== pytest, engine $engine (.venv/$engine)"
-  TOONIFY_ENGINE=$engine ".venv/$engine/bin/python" -m pytest -q -p no:cacheprovider tests --ignore=tests/containers "$@" || status=1
+  cat "$LOGS/pytest-$engine.log"
 done
 # Both images built from the Dockerfiles and checked running (Docker engine started here if none answers).
 bash scripts/test-containers.sh || status=1
