@@ -67,6 +67,7 @@ class FaceLinks(BaseModel):
 
 FACE_LINK_KINDS = tuple(name for name in FaceLinks.model_fields if name != "face")  # a face's result links
 
+
 class JobLinks(Sparse):
     """Links to results exist once the job has succeeded."""
 
