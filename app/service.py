@@ -77,7 +77,8 @@ class Service:
 
     async def render(self, job: Job, faces: List[int], strength: float, style: str) -> np.ndarray:
         """Some faces of a succeeded job in ``style`` at ``strength``, from their latents, in one synthesis (one
-        round trip in Redis mode): uint8 [len(faces), R, R, 3]."""
+        round trip in Redis mode): uint8 [len(faces), R, R, 3]. The caller has checked the job and the faces
+        (app.rendering.check_result: a clear 409 or 404, not a failed task on a worker)."""
         raise NotImplementedError
 
     def style_catalog(self) -> StyleCatalog:
@@ -218,8 +219,6 @@ class RedisService(Service):
         return self.store.create(job_id, new, upload, idempotency)
 
     async def render(self, job: Job, faces: List[int], strength: float, style: str) -> np.ndarray:
-        # a clear 409/404 here rather than a failed task on a worker (a small file, read in a thread)
-        await run_in_threadpool(read_latents, self.store, job, faces)
         task = await run_in_threadpool(self.store.enqueue_render, job.id, faces, strength, style, RENDER_WAIT_S)
         deadline = time.monotonic() + RENDER_WAIT_S
         while time.monotonic() < deadline:

@@ -18,7 +18,6 @@ from stylegan2.model_files import MARKER_FILE
 from stylegan2.styles import ALL_STYLES, DEFAULT_STYLE
 
 from ..admission import admit, detect
-from ..encoding import encode_image
 from ..errors import InvalidOption, JobCancelled, JobFailed, NotFound, ResultNotReady, ShuttingDown
 from ..jobs.job import IdempotencyKey, Job, NewJob
 from ..jobs.previews import PreviewKind, preview_file
@@ -46,8 +45,6 @@ from .rendering import (
     Look,
     archive_response,
     every_style,
-    image_name,
-    image_response,
     latents_response,
     look_for,
     result_image,
@@ -377,10 +374,7 @@ async def job_render(on: RendererDep, choice: Annotated[StyleChoice, Depends(sty
                      ) -> Response:
     if choice.style == ALL_STYLES:
         return await every_style(on, job, "toon", [face], strength, format)
-    look = Look(choice.style_of(job), strength)
-    rgb = (await on.svc.render(job, [face], look.strength, look.style))[0]
-    return image_response(await run_in_threadpool(encode_image, rgb, format), format, job,
-                          image_name(job, "toon", face, look, format))
+    return await result_image(on, job, "toon", face, Look(choice.style_of(job), strength), format)
 
 
 @router.delete("/jobs/{job_id}", summary="Cancel the job (within one projection step) and delete its files")

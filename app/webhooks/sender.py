@@ -182,12 +182,13 @@ class WebhookSender:
     async def _deliver(self, delivery: Delivery) -> None:
         """One attempt, then the delivery is settled in the outbox: removed, or due again after the back-off."""
         try:
-            body = await self._store(self.render, delivery.job_id, delivery.event)
-            if body is None:
-                log.info("webhook %s of job %s dropped: the job is gone", delivery.event, delivery.job_id)
-                await self._store(self.outbox.remove, delivery)
-                return
             async with self._lanes.held(destination(delivery.url)):
+                # made once its turn came, not before it waited: the job as it is when the call goes out
+                body = await self._store(self.render, delivery.job_id, delivery.event)
+                if body is None:
+                    log.info("webhook %s of job %s dropped: the job is gone", delivery.event, delivery.job_id)
+                    await self._store(self.outbox.remove, delivery)
+                    return
                 ok, reason = await self._attempt(delivery, body)
             attempts = delivery.attempts + 1
             if ok or attempts >= self.settings.webhook_attempts:
